@@ -1,0 +1,3 @@
+from routeq.cli import main
+
+main()

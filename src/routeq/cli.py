@@ -1,0 +1,243 @@
+"""The ``routeq`` command line. Each command is a thin layer over the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from routeq.config import Settings, load_settings
+from routeq.errors import RouteqError
+
+app = typer.Typer(
+    help="routeq: queue-based LLM routing with a Postgres hop ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+embedded_app = typer.Typer(
+    help="The embedded Postgres and Redis under the state directory.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+app.add_typer(embedded_app, name="embedded")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations to the configured (or embedded) database."""
+    from routeq.embedded import resolve_endpoints
+    from routeq.ledger.migrate import upgrade
+
+    endpoints = resolve_endpoints(_settings())
+    upgrade(endpoints.database_url)
+    console.print("database schema is up to date")
+
+
+@app.command()
+def worker(
+    queues: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queue", "-Q", help="queue to consume (repeatable): route, judge, tier.NAME"
+        ),
+    ] = None,
+    tiers: Annotated[list[str] | None, typer.Option("--tier", help="consume tier.NAME")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c")] = 2,
+    pool: Annotated[str, typer.Option(help="prefork, threads or solo")] = "prefork",
+    loglevel: Annotated[str, typer.Option()] = "info",
+    name: Annotated[str | None, typer.Option(help="worker node name")] = None,
+) -> None:
+    """Run a Celery worker. With no --queue/--tier it consumes every routeq queue."""
+    from routeq.embedded import resolve_endpoints
+    from routeq.worker.celery_app import queue_names
+
+    settings = _settings()
+    known = queue_names(settings)
+    chosen = list(queues or []) + [settings.tier(tier).queue for tier in tiers or []]
+    unknown = [queue for queue in chosen if queue not in known]
+    if unknown:
+        raise RouteqError(
+            f"unknown queue(s) {', '.join(unknown)}; routeq's queues: {', '.join(known)}"
+        )
+    endpoints = resolve_endpoints(settings)
+    env = dict(
+        os.environ,
+        ROUTEQ_DATABASE_URL=endpoints.database_url,
+        ROUTEQ_BROKER_URL=endpoints.broker_url,
+    )
+    if settings.config_file is not None:
+        env["ROUTEQ_CONFIG"] = str(settings.config_file.resolve())
+    selected = chosen or known
+    node = name or f"routeq-{'+'.join(q.replace('tier.', '') for q in selected)}-{os.getpid()}@%h"
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "routeq.worker.main",
+        "worker",
+        "-Q",
+        ",".join(selected),
+        "-c",
+        str(concurrency),
+        "--pool",
+        pool,
+        "--loglevel",
+        loglevel,
+        "-n",
+        node,
+        "-E",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    sys.stdout.flush()
+    os.execvpe(sys.executable, argv, env)  # the worker replaces this process: signals reach it
+
+
+@app.command()
+def submit(
+    text: Annotated[str, typer.Argument(help="the query; '-' reads it from standard input")],
+    metadata: Annotated[list[str] | None, typer.Option("--meta", help="KEY=VALUE")] = None,
+    user: Annotated[str | None, typer.Option()] = None,
+    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="wait for the answer")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait")] = 120.0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Enqueue a query; print its id (and with --wait, the result)."""
+    from routeq.client import Client
+
+    if text == "-":
+        text = sys.stdin.read()
+    meta: dict[str, str] = {}
+    for pair in metadata or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise RouteqError(f"--meta expects KEY=VALUE, got {pair!r}")
+        meta[key] = value
+    with Client(_settings()) as client:
+        handle = client.submit(text, metadata=meta, user=user, idempotency_key=idempotency_key)
+        if not wait:
+            console.print(
+                str(handle.query_id)
+                if not as_json
+                else json.dumps({"query_id": str(handle.query_id), "created": handle.created})
+            )
+            return
+        _print_result(client.status(handle.query_id) if not wait else handle.wait(timeout), as_json)
+
+
+@app.command()
+def status(
+    query_id: str,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show a query's state, answer and hops."""
+    from routeq.client import Client
+
+    with Client(_settings()) as client:
+        _print_result(client.status(query_id), as_json)
+
+
+def _print_result(result: object, as_json: bool) -> None:
+    from routeq.client import Result
+    from routeq.report import hops_table
+
+    assert isinstance(result, Result)
+    if as_json:
+        console.print_json(json.dumps(_result_dict(result), default=_json_default))
+        return
+    console.print(
+        f"query {result.query_id}: [bold]{result.status}[/bold]"
+        f"  tier path: {' → '.join(result.tier_path) or '-'}"
+        f"  cost: ${result.total_cost:.6f}"
+    )
+    if result.reason:
+        console.print(f"reason: {result.reason}")
+    console.print(hops_table(result.hops))
+    if result.answer is not None:
+        console.print(f"answer ({result.final_tier}/{result.final_model}):")
+        console.print(result.answer, markup=False, highlight=False)
+
+
+def _result_dict(result: object) -> dict[str, object]:
+    from dataclasses import asdict
+
+    data = asdict(result)  # type: ignore[call-overload]
+    data["tier_path"] = result.tier_path  # type: ignore[attr-defined]
+    return data
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)
+    return str(value)
+
+
+@app.command("sim-server")
+def sim_server(
+    port: Annotated[int, typer.Option()] = 8765,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    seed: Annotated[int, typer.Option()] = 0,
+    config: Annotated[Path | None, typer.Option(help="TOML file of simulated models")] = None,
+) -> None:
+    """Serve SIMULATED models over an OpenAI-compatible API (for tests, demos, benchmarks)."""
+    import time
+
+    from routeq.sim import SimServer, default_sim_config, load_sim_config
+
+    sim_config = load_sim_config(config) if config else default_sim_config(seed)
+    with SimServer(sim_config, host=host, port=port) as server:
+        console.print(
+            f"SIMULATED model server on {server.url} (seed {sim_config.seed}); "
+            f"models: {', '.join(sim_config.models)}. Answers are not from a real model."
+        )
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def demo(
+    queries: Annotated[int, typer.Option(help="how many queries to run")] = 24,
+    seed: Annotated[int, typer.Option()] = 0,
+    keep_running: Annotated[bool, typer.Option(help="leave embedded servers running")] = False,
+) -> None:
+    """Run the whole pipeline locally on simulated models and print what routing saved."""
+    from routeq.demo import run_demo
+
+    run_demo(_settings(), queries=queries, seed=seed, keep_running=keep_running, console=console)
+
+
+@embedded_app.command("stop")
+def embedded_stop() -> None:
+    """Stop the embedded Postgres and Redis."""
+    from routeq.embedded import stop
+
+    stopped = stop(_settings())
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def main() -> None:
+    try:
+        app()
+    except RouteqError as error:
+        err_console.print(f"[red]error:[/red] {error}", markup=True, highlight=False)
+        raise SystemExit(2) from None
+    except TimeoutError as error:
+        err_console.print(f"[red]timeout:[/red] {error}", highlight=False)
+        raise SystemExit(3) from None

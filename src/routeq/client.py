@@ -1,0 +1,203 @@
+"""The producer API: submit queries, wait for results, read status.
+
+``submit`` writes the query and its route hop in one transaction, then publishes the route task
+after the commit: a crash between the two leaves a queued hop in Postgres (the reconciler's job),
+never a message about a query that does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from routeq.config import Settings, load_settings
+from routeq.embedded import resolve_endpoints
+from routeq.errors import InvalidQueryError
+from routeq.ledger import HopKind, HopView, Ledger, NewQuery, NextHop, make_engine
+from routeq.ledger.repository import FINAL_QUERY_STATUSES
+from routeq.policies.ladder import fits
+from routeq.tokens import count_tokens
+from routeq.worker.celery_app import create_app
+from routeq.worker.publisher import Publisher
+
+_MAX_KEY_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished (or still running) query as the ledger sees it."""
+
+    query_id: uuid.UUID
+    status: str
+    answer: str | None
+    final_tier: str | None
+    final_model: str | None
+    reason: str | None
+    total_cost: Decimal
+    hops: list[HopView]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done"
+
+    @property
+    def tier_path(self) -> list[str]:
+        """The tiers that were called, in order (e.g. ['cheap', 'mid'])."""
+        return [hop.tier for hop in self.hops if hop.kind == HopKind.CALL.value and hop.tier]
+
+    @property
+    def escalations(self) -> int:
+        return max(0, len(self.tier_path) - 1)
+
+
+class QueryHandle:
+    """A submitted query. ``wait`` polls the ledger, the source of truth, not the broker."""
+
+    def __init__(self, client: Client, query_id: uuid.UUID, created: bool) -> None:
+        self._client = client
+        self.query_id = query_id
+        self.created = created
+
+    def wait(self, timeout: float = 60.0, poll_interval: float = 0.1) -> Result:
+        """Block until the query is done or failed; raise TimeoutError after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self._client.status(self.query_id)
+            if result.status in FINAL_QUERY_STATUSES:
+                return result
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"query {self.query_id} still {result.status} after {timeout:g}s; are workers "
+                    "running for every queue (`routeq worker`)?"
+                )
+            time.sleep(poll_interval)
+
+    def __repr__(self) -> str:
+        return f"QueryHandle({self.query_id})"
+
+
+class Client:
+    """Submit queries to routeq and read their outcome.
+
+    >>> client = Client()                      # settings from routeq.toml / ROUTEQ_* variables
+    >>> handle = client.submit("What is 2 + 2?")
+    >>> handle.wait(timeout=30).answer
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        endpoints = resolve_endpoints(self.settings)
+        self.database_url = endpoints.database_url
+        self.broker_url = endpoints.broker_url
+        self.ledger = Ledger(make_engine(endpoints.database_url))
+        self._app = create_app(self.settings, endpoints.broker_url)
+        self._publisher = Publisher(self._app, self.settings)
+
+    # -- submitting ------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        text: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        user: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> QueryHandle:
+        """Enqueue one query. With an ``idempotency_key`` a resubmission returns the original."""
+        return self.submit_many(
+            [{"text": text, "metadata": metadata, "user": user, "idempotency_key": idempotency_key}]
+        )[0]
+
+    def submit_many(self, items: Iterable[str | Mapping[str, Any]]) -> list[QueryHandle]:
+        """Enqueue many queries in one transaction: all are accepted, or none (bad input raises
+        before anything is written)."""
+        prepared = [self._validate(index, item) for index, item in enumerate(items)]
+        submitted = self.ledger.submit(prepared)
+        for entry in submitted:
+            if entry.created:
+                self._publisher.publish(NextHop(entry.query_id, 1, HopKind.ROUTE))
+        return [QueryHandle(self, entry.query_id, entry.created) for entry in submitted]
+
+    def _validate(self, index: int, item: str | Mapping[str, Any]) -> NewQuery:
+        fields: Mapping[str, Any] = {"text": item} if isinstance(item, str) else item
+        where = f"query #{index}" if index else "query"
+        text = fields.get("text")
+        if not isinstance(text, str):
+            raise InvalidQueryError(f"{where}: text must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise InvalidQueryError(f"{where}: text is empty; send the question to route")
+        if len(text) > self.settings.max_query_chars:
+            raise InvalidQueryError(
+                f"{where}: {len(text):,} characters exceeds max_query_chars "
+                f"({self.settings.max_query_chars:,}); split the text or raise the limit"
+            )
+        tokens = count_tokens(text)
+        if not any(fits(tier, tokens) for tier in self.settings.tiers):
+            largest = max(self.settings.tiers, key=lambda t: t.context_window)
+            raise InvalidQueryError(
+                f"{where}: {tokens:,} tokens does not fit any tier's context window (largest: "
+                f"{largest.name}, {largest.context_window:,} tokens including "
+                f"{largest.max_output_tokens:,} for the answer); shorten or split the text"
+            )
+        metadata = dict(fields.get("metadata") or {})
+        try:
+            json.dumps(metadata)
+        except (TypeError, ValueError) as exc:
+            raise InvalidQueryError(f"{where}: metadata must be JSON-serialisable: {exc}") from None
+        key = fields.get("idempotency_key")
+        if key is not None and (not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY_LENGTH):
+            raise InvalidQueryError(
+                f"{where}: idempotency_key must be a non-empty string of at most "
+                f"{_MAX_KEY_LENGTH} characters"
+            )
+        user = fields.get("user")
+        return NewQuery(
+            text=text,
+            input_tokens=tokens,
+            metadata=metadata,
+            user=None if user is None else str(user),
+            idempotency_key=key,
+        )
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def status(self, query_id: uuid.UUID | str) -> Result:
+        """The query's current state and hops."""
+        view = self.ledger.view(_as_uuid(query_id))
+        return Result(
+            query_id=view.id,
+            status=view.status,
+            answer=view.answer,
+            final_tier=view.final_tier,
+            final_model=view.final_model,
+            reason=view.final_reason,
+            total_cost=view.total_cost,
+            hops=view.hops,
+        )
+
+    def handle(self, query_id: uuid.UUID | str) -> QueryHandle:
+        return QueryHandle(self, _as_uuid(query_id), created=False)
+
+    def close(self) -> None:
+        self.ledger.engine.dispose()
+        self._app.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _as_uuid(query_id: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(query_id, uuid.UUID):
+        return query_id
+    try:
+        return uuid.UUID(query_id)
+    except ValueError:
+        raise InvalidQueryError(f"{query_id!r} is not a query id (expected a UUID)") from None

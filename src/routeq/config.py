@@ -1,0 +1,380 @@
+"""Configuration: one ``Settings`` object, read from ``routeq.toml`` and ``ROUTEQ_*`` variables.
+
+Precedence, highest first: keyword arguments, environment variables (``ROUTEQ_DATABASE_URL``,
+``ROUTEQ_JUDGE__PASS_THRESHOLD``, ...), the config file (``$ROUTEQ_CONFIG`` or ``./routeq.toml``),
+then the defaults here. The defaults describe a three-tier ladder on routeq's simulated model server
+so that nothing needs configuring to try routeq.
+
+Every check happens at load time: a malformed file fails at start with the file, the field and
+what was expected, never in the middle of a batch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from contextvars import ContextVar
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from routeq.errors import ConfigError
+
+CONFIG_ENV_VAR = "ROUTEQ_CONFIG"
+DEFAULT_CONFIG_FILE = "routeq.toml"
+DEFAULT_SIM_URL = "http://127.0.0.1:8765/v1"
+
+ESCALATE_TOKEN = "[ESCALATE]"
+CHEAP_TIER_SYSTEM_PROMPT = (
+    "You are a concise, careful assistant. If you are not confident that you can answer the "
+    f"question correctly, reply with exactly {ESCALATE_TOKEN} and nothing else."
+)
+
+_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+
+
+class _Strict(BaseModel):
+    """Config sections reject unknown keys: a typo must fail loudly, not be ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelEndpoint(_Strict):
+    """How to reach one model and what it costs. The API key is named, never stored."""
+
+    provider: Literal["openai", "anthropic"] = Field(
+        description="'openai' for any OpenAI-compatible chat completions API, or 'anthropic'."
+    )
+    base_url: str = Field(description="API root, e.g. https://api.openai.com/v1")
+    model: str = Field(min_length=1)
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable holding the API key (not the key).",
+    )
+    input_price_per_mtok: Decimal = Field(ge=0, description="USD per million input tokens")
+    output_price_per_mtok: Decimal = Field(ge=0, description="USD per million output tokens")
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_output_tokens: int = Field(default=1024, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected an http:// or https:// URL, e.g. https://api.openai.com/v1")
+        return value.rstrip("/")
+
+    def api_key(self) -> str | None:
+        """The key, read from the environment at call time so it is never kept in config."""
+        if self.api_key_env is None:
+            return None
+        return os.environ.get(self.api_key_env)
+
+
+class TierConfig(ModelEndpoint):
+    """One rung of the ladder. Tiers are listed cheapest first; the last one is the top tier."""
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    context_window: int = Field(gt=0, description="tokens the model accepts (input + output)")
+    max_concurrency: int = Field(default=4, gt=0, description="worker processes for this queue")
+    judge: bool = Field(default=True, description="judge this tier's answers (False accepts them)")
+    judge_fail_mode: Literal["open", "closed"] = Field(
+        default="open",
+        description="when the judge itself fails: 'open' accepts the answer, 'closed' escalates",
+    )
+    system_prompt: str | None = None
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue this tier's workers consume."""
+        return f"tier.{self.name}"
+
+
+class JudgeConfig(_Strict):
+    """How answers are scored. Heuristic checks always run when judging is on; the LLM judge
+    runs after them when ``model`` is set."""
+
+    enabled: bool = True
+    pass_threshold: int = Field(default=6, ge=1, le=10)
+    model: ModelEndpoint | None = None
+    rubric: str = (
+        "Score the answer from 1 (useless or wrong) to 10 (correct, complete, well explained) "
+        "for the question asked. Reply with JSON only: "
+        '{"score": <integer 1-10>, "reason": "<one sentence>"}'
+    )
+
+
+class RuleConfig(_Strict):
+    """One routing rule. Every condition given must hold; a rule with none always matches."""
+
+    name: str = Field(min_length=1)
+    tier: str
+    keywords: list[str] = Field(
+        default_factory=list, description="any of these words (case-insensitive)"
+    )
+    regex: list[str] = Field(default_factory=list, description="any of these patterns matches")
+    min_chars: int | None = Field(default=None, ge=0)
+    max_chars: int | None = Field(default=None, ge=0)
+    min_tokens: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0)
+    forbid_chars: str = Field(
+        default="", description="the rule fails if any of these characters occurs"
+    )
+    metadata: dict[str, str] = Field(default_factory=dict, description="exact matches on metadata")
+    user: str | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"regular expression {pattern!r} does not compile: {exc}") from exc
+        return patterns
+
+
+class RoutingConfig(_Strict):
+    """The rules policy. ``rules = None`` means routeq's starter rules (see policies.rules)."""
+
+    policy: Literal["rules"] = "rules"
+    rules: list[RuleConfig] | None = None
+    default_tier: str | None = Field(default=None, description="defaults to the middle tier")
+
+
+class RetryConfig(_Strict):
+    """Provider retries inside one delivery, and the cap on deliveries of one hop."""
+
+    max_retries: int = Field(default=3, ge=0, description="extra HTTP attempts per delivery")
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=20.0, ge=0)
+    retry_after_max_s: float = Field(default=60.0, ge=0)
+    max_deliveries: int = Field(default=3, ge=1, description="claims of one hop before it fails")
+
+
+class WorkerConfig(_Strict):
+    """Celery knobs that must agree with each other (ENGINEERING.md §3)."""
+
+    task_soft_time_limit_s: int = Field(default=600, gt=0)
+    task_time_limit_s: int = Field(default=660, gt=0)
+    visibility_timeout_s: int = Field(default=3600, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WorkerConfig:
+        if self.task_soft_time_limit_s >= self.task_time_limit_s:
+            raise ValueError("task_soft_time_limit_s must be below task_time_limit_s")
+        if self.visibility_timeout_s <= self.task_time_limit_s:
+            raise ValueError(
+                "visibility_timeout_s must exceed task_time_limit_s, or Redis redelivers "
+                "tasks that are still running"
+            )
+        return self
+
+
+def default_tiers(sim_url: str = DEFAULT_SIM_URL) -> list[TierConfig]:
+    """Three tiers on the simulated server, priced like real small/medium/frontier models."""
+    common: dict[str, Any] = {"provider": "openai", "base_url": sim_url, "timeout_s": 10.0}
+    return [
+        TierConfig(
+            name="cheap",
+            model="sim-small",
+            input_price_per_mtok=Decimal("0.15"),
+            output_price_per_mtok=Decimal("0.60"),
+            context_window=16_000,
+            system_prompt=CHEAP_TIER_SYSTEM_PROMPT,
+            **common,
+        ),
+        TierConfig(
+            name="mid",
+            model="sim-medium",
+            input_price_per_mtok=Decimal("1.00"),
+            output_price_per_mtok=Decimal("4.00"),
+            context_window=64_000,
+            **common,
+        ),
+        TierConfig(
+            name="frontier",
+            model="sim-large",
+            input_price_per_mtok=Decimal("5.00"),
+            output_price_per_mtok=Decimal("15.00"),
+            context_window=200_000,
+            **common,
+        ),
+    ]
+
+
+def default_judge(sim_url: str = DEFAULT_SIM_URL) -> JudgeConfig:
+    """The LLM judge on the simulated server."""
+    return JudgeConfig(
+        model=ModelEndpoint(
+            provider="openai",
+            base_url=sim_url,
+            model="sim-judge",
+            input_price_per_mtok=Decimal("0.15"),
+            output_price_per_mtok=Decimal("0.60"),
+            timeout_s=10.0,
+        )
+    )
+
+
+_file_data: ContextVar[dict[str, Any] | None] = ContextVar("routeq_config_file", default=None)
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """Feeds the parsed config file to pydantic-settings below the environment."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (_file_data.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_file_data.get() or {})
+
+
+class Settings(BaseSettings):
+    """Everything routeq needs to run. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ROUTEQ_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset means the embedded Postgres"
+    )
+    broker_url: str | None = Field(default=None, description="Redis URL; unset means embedded")
+    state_dir: Path = Field(
+        default=Path(".routeq"), description="embedded servers' data lives here"
+    )
+    max_query_chars: int = Field(default=1_000_000, gt=0)
+    tiers: list[TierConfig] = Field(default_factory=default_tiers, min_length=1)
+    judge: JudgeConfig = Field(default_factory=default_judge)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    config_file: Path | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls))
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, value: str | None) -> str | None:
+        """Accept plain postgres:// URLs and pin the psycopg 3 driver."""
+        if value is None:
+            return None
+        for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        raise ValueError("expected a PostgreSQL URL such as postgresql://user@host:5432/dbname")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or value.startswith(
+            ("redis://", "rediss://", "redis+socket://", "unix://")
+        ):
+            return value
+        raise ValueError("expected a Redis URL such as redis://127.0.0.1:6379/0")
+
+    @model_validator(mode="after")
+    def _consistent_ladder(self) -> Settings:
+        names = [tier.name for tier in self.tiers]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"tier names must be unique; repeated: {', '.join(duplicates)}")
+        known = ", ".join(names)
+        for index, rule in enumerate(self.routing.rules or []):
+            if rule.tier not in names:
+                raise ValueError(
+                    f"routing.rules[{index}] ({rule.name!r}) names unknown tier {rule.tier!r}; "
+                    f"known tiers: {known}"
+                )
+        default = self.routing.default_tier
+        if default is not None and default not in names:
+            raise ValueError(f"routing.default_tier names unknown tier {default!r}; known: {known}")
+        return self
+
+    # -- the ladder ---------------------------------------------------------------------------
+
+    def tier(self, name: str) -> TierConfig:
+        for tier in self.tiers:
+            if tier.name == name:
+                return tier
+        raise ConfigError(f"unknown tier {name!r}; known tiers: {', '.join(self.tier_names)}")
+
+    @property
+    def tier_names(self) -> list[str]:
+        return [tier.name for tier in self.tiers]
+
+    def next_tier(self, name: str) -> TierConfig | None:
+        """The tier above ``name``, or None at the top."""
+        index = self.tier_names.index(name)
+        return self.tiers[index + 1] if index + 1 < len(self.tiers) else None
+
+    @property
+    def top_tier(self) -> TierConfig:
+        return self.tiers[-1]
+
+    @property
+    def largest_context_window(self) -> int:
+        return max(tier.context_window for tier in self.tiers)
+
+
+def resolve_config_path(explicit: str | Path | None = None) -> Path | None:
+    """The config file to read: an explicit path, ``$ROUTEQ_CONFIG``, or ``./routeq.toml``."""
+    if explicit is not None:
+        path = Path(explicit)
+    elif os.environ.get(CONFIG_ENV_VAR):
+        path = Path(os.environ[CONFIG_ENV_VAR])
+    else:
+        candidate = Path(DEFAULT_CONFIG_FILE)
+        return candidate if candidate.is_file() else None
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: config file not found (set {CONFIG_ENV_VAR} to an existing file, or unset "
+            "it to use the defaults)"
+        )
+    return path
+
+
+def _describe(error: Any) -> str:
+    """One validation error as 'field: problem (got ...)'."""
+    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    got = error.get("input")
+    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    return f"{location}: {message}{shown}"
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read and validate the configuration, or raise ConfigError naming file, field and fix."""
+    path = resolve_config_path(config_file)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
+    token = _file_data.set(data)
+    try:
+        return Settings(config_file=path, **overrides)
+    except ValidationError as exc:
+        where = str(path) if path is not None else "configuration (environment/defaults)"
+        problems = "\n  ".join(_describe(error) for error in exc.errors())
+        raise ConfigError(f"{where}: invalid configuration:\n  {problems}") from None
+    finally:
+        _file_data.reset(token)

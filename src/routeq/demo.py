@@ -1,0 +1,207 @@
+"""``routeq demo``: the whole pipeline on one machine, on simulated models.
+
+Starts what is missing (embedded Postgres and Redis, the simulated model server, a worker),
+submits a mixed set of queries, waits, and prints each query's tier path, verdicts and cost, then
+totals and what sending everything to the top tier would have cost.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from routeq.client import Client, Result
+from routeq.config import Settings, TierConfig, default_judge, default_tiers, load_settings
+from routeq.embedded import resolve_endpoints, state_dir, stop
+from routeq.ledger.migrate import upgrade
+from routeq.pricing import call_cost
+from routeq.sim import SimServer, default_sim_config
+
+DEMO_QUERIES = [
+    "hi there",
+    "thanks, that helped a lot",
+    "good morning",
+    "What is the capital of Australia?",
+    "Summarise the causes of the French Revolution in three sentences.",
+    "How many minutes are in a week?",
+    "Explain the difference between TCP and UDP for a new engineer.",
+    "Write Python code that reverses a linked list.",
+    "Why doesn't my recursive function terminate when n is negative?",
+    "Give a proof that the square root of 2 is irrational.",
+    "What are good habits for reviewing a pull request?",
+    "Translate 'where is the train station' into German and French.",
+    "Compare the trade-offs of SQL and NoSQL databases for an analytics workload.",
+    "Plan a three-day itinerary for Lisbon: food, museums and a day trip.",
+    "Help me debug: my Celery task runs twice after a worker restart.",
+    "What does a p-value actually measure?",
+]
+
+
+def demo_queries(count: int) -> list[str]:
+    """A mixed workload: chit-chat, ordinary questions, code and proofs, and a long report."""
+    long_text = (
+        "Quarterly operations report. " + "Revenue grew while support tickets fell; "
+        "the team shipped the new billing flow and retired two legacy services. "
+        * 12
+        + "What are the three main risks for next quarter?"
+    )
+    base = [*DEMO_QUERIES, long_text]
+    return [
+        base[i % len(base)] + ("" if i < len(base) else f" (#{i // len(base) + 1})")
+        for i in range(count)
+    ]
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _toml_table(header: str, values: dict[str, Any]) -> str:
+    lines = [header]
+    lines += [f"{key} = {_toml_value(v)}" for key, v in values.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def write_demo_config(path: Path, sim_url: str) -> None:
+    """A config file pointing every tier and the judge at the simulated server."""
+    parts = ["# Written by `routeq demo`: every model here is SIMULATED.\n"]
+    for tier in default_tiers(sim_url):
+        parts.append(_toml_table("[[tiers]]", tier.model_dump(mode="json")))
+    judge = default_judge(sim_url)
+    assert judge.model is not None
+    parts.append(
+        _toml_table("[judge]", {"enabled": judge.enabled, "pass_threshold": judge.pass_threshold})
+    )
+    parts.append(_toml_table("[judge.model]", judge.model.model_dump(mode="json")))
+    path.write_text("\n".join(parts), encoding="utf-8")
+
+
+def run_demo(
+    base: Settings, *, queries: int, seed: int, keep_running: bool, console: Console
+) -> list[Result]:
+    root = state_dir(base)
+    console.print(
+        "[bold]routeq demo[/bold]: answers come from routeq's [bold yellow]SIMULATED"
+        "[/bold yellow] model server, not from a real model."
+    )
+    endpoints = resolve_endpoints(base)
+    if endpoints.started:
+        console.print(f"started embedded {' and '.join(endpoints.started)} under {root}")
+    upgrade(endpoints.database_url)
+    worker: subprocess.Popen[bytes] | None = None
+    with SimServer(default_sim_config(seed)) as sim:
+        config_path = root / "demo.toml"
+        write_demo_config(config_path, sim.url)
+        os.environ["ROUTEQ_CONFIG"] = str(config_path)
+        settings = load_settings(
+            config_path,
+            database_url=endpoints.database_url,
+            broker_url=endpoints.broker_url,
+            state_dir=root,
+        )
+        try:
+            worker = _start_worker(
+                config_path, endpoints.database_url, endpoints.broker_url, root / "demo-worker.log"
+            )
+            console.print(f"simulated models on {sim.url}; worker log: {root / 'demo-worker.log'}")
+            with Client(settings) as client:
+                started = time.monotonic()
+                handles = client.submit_many(demo_queries(queries))
+                results = [handle.wait(timeout=120) for handle in handles]
+                elapsed = time.monotonic() - started
+            _print_results(console, settings, demo_queries(queries), results, elapsed)
+        finally:
+            if worker is not None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+            if endpoints.started and not keep_running:
+                stop(base, endpoints.started)
+    return results
+
+
+def _start_worker(
+    config: Path, database_url: str, broker_url: str, log_path: Path
+) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ,
+        ROUTEQ_CONFIG=str(config),
+        ROUTEQ_DATABASE_URL=database_url,
+        ROUTEQ_BROKER_URL=broker_url,
+    )
+    log = log_path.open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "routeq", "worker", "--concurrency", "4", "--loglevel", "warning"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def all_top_tier_cost(top: TierConfig, results: list[Result]) -> Decimal:
+    """What the same queries would cost answered once by the top tier (same token counts as the
+    calls that actually ran: an estimate, labelled as one)."""
+    total = Decimal(0)
+    for result in results:
+        calls = [h for h in result.hops if h.kind == "call" and h.input_tokens is not None]
+        if calls:
+            last = calls[-1]
+            total += call_cost(top, last.input_tokens or 0, last.output_tokens or 0)
+    return total
+
+
+def _print_results(
+    console: Console, settings: Settings, texts: list[str], results: list[Result], elapsed: float
+) -> None:
+    table = Table(title="queries (simulated models)")
+    for column in ("#", "query", "route", "tier path", "verdicts", "status", "cost $"):
+        table.add_column(column, overflow="fold")
+    for index, (text, result) in enumerate(zip(texts, results, strict=True), 1):
+        route_hop = next((h for h in result.hops if h.kind == "route"), None)
+        verdicts = " ".join(
+            ("✓" if h.passed else "✗") + (f"{float(h.score):g}" if h.score is not None else "")
+            for h in result.hops
+            if h.kind == "judge" and h.passed is not None
+        )
+        table.add_row(
+            str(index),
+            text[:48] + ("…" if len(text) > 48 else ""),
+            (route_hop.reason or "").split(":")[0] if route_hop else "",
+            " → ".join(result.tier_path),
+            verdicts,
+            result.status,
+            f"{result.total_cost:.6f}",
+        )
+    console.print(table)
+    total = sum((r.total_cost for r in results), Decimal(0))
+    top_cost = all_top_tier_cost(settings.top_tier, results)
+    escalated = sum(1 for r in results if r.escalations)
+    finals: dict[str, int] = {}
+    for r in results:
+        finals[r.final_tier or r.status] = finals.get(r.final_tier or r.status, 0) + 1
+    share = ", ".join(f"{tier} {count / len(results):.0%}" for tier, count in finals.items())
+    console.print(
+        f"queries: {len(results)} in {elapsed:.1f}s   done: "
+        f"{sum(r.ok for r in results)}   escalated: {escalated} "
+        f"({escalated / len(results):.0%})   final tier share: {share}"
+    )
+    saved = (1 - total / top_cost) if top_cost else Decimal(0)
+    console.print(
+        f"total cost: ${total:.6f} (routing, judging and escalations included)   "
+        f"all-{settings.top_tier.name} estimate: ${top_cost:.6f}   saved: {saved:.0%}"
+    )

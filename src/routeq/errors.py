@@ -1,0 +1,78 @@
+"""routeq's exception hierarchy.
+
+Every error a user can cause says what was wrong and how to fix it. Provider errors are split by
+retryability (as httpx splits transport errors) so the retry loop needs one ``isinstance`` check.
+"""
+
+from __future__ import annotations
+
+
+class RouteqError(Exception):
+    """Base class of every error routeq raises on purpose."""
+
+
+class ConfigError(RouteqError):
+    """The configuration file or environment is malformed. Raised at start, never mid-flight."""
+
+
+class InvalidQueryError(RouteqError):
+    """A submitted query cannot be accepted (empty, too long for every tier, bad metadata)."""
+
+
+class UnknownQueryError(RouteqError):
+    """No query with this id exists in the ledger."""
+
+
+class ProviderError(RouteqError):
+    """A model provider call failed.
+
+    ``retryable`` tells the retry loop whether another attempt can help; ``status_code`` is the
+    HTTP status when there was a response; ``retry_after`` is the provider's own hint in seconds.
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class TransientProviderError(ProviderError):
+    """Connect errors, timeouts, 429 and 5xx: worth another attempt after a backoff."""
+
+    retryable = True
+
+
+class PermanentProviderError(ProviderError):
+    """4xx other than 429, or a response we cannot use: retrying the same request will not help."""
+
+    retryable = False
+
+
+class MalformedResponseError(ProviderError):
+    """The provider answered 2xx with a body that is not the protocol's JSON.
+
+    Counted as retryable: a garbled body is usually a proxy or a provider hiccup, and the next
+    attempt normally parses. The attempt cap stops a provider that always answers garbage.
+    """
+
+    retryable = True
+
+
+__all__ = [
+    "ConfigError",
+    "InvalidQueryError",
+    "MalformedResponseError",
+    "PermanentProviderError",
+    "ProviderError",
+    "RouteqError",
+    "TransientProviderError",
+    "UnknownQueryError",
+]

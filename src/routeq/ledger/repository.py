@@ -1,0 +1,522 @@
+"""The ledger's one repository: every read and write of the pipeline as a typed method.
+
+Each method is one transaction. Writes that finish a hop are *fenced* by the delivery number that
+claimed it (``attempts``): if a newer delivery has claimed the hop since, the older one's result is
+discarded, so a redelivered message can never record a call twice or escalate twice. Spend is
+recorded per provider request, outside the fence, because money spent is spent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Engine, Table, and_, func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection
+
+from routeq.errors import UnknownQueryError
+from routeq.ledger.models import (
+    LIVE_HOP_STATUSES,
+    Hop,
+    HopKind,
+    HopStatus,
+    ProviderRequest,
+    Query,
+    QueryStatus,
+)
+
+queries = cast(Table, Query.__table__)
+hops = cast(Table, Hop.__table__)
+requests = cast(Table, ProviderRequest.__table__)
+
+FINAL_QUERY_STATUSES = (QueryStatus.DONE.value, QueryStatus.FAILED.value)
+
+
+@dataclass(frozen=True)
+class NewQuery:
+    text: str
+    input_tokens: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    user: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    query_id: uuid.UUID
+    created: bool  # False when the idempotency key matched an existing query
+
+
+@dataclass(frozen=True)
+class NextHop:
+    """A hop to create after the current one, and to publish once the transaction commits."""
+
+    query_id: uuid.UUID
+    seq: int
+    kind: HopKind
+    tier: str | None = None
+    model: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedHop:
+    id: int
+    query_id: uuid.UUID
+    seq: int
+    kind: str
+    tier: str | None
+    model: str | None
+    delivery: int  # the fencing token: this claim's attempt number
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The result of claiming a hop.
+
+    ``state`` is 'claimed' (work on ``hop``), 'finished' (a duplicate delivery: the hop is done or
+    failed), 'busy' (another live delivery owns it; retry after ``retry_in`` seconds), 'exhausted'
+    (past the delivery cap: the hop has just been marked failed) or 'missing'.
+    """
+
+    state: str
+    hop: ClaimedHop | None = None
+    retry_in: float = 0.0
+
+
+@dataclass(frozen=True)
+class QueryInput:
+    id: uuid.UUID
+    text: str
+    input_tokens: int
+    metadata: dict[str, Any]
+    user: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class CallOutput:
+    seq: int
+    tier: str | None
+    model: str | None
+    output: str | None
+    finish_reason: str | None
+
+
+@dataclass(frozen=True)
+class HopView:
+    seq: int
+    kind: str
+    tier: str | None
+    model: str | None
+    status: str
+    attempts: int
+    input_tokens: int | None
+    output_tokens: int | None
+    tokens_estimated: bool
+    cost: Decimal
+    latency_ms: int | None
+    score: Decimal | None
+    passed: bool | None
+    reason: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class QueryView:
+    id: uuid.UUID
+    status: str
+    answer: str | None
+    final_tier: str | None
+    final_model: str | None
+    final_reason: str | None
+    total_cost: Decimal
+    created_at: datetime
+    finished_at: datetime | None
+    hops: list[HopView]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_QUERY_STATUSES
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    """How a step ends a query: done with the answer of ``answer_seq``, or failed."""
+
+    status: QueryStatus
+    reason: str
+    answer_seq: int | None = None
+
+
+class Ledger:
+    """Typed access to the hop ledger."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- producers -------------------------------------------------------------------------------
+
+    def submit(self, items: Sequence[NewQuery]) -> list[Submitted]:
+        """Insert queries with their route hop in one transaction; reuse idempotency-key matches."""
+        results: list[Submitted] = []
+        with self.engine.begin() as conn:
+            for item in items:
+                results.append(self._submit_one(conn, item))
+        return results
+
+    def _submit_one(self, conn: Connection, item: NewQuery) -> Submitted:
+        query_id = uuid.uuid4()
+        statement = (
+            pg_insert(queries)
+            .values(
+                id=query_id,
+                text=item.text,
+                input_tokens=item.input_tokens,
+                metadata=item.metadata,
+                user_id=item.user,
+                idempotency_key=item.idempotency_key,
+                status=QueryStatus.QUEUED.value,
+            )
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(queries.c.id)
+        )
+        inserted = conn.execute(statement).scalar_one_or_none()
+        if inserted is None:
+            existing = conn.execute(
+                select(queries.c.id).where(queries.c.idempotency_key == item.idempotency_key)
+            ).scalar_one()
+            return Submitted(existing, created=False)
+        conn.execute(
+            insert(hops).values(
+                query_id=query_id, seq=1, kind=HopKind.ROUTE.value, status=HopStatus.QUEUED.value
+            )
+        )
+        return Submitted(query_id, created=True)
+
+    # -- workers: claim --------------------------------------------------------------------------
+
+    def claim(self, query_id: uuid.UUID, seq: int, *, lease_s: float, max_deliveries: int) -> Claim:
+        """Take ownership of a hop (queued, or running with an expired lease) for one delivery."""
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                update(hops)
+                .where(
+                    hops.c.query_id == query_id,
+                    hops.c.seq == seq,
+                    or_(
+                        hops.c.status == HopStatus.QUEUED.value,
+                        and_(
+                            hops.c.status == HopStatus.RUNNING.value,
+                            hops.c.started_at
+                            < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, lease_s),
+                        ),
+                    ),
+                )
+                .values(
+                    status=HopStatus.RUNNING.value,
+                    attempts=hops.c.attempts + 1,
+                    started_at=func.now(),
+                )
+                .returning(hops.c.id, hops.c.kind, hops.c.tier, hops.c.model, hops.c.attempts)
+            ).one_or_none()
+            if claimed is None:
+                return self._why_not_claimed(conn, query_id, seq, lease_s)
+            hop = ClaimedHop(
+                id=claimed.id,
+                query_id=query_id,
+                seq=seq,
+                kind=claimed.kind,
+                tier=claimed.tier,
+                model=claimed.model,
+                delivery=claimed.attempts,
+            )
+            if hop.delivery > max_deliveries:
+                conn.execute(
+                    update(hops)
+                    .where(hops.c.id == hop.id)
+                    .values(
+                        status=HopStatus.FAILED.value,
+                        finished_at=func.now(),
+                        error=f"gave up after {max_deliveries} deliveries (the worker kept dying "
+                        "or timing out on this hop)",
+                    )
+                )
+                return Claim("exhausted", hop)
+            conn.execute(
+                update(queries)
+                .where(queries.c.id == query_id, queries.c.status == QueryStatus.QUEUED.value)
+                .values(status=QueryStatus.RUNNING.value)
+            )
+            return Claim("claimed", hop)
+
+    def _why_not_claimed(
+        self, conn: Connection, query_id: uuid.UUID, seq: int, lease_s: float
+    ) -> Claim:
+        row = conn.execute(
+            select(
+                hops.c.status,
+                func.extract(
+                    "epoch",
+                    hops.c.started_at + func.make_interval(0, 0, 0, 0, 0, 0, lease_s) - func.now(),
+                ).label("remaining"),
+            ).where(hops.c.query_id == query_id, hops.c.seq == seq)
+        ).one_or_none()
+        if row is None:
+            return Claim("missing")
+        if row.status == HopStatus.RUNNING.value:
+            return Claim("busy", retry_in=max(1.0, float(row.remaining or 0) + 0.5))
+        return Claim("finished")
+
+    # -- workers: reads --------------------------------------------------------------------------
+
+    def query_input(self, query_id: uuid.UUID) -> QueryInput:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    queries.c.id,
+                    queries.c.text,
+                    queries.c.input_tokens,
+                    queries.c.metadata,
+                    queries.c.user_id,
+                    queries.c.status,
+                ).where(queries.c.id == query_id)
+            ).one_or_none()
+        if row is None:
+            raise UnknownQueryError(f"no query with id {query_id}")
+        return QueryInput(
+            row.id, row.text, row.input_tokens, dict(row.metadata or {}), row.user_id, row.status
+        )
+
+    def call_output(self, query_id: uuid.UUID, seq: int) -> CallOutput:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    hops.c.seq, hops.c.tier, hops.c.model, hops.c.output, hops.c.finish_reason
+                ).where(hops.c.query_id == query_id, hops.c.seq == seq)
+            ).one()
+        return CallOutput(row.seq, row.tier, row.model, row.output, row.finish_reason)
+
+    def live_successor(self, query_id: uuid.UUID, seq: int) -> NextHop | None:
+        """The hop after ``seq`` when it is still queued: after a crash between commit and
+        publish, a duplicate delivery of ``seq`` re-publishes it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(hops.c.seq, hops.c.kind, hops.c.tier, hops.c.model).where(
+                    hops.c.query_id == query_id,
+                    hops.c.seq == seq + 1,
+                    hops.c.status == HopStatus.QUEUED.value,
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        return NextHop(query_id, row.seq, HopKind(row.kind), row.tier, row.model)
+
+    # -- workers: writes -------------------------------------------------------------------------
+
+    def record_request(
+        self,
+        hop: ClaimedHop,
+        *,
+        try_number: int,
+        model: str,
+        outcome: str,
+        latency_ms: int,
+        input_price: Decimal,
+        output_price: Decimal,
+        cost: Decimal = Decimal(0),
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        tokens_estimated: bool = False,
+        http_status: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record one provider request and add its cost to the hop and the query, atomically."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(requests).values(
+                    hop_id=hop.id,
+                    delivery=hop.delivery,
+                    try_number=try_number,
+                    model=model,
+                    outcome=outcome,
+                    http_status=http_status,
+                    error=error,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    tokens_estimated=tokens_estimated,
+                    input_price_per_mtok=input_price,
+                    output_price_per_mtok=output_price,
+                    cost=cost,
+                    latency_ms=latency_ms,
+                )
+            )
+            if cost:
+                conn.execute(
+                    update(hops).where(hops.c.id == hop.id).values(cost=hops.c.cost + cost)
+                )
+                conn.execute(
+                    update(queries)
+                    .where(queries.c.id == hop.query_id)
+                    .values(total_cost=queries.c.total_cost + cost)
+                )
+
+    def finish_hop(
+        self,
+        hop: ClaimedHop,
+        *,
+        status: HopStatus,
+        values: dict[str, Any],
+        next_hop: NextHop | None = None,
+        outcome: QueryOutcome | None = None,
+    ) -> bool:
+        """Close a hop and take the next step in one transaction, fenced by the delivery.
+
+        Returns False, writing nothing, when a newer delivery owns the hop.
+        """
+        with self.engine.begin() as conn:
+            return self._finish(conn, hop, status, values, next_hop, outcome)
+
+    def _finish(
+        self,
+        conn: Connection,
+        hop: ClaimedHop,
+        status: HopStatus,
+        values: dict[str, Any],
+        next_hop: NextHop | None,
+        outcome: QueryOutcome | None,
+    ) -> bool:
+        owned = conn.execute(
+            update(hops)
+            .where(
+                hops.c.id == hop.id,
+                hops.c.attempts == hop.delivery,
+                hops.c.status.in_(LIVE_HOP_STATUSES),
+            )
+            .values(status=status.value, finished_at=func.now(), **values)
+            .returning(hops.c.id)
+        ).one_or_none()
+        if owned is None:
+            conn.rollback()
+            return False
+        if next_hop is not None:
+            conn.execute(
+                pg_insert(hops)
+                .values(
+                    query_id=next_hop.query_id,
+                    seq=next_hop.seq,
+                    kind=next_hop.kind.value,
+                    tier=next_hop.tier,
+                    model=next_hop.model,
+                    reason=next_hop.reason,
+                    status=HopStatus.QUEUED.value,
+                )
+                .on_conflict_do_nothing(constraint="uq_hops_query_seq")
+            )
+        if outcome is not None:
+            self._close_query(conn, hop.query_id, outcome)
+        return True
+
+    def fail_exhausted(
+        self, hop: ClaimedHop, outcome: QueryOutcome | None, next_hop: NextHop | None
+    ) -> None:
+        """After the delivery cap failed a hop: move the query on (escalate or fail it)."""
+        with self.engine.begin() as conn:
+            if next_hop is not None:
+                conn.execute(
+                    pg_insert(hops)
+                    .values(
+                        query_id=next_hop.query_id,
+                        seq=next_hop.seq,
+                        kind=next_hop.kind.value,
+                        tier=next_hop.tier,
+                        model=next_hop.model,
+                        reason=next_hop.reason,
+                        status=HopStatus.QUEUED.value,
+                    )
+                    .on_conflict_do_nothing(constraint="uq_hops_query_seq")
+                )
+            if outcome is not None:
+                self._close_query(conn, hop.query_id, outcome)
+
+    def _close_query(self, conn: Connection, query_id: uuid.UUID, outcome: QueryOutcome) -> None:
+        final: dict[str, Any] = {
+            "status": outcome.status.value,
+            "final_reason": outcome.reason,
+            "finished_at": func.now(),
+        }
+        if outcome.answer_seq is not None:
+            answer = conn.execute(
+                select(hops.c.output, hops.c.tier, hops.c.model).where(
+                    hops.c.query_id == query_id, hops.c.seq == outcome.answer_seq
+                )
+            ).one()
+            final.update(
+                final_answer=answer.output, final_tier=answer.tier, final_model=answer.model
+            )
+        conn.execute(
+            update(queries)
+            .where(queries.c.id == query_id, queries.c.status.not_in(FINAL_QUERY_STATUSES))
+            .values(**final)
+        )
+
+    # -- readers ---------------------------------------------------------------------------------
+
+    def view(self, query_id: uuid.UUID) -> QueryView:
+        """A query with its hops, for ``Client.status`` and ``handle.wait``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(queries).where(queries.c.id == query_id)).one_or_none()
+            if row is None:
+                raise UnknownQueryError(
+                    f"no query with id {query_id}; check the id, or the database routeq points at"
+                )
+            hop_rows = conn.execute(
+                select(hops).where(hops.c.query_id == query_id).order_by(hops.c.seq)
+            ).all()
+        return QueryView(
+            id=row.id,
+            status=row.status,
+            answer=row.final_answer,
+            final_tier=row.final_tier,
+            final_model=row.final_model,
+            final_reason=row.final_reason,
+            total_cost=row.total_cost,
+            created_at=row.created_at,
+            finished_at=row.finished_at,
+            hops=[
+                HopView(
+                    seq=h.seq,
+                    kind=h.kind,
+                    tier=h.tier,
+                    model=h.model,
+                    status=h.status,
+                    attempts=h.attempts,
+                    input_tokens=h.input_tokens,
+                    output_tokens=h.output_tokens,
+                    tokens_estimated=h.tokens_estimated,
+                    cost=h.cost,
+                    latency_ms=h.latency_ms,
+                    score=h.score,
+                    passed=h.passed,
+                    reason=h.reason,
+                    error=h.error,
+                )
+                for h in hop_rows
+            ],
+        )
+
+    def statuses(self, query_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(queries.c.id, queries.c.status).where(queries.c.id.in_(list(query_ids)))
+            ).all()
+        return {row.id: row.status for row in rows}
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("select 1"))

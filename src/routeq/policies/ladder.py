@@ -1,0 +1,22 @@
+"""Moving along the tier ladder with the context window in mind. Pure."""
+
+from __future__ import annotations
+
+from routeq.config import Settings, TierConfig
+
+
+def fits(tier: TierConfig, input_tokens: int) -> bool:
+    """Whether a prompt of ``input_tokens`` leaves room for the tier's answer."""
+    return input_tokens + tier.max_output_tokens <= tier.context_window
+
+
+def fit_to_context(settings: Settings, tier_name: str, input_tokens: int) -> TierConfig | None:
+    """The first tier at or above ``tier_name`` whose window holds the query, or None."""
+    start = settings.tier_names.index(tier_name)
+    return next((t for t in settings.tiers[start:] if fits(t, input_tokens)), None)
+
+
+def tier_for_escalation(settings: Settings, tier_name: str, input_tokens: int) -> TierConfig | None:
+    """The next tier above ``tier_name`` that holds the query, or None at the top."""
+    above = settings.next_tier(tier_name)
+    return None if above is None else fit_to_context(settings, above.name, input_tokens)

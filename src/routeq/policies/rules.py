@@ -1,0 +1,113 @@
+"""The rules policy: ordered rules from config, first match wins, else the default tier.
+
+With no rules configured it runs the classic starter router: code, debugging, "why doesn't" and
+proofs go to the strongest tier, very long queries too; short chit-chat goes to the cheapest; the
+rest to the middle.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from routeq.config import RuleConfig
+from routeq.policies.base import Decision, QueryView
+
+STARTER_KEYWORDS = ("code", "debug", "debugging", "why doesn't", "proof", "prove")
+LONG_QUERY_CHARS = 1_000
+CHIT_CHAT_CHARS = 50
+
+
+def starter_rules(tier_names: Sequence[str]) -> list[RuleConfig]:
+    """The starter router's rules for a ladder (cheapest first)."""
+    cheapest, strongest = tier_names[0], tier_names[-1]
+    return [
+        RuleConfig(name="code-debug-proof", tier=strongest, keywords=list(STARTER_KEYWORDS)),
+        RuleConfig(name="long-query", tier=strongest, min_chars=LONG_QUERY_CHARS + 1),
+        RuleConfig(
+            name="chit-chat", tier=cheapest, max_chars=CHIT_CHAT_CHARS - 1, forbid_chars="?:;"
+        ),
+    ]
+
+
+def middle_tier(tier_names: Sequence[str]) -> str:
+    return tier_names[len(tier_names) // 2]
+
+
+@dataclass(frozen=True)
+class _CompiledRule:
+    config: RuleConfig
+    keyword_pattern: re.Pattern[str] | None
+    patterns: tuple[re.Pattern[str], ...]
+
+    @classmethod
+    def compile(cls, rule: RuleConfig) -> _CompiledRule:
+        keyword_pattern = None
+        if rule.keywords:
+            # Word boundaries so "code" does not fire on "decode"; case-insensitive.
+            alternatives = "|".join(re.escape(word) for word in rule.keywords)
+            keyword_pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+        return cls(rule, keyword_pattern, tuple(re.compile(p) for p in rule.regex))
+
+    def explain_match(self, query: QueryView) -> str | None:
+        """Why the rule matches, or None when it does not."""
+        rule, text, length = self.config, query.text, len(query.text)
+        why: list[str] = []
+        if self.keyword_pattern is not None:
+            found = self.keyword_pattern.search(text)
+            if found is None:
+                return None
+            why.append(f"keyword {found.group(0).lower()!r}")
+        if self.patterns:
+            hit = next((p for p in self.patterns if p.search(text)), None)
+            if hit is None:
+                return None
+            why.append(f"regex {hit.pattern!r}")
+        if rule.min_chars is not None:
+            if length < rule.min_chars:
+                return None
+            why.append(f"{length} chars >= {rule.min_chars}")
+        if rule.max_chars is not None:
+            if length > rule.max_chars:
+                return None
+            why.append(f"{length} chars <= {rule.max_chars}")
+        if rule.min_tokens is not None:
+            if query.token_count < rule.min_tokens:
+                return None
+            why.append(f"{query.token_count} tokens >= {rule.min_tokens}")
+        if rule.max_tokens is not None:
+            if query.token_count > rule.max_tokens:
+                return None
+            why.append(f"{query.token_count} tokens <= {rule.max_tokens}")
+        if rule.forbid_chars:
+            if any(char in text for char in rule.forbid_chars):
+                return None
+            why.append(f"none of {rule.forbid_chars!r}")
+        for key, expected in rule.metadata.items():
+            if str(query.metadata.get(key)) != expected:
+                return None
+            why.append(f"metadata {key}={expected}")
+        if rule.user is not None:
+            if query.user != rule.user:
+                return None
+            why.append(f"user {rule.user}")
+        return ", ".join(why) or "always"
+
+
+class RulesPolicy:
+    """Ordered rules, first match wins."""
+
+    name = "rules"
+
+    def __init__(self, rules: Sequence[RuleConfig], default_tier: str) -> None:
+        self._rules = [_CompiledRule.compile(rule) for rule in rules]
+        self._default_tier = default_tier
+
+    def decide(self, query: QueryView) -> Decision:
+        for compiled in self._rules:
+            why = compiled.explain_match(query)
+            if why is not None:
+                rule = compiled.config
+                return Decision(tier=rule.tier, reason=f"rule {rule.name!r}: {why}", rule=rule.name)
+        return Decision(tier=self._default_tier, reason="no rule matched: default tier")

@@ -1,0 +1,19 @@
+"""Cost of a model call from token counts and the tier's list prices. Pure."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from routeq.config import ModelEndpoint
+
+_PER_MILLION = Decimal(1_000_000)
+_QUANTUM = Decimal("0.0000000001")  # matches the ledger's Numeric(20, 10)
+
+
+def call_cost(endpoint: ModelEndpoint, input_tokens: int, output_tokens: int) -> Decimal:
+    """USD for one request, rounded to the ledger's precision so sums in SQL and Python agree."""
+    cost = (
+        Decimal(input_tokens) * endpoint.input_price_per_mtok
+        + Decimal(output_tokens) * endpoint.output_price_per_mtok
+    ) / _PER_MILLION
+    return cost.quantize(_QUANTUM)

@@ -1,0 +1,1 @@
+"""Celery side of routeq: the app, the publisher, the steps and the thin tasks."""

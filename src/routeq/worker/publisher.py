@@ -1,0 +1,27 @@
+"""Publishing hops to their queues, by task name. Called only after the ledger commit."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from routeq.config import Settings
+from routeq.ledger import HopKind, NextHop
+from routeq.worker.celery_app import CALL_TASK, JUDGE_QUEUE, JUDGE_TASK, ROUTE_QUEUE, ROUTE_TASK
+
+
+class Publisher:
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        self._app = app
+        self._settings = settings
+
+    def publish(self, hop: NextHop, *, countdown: float | None = None) -> None:
+        """Send ``(query_id, seq)`` to the hop's queue. Nothing else enters the broker."""
+        args = [str(hop.query_id), hop.seq]
+        if hop.kind is HopKind.ROUTE:
+            name, queue = ROUTE_TASK, ROUTE_QUEUE
+        elif hop.kind is HopKind.JUDGE:
+            name, queue = JUDGE_TASK, JUDGE_QUEUE
+        else:
+            assert hop.tier is not None, "a call hop always has a tier"
+            name, queue = CALL_TASK, self._settings.tier(hop.tier).queue
+        self._app.send_task(name, args=args, queue=queue, routing_key=queue, countdown=countdown)

@@ -1,0 +1,322 @@
+"""A query's journey, one step per function: claim → act → record → say what to publish.
+
+Each step is called by a thin Celery task (``worker.tasks``) and returns a ``StepResult``; the task
+publishes the returned hops only after the ledger transaction committed. Reading this file top to
+bottom is reading the pipeline: route, call, judge.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from routeq.config import ModelEndpoint, Settings, TierConfig
+from routeq.errors import ProviderError
+from routeq.judges import (
+    Accept,
+    Escalate,
+    Fail,
+    JudgeReplyError,
+    NextStep,
+    Verdict,
+    after_call_failure,
+    after_verdict,
+    heuristic_failure,
+    judge_messages,
+    parse_judge_reply,
+)
+from routeq.ledger import ClaimedHop, HopKind, HopStatus, NextHop, QueryOutcome, QueryStatus
+from routeq.policies import QueryView, fit_to_context
+from routeq.pricing import call_cost
+from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
+from routeq.worker.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What the task must do after the step: publish hops, or retry the delivery later."""
+
+    publish: list[NextHop] = field(default_factory=list)
+    retry_in: float | None = None
+    note: str = ""
+
+
+# -- route ---------------------------------------------------------------------------------------
+
+
+def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
+    """Ask the policy for a tier, fit it to the context window, create the first call hop."""
+    hop, early = _claim(rt, query_id, seq)
+    if hop is None:
+        return early
+    query = rt.ledger.query_input(query_id)
+    decision = rt.policy.decide(
+        QueryView(query.text, query.input_tokens, query.metadata, query.user)
+    )
+    tier = fit_to_context(rt.settings, decision.tier, query.input_tokens)
+    values = {
+        "tier": decision.tier,
+        "reason": decision.reason,
+        "score": decision.score,
+        "details": {"policy": rt.policy.name, "rule": decision.rule},
+    }
+    if tier is None:
+        outcome = QueryOutcome(
+            QueryStatus.FAILED,
+            f"query of {query.input_tokens} tokens does not fit any tier's context window",
+        )
+        rt.ledger.finish_hop(hop, status=HopStatus.DONE, values=values, outcome=outcome)
+        return StepResult()
+    reason = decision.reason
+    if tier.name != decision.tier:
+        reason += (
+            f"; moved up to {tier.name}: {query.input_tokens} tokens exceed "
+            f"{decision.tier}'s window"
+        )
+    values["reason"] = reason
+    call = NextHop(
+        query_id, seq + 1, HopKind.CALL, tier.name, tier.model, reason=f"routed: {reason}"
+    )
+    return _finish(rt, hop, HopStatus.DONE, values, call, None)
+
+
+# -- call ----------------------------------------------------------------------------------------
+
+
+def call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
+    """Call the hop's tier; on an answer create the judge hop (or accept when judging is off)."""
+    hop, early = _claim(rt, query_id, seq)
+    if hop is None:
+        return early
+    assert hop.tier is not None
+    tier = rt.settings.tier(hop.tier)
+    query = rt.ledger.query_input(query_id)
+    messages = [{"role": "system", "content": tier.system_prompt}] if tier.system_prompt else []
+    messages.append({"role": "user", "content": query.text})
+    try:
+        response, latency_ms = _complete(rt, hop, tier, messages)
+    except ProviderError as error:
+        step = after_call_failure(rt.settings, tier.name, _short(error), query.input_tokens)
+        return _move_on(rt, hop, HopStatus.FAILED, {"error": _short(error)}, step)
+    values = _response_values(response, latency_ms)
+    if not (rt.settings.judge.enabled and tier.judge):
+        outcome = QueryOutcome(
+            QueryStatus.DONE, f"judging is off for {tier.name}: answer accepted", answer_seq=seq
+        )
+        return _finish(rt, hop, HopStatus.DONE, values, None, outcome)
+    judge_model = rt.settings.judge.model.model if rt.settings.judge.model else None
+    judge = NextHop(
+        query_id,
+        seq + 1,
+        HopKind.JUDGE,
+        tier.name,
+        judge_model,
+        reason=f"judge the answer from {tier.name}",
+    )
+    return _finish(rt, hop, HopStatus.DONE, values, judge, None)
+
+
+# -- judge ---------------------------------------------------------------------------------------
+
+
+def judge(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
+    """Score the previous hop's answer; accept it, or escalate to the next tier."""
+    hop, early = _claim(rt, query_id, seq)
+    if hop is None:
+        return early
+    query = rt.ledger.query_input(query_id)
+    answer = rt.ledger.call_output(query_id, seq - 1)
+    assert answer.tier is not None
+    tier = rt.settings.tier(answer.tier)
+    verdict, values = _verdict(rt, hop, tier, query.text, answer.output, answer.finish_reason)
+    values.update(
+        passed=verdict.passed,
+        reason=verdict.reason,
+        score=verdict.score,
+        details={"source": verdict.source},
+    )
+    step = after_verdict(rt.settings, tier.name, verdict, query.input_tokens)
+    return _move_on(rt, hop, HopStatus.DONE, values, step, answer_seq=seq - 1)
+
+
+def _verdict(
+    rt: Runtime,
+    hop: ClaimedHop,
+    tier: TierConfig,
+    question: str,
+    answer: str | None,
+    finish_reason: str | None,
+) -> tuple[Verdict, dict[str, Any]]:
+    """Heuristics first (free); then the LLM judge when one is configured."""
+    failure = heuristic_failure(question, answer, finish_reason)
+    if failure is not None:
+        return Verdict(False, failure, "heuristic"), {}
+    config = rt.settings.judge
+    if config.model is None:
+        return Verdict(True, "heuristic checks passed", "heuristic"), {}
+    messages = judge_messages(config.rubric, question, answer or "")
+    try:
+        response, latency_ms = _complete(rt, hop, config.model, messages)
+        scored = parse_judge_reply(response.content)
+    except (ProviderError, JudgeReplyError) as error:
+        accept = tier.judge_fail_mode == "open"
+        what = "accepted (fail open)" if accept else "escalated (fail closed)"
+        return Verdict(accept, f"judge failed, answer {what}: {_short(error)}", "judge-error"), {
+            "error": _short(error)
+        }
+    passed = scored.score >= config.pass_threshold
+    reason = f"score {scored.score}/10 (pass >= {config.pass_threshold}): {scored.reason}"
+    return Verdict(passed, reason, "llm", float(scored.score)), _response_values(
+        response, latency_ms
+    )
+
+
+# -- shared mechanics ----------------------------------------------------------------------------
+
+
+def _claim(rt: Runtime, query_id: uuid.UUID, seq: int) -> tuple[ClaimedHop | None, StepResult]:
+    """Claim the hop. Without a claim, say what to do instead (nothing, re-publish, or retry)."""
+    settings = rt.settings
+    claim = rt.ledger.claim(
+        query_id,
+        seq,
+        lease_s=settings.worker.task_time_limit_s,
+        max_deliveries=settings.retry.max_deliveries,
+    )
+    if claim.state == "claimed":
+        return claim.hop, StepResult()
+    if claim.state == "busy":
+        return None, StepResult(retry_in=claim.retry_in, note="another delivery owns the hop")
+    if claim.state == "finished":
+        successor = rt.ledger.live_successor(query_id, seq)
+        return None, StepResult(publish=[successor] if successor else [], note="duplicate delivery")
+    if claim.state == "exhausted":
+        assert claim.hop is not None
+        return None, _after_exhausted(rt, claim.hop)
+    return None, StepResult(note="no such hop")
+
+
+def _after_exhausted(rt: Runtime, hop: ClaimedHop) -> StepResult:
+    """A hop past its delivery cap failed; move the query on like any other failure."""
+    query = rt.ledger.query_input(hop.query_id)
+    reason = (
+        f"hop {hop.seq} ({hop.kind}) gave up after {rt.settings.retry.max_deliveries} deliveries"
+    )
+    if hop.kind == HopKind.CALL.value and hop.tier is not None:
+        step: NextStep = after_call_failure(rt.settings, hop.tier, reason, query.input_tokens)
+    elif hop.kind == HopKind.JUDGE.value:
+        # The answer exists; a judge that cannot run is a judge failure, settled by the fail mode.
+        answer = rt.ledger.call_output(hop.query_id, hop.seq - 1)
+        assert answer.tier is not None
+        tier = rt.settings.tier(answer.tier)
+        verdict = Verdict(tier.judge_fail_mode == "open", reason, "judge-error")
+        step = after_verdict(rt.settings, tier.name, verdict, query.input_tokens)
+    else:
+        step = Fail(reason)
+    next_hop, outcome = _plan(hop, step, answer_seq=hop.seq - 1)
+    rt.ledger.fail_exhausted(hop, outcome, next_hop)
+    return StepResult(publish=[next_hop] if next_hop else [])
+
+
+def _complete(
+    rt: Runtime, hop: ClaimedHop, endpoint: ModelEndpoint, messages: list[dict[str, str]]
+) -> tuple[ChatResponse, int]:
+    """Call a model with retries; every attempt, failed or not, is recorded with its cost."""
+    latency: list[int] = []
+
+    def record(attempt: Attempt) -> None:
+        response, error = attempt.response, attempt.error
+        cost = Decimal(0)
+        if response is not None:
+            cost = call_cost(endpoint, response.input_tokens, response.output_tokens)
+            latency.append(attempt.latency_ms)
+        rt.ledger.record_request(
+            hop,
+            try_number=attempt.try_number,
+            model=endpoint.model,
+            outcome="ok" if response is not None else "error",
+            latency_ms=attempt.latency_ms,
+            input_price=endpoint.input_price_per_mtok,
+            output_price=endpoint.output_price_per_mtok,
+            cost=cost,
+            input_tokens=response.input_tokens if response else 0,
+            output_tokens=response.output_tokens if response else 0,
+            tokens_estimated=response.tokens_estimated if response else False,
+            http_status=error.status_code if error else 200,
+            error=_short(error) if error else None,
+        )
+
+    request = ChatRequest(messages=messages, max_tokens=endpoint.max_output_tokens)
+    response = complete_with_retries(rt.provider(endpoint), request, rt.settings.retry, record)
+    return response, latency[-1]
+
+
+def _response_values(response: ChatResponse, latency_ms: int) -> dict[str, Any]:
+    return {
+        "output": response.content,
+        "finish_reason": response.finish_reason,
+        "input_tokens": response.input_tokens,
+        "output_tokens": response.output_tokens,
+        "tokens_estimated": response.tokens_estimated,
+        "latency_ms": latency_ms,
+    }
+
+
+def _plan(
+    hop: ClaimedHop, step: NextStep, answer_seq: int | None = None
+) -> tuple[NextHop | None, QueryOutcome | None]:
+    """Turn a next step into the hop to create or the outcome to record."""
+    if isinstance(step, Escalate):
+        return NextHop(
+            hop.query_id, hop.seq + 1, HopKind.CALL, step.tier, None, reason=step.reason
+        ), None
+    if isinstance(step, Accept):
+        return None, QueryOutcome(QueryStatus.DONE, step.reason, answer_seq=answer_seq)
+    return None, QueryOutcome(QueryStatus.FAILED, step.reason)
+
+
+def _move_on(
+    rt: Runtime,
+    hop: ClaimedHop,
+    status: HopStatus,
+    values: dict[str, Any],
+    step: NextStep,
+    answer_seq: int | None = None,
+) -> StepResult:
+    next_hop, outcome = _plan(hop, step, answer_seq)
+    if next_hop is not None:
+        next_hop = NextHop(
+            next_hop.query_id,
+            next_hop.seq,
+            next_hop.kind,
+            next_hop.tier,
+            rt.settings.tier(next_hop.tier or "").model,
+            next_hop.reason,
+        )
+    return _finish(rt, hop, status, values, next_hop, outcome)
+
+
+def _finish(
+    rt: Runtime,
+    hop: ClaimedHop,
+    status: HopStatus,
+    values: dict[str, Any],
+    next_hop: NextHop | None,
+    outcome: QueryOutcome | None,
+) -> StepResult:
+    if not rt.ledger.finish_hop(
+        hop, status=status, values=values, next_hop=next_hop, outcome=outcome
+    ):
+        return StepResult(note="superseded by a newer delivery; result discarded")
+    return StepResult(publish=[next_hop] if next_hop else [])
+
+
+def _short(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+def describe_settings(settings: Settings) -> str:
+    """One line per tier, for worker start-up logs (no keys, no prompts)."""
+    return "; ".join(f"{t.name}={t.provider}:{t.model}" for t in settings.tiers)

@@ -1,0 +1,59 @@
+"""The Celery tasks: thin wrappers that run one step and publish what it returns, after commit.
+
+Arguments are ids only: ``(query_id, seq)``. A step that finds its hop owned by a live delivery
+asks to be retried after the owner's lease; that deferral is not a provider retry and is not
+capped by Celery (the ledger's delivery cap bounds the work).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+from celery import Celery, Task
+from celery.signals import worker_process_init
+
+from routeq.worker import steps
+from routeq.worker.celery_app import CALL_TASK, JUDGE_TASK, ROUTE_TASK
+from routeq.worker.runtime import Runtime, get_runtime, reset_runtime
+
+log = logging.getLogger("routeq.worker")
+
+Step = Callable[[Runtime, uuid.UUID, int], steps.StepResult]
+
+
+def _run(task: Task, step: Step, query_id: str, seq: int) -> None:
+    rt = get_runtime()
+    result = step(rt, uuid.UUID(query_id), seq)
+    if result.retry_in is not None:
+        log.info(
+            "%s query=%s seq=%s busy; retry in %.1fs", task.name, query_id, seq, result.retry_in
+        )
+        raise task.retry(countdown=result.retry_in, max_retries=None)
+    if result.note:
+        log.info("%s query=%s seq=%s: %s", task.name, query_id, seq, result.note)
+    for hop in result.publish:
+        rt.publisher.publish(hop)
+
+
+def register_tasks(app: Celery) -> None:
+    """Attach route, call and judge to ``app``."""
+
+    @app.task(name=ROUTE_TASK, bind=True)
+    def route(self: Task, query_id: str, seq: int) -> None:
+        _run(self, steps.route, query_id, seq)
+
+    @app.task(name=CALL_TASK, bind=True)
+    def call(self: Task, query_id: str, seq: int) -> None:
+        _run(self, steps.call, query_id, seq)
+
+    @app.task(name=JUDGE_TASK, bind=True)
+    def judge(self: Task, query_id: str, seq: int) -> None:
+        _run(self, steps.judge, query_id, seq)
+
+
+@worker_process_init.connect
+def _fresh_runtime_in_child(**_: object) -> None:
+    """Prefork children rebuild engine and HTTP client instead of sharing the parent's."""
+    reset_runtime()
