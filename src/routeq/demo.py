@@ -14,13 +14,19 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from routeq.client import Client, Result
-from routeq.config import Settings, TierConfig, default_judge, default_tiers, load_settings
+from routeq.config import (
+    Settings,
+    TierConfig,
+    default_judge,
+    default_tiers,
+    load_settings,
+    write_config,
+)
 from routeq.embedded import resolve_endpoints, state_dir, stop
 from routeq.ledger.migrate import upgrade
 from routeq.pricing import call_cost
@@ -61,34 +67,6 @@ def demo_queries(count: int) -> list[str]:
     ]
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | Decimal):
-        return str(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _toml_table(header: str, values: dict[str, Any]) -> str:
-    lines = [header]
-    lines += [f"{key} = {_toml_value(v)}" for key, v in values.items() if v is not None]
-    return "\n".join(lines) + "\n"
-
-
-def write_demo_config(path: Path, sim_url: str) -> None:
-    """A config file pointing every tier and the judge at the simulated server."""
-    parts = ["# Written by `routeq demo`: every model here is SIMULATED.\n"]
-    for tier in default_tiers(sim_url):
-        parts.append(_toml_table("[[tiers]]", tier.model_dump(mode="json")))
-    judge = default_judge(sim_url)
-    assert judge.model is not None
-    parts.append(
-        _toml_table("[judge]", {"enabled": judge.enabled, "pass_threshold": judge.pass_threshold})
-    )
-    parts.append(_toml_table("[judge.model]", judge.model.model_dump(mode="json")))
-    path.write_text("\n".join(parts), encoding="utf-8")
-
-
 def run_demo(
     base: Settings, *, queries: int, seed: int, keep_running: bool, console: Console
 ) -> list[Result]:
@@ -103,14 +81,13 @@ def run_demo(
     upgrade(endpoints.database_url)
     worker: subprocess.Popen[bytes] | None = None
     with SimServer(default_sim_config(seed)) as sim:
-        config_path = root / "demo.toml"
-        write_demo_config(config_path, sim.url)
-        os.environ["ROUTEQ_CONFIG"] = str(config_path)
+        # The demo always runs the default ladder on simulated models, whatever routeq.toml says.
+        config_path = write_config(
+            Settings(tiers=default_tiers(sim.url), judge=default_judge(sim.url), state_dir=root),
+            root / "demo.toml",
+        )
         settings = load_settings(
-            config_path,
-            database_url=endpoints.database_url,
-            broker_url=endpoints.broker_url,
-            state_dir=root,
+            config_path, database_url=endpoints.database_url, broker_url=endpoints.broker_url
         )
         try:
             worker = _start_worker(

@@ -33,7 +33,7 @@ def heuristic_failure(question: str, answer: str | None, finish_reason: str | No
         return "answer truncated (finish_reason=length)"
     if ESCALATE_TOKEN in text:
         return f"model asked to escalate ({ESCALATE_TOKEN})"
-    if _REFUSAL.search(text[:300]):
+    if _REFUSAL.search(text[:300].replace("\u2019", "'")):
         return "model refused to answer"
     if asks_for_code(question) and not _CODE_BLOCK.search(text):
         return "question asks for code but the answer has no code block"

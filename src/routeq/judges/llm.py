@@ -33,15 +33,15 @@ def judge_messages(rubric: str, question: str, answer: str) -> list[dict[str, st
     ]
 
 
-_JSON_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
+_DECODER = json.JSONDecoder()
 _SCORE_LINE = re.compile(r"score\s*[:=]\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
 def parse_judge_reply(reply: str) -> JudgeScore:
     """Read ``{"score": n, "reason": ...}`` (even wrapped in prose or fences) or ``Score: n``."""
-    for candidate in _JSON_OBJECT.findall(reply):
+    for start in (index for index, char in enumerate(reply) if char == "{"):
         try:
-            data = json.loads(candidate)
+            data, _ = _DECODER.raw_decode(reply, start)
         except json.JSONDecodeError:
             continue
         if isinstance(data, dict) and "score" in data:
@@ -55,7 +55,7 @@ def parse_judge_reply(reply: str) -> JudgeScore:
 def _checked(raw: object, reason: str) -> JudgeScore:
     try:
         score = round(float(str(raw)))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise JudgeReplyError(f"judge score is not a number: {raw!r}") from None
     if not MIN_SCORE <= score <= MAX_SCORE:
         raise JudgeReplyError(f"judge score {score} is outside {MIN_SCORE}-{MAX_SCORE}")

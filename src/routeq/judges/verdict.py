@@ -51,7 +51,8 @@ def after_verdict(settings: Settings, tier: str, verdict: Verdict, input_tokens:
         return Accept(f"judge passed on {tier}: {verdict.reason}")
     above = tier_for_escalation(settings, tier, input_tokens)
     if above is None:
-        return Accept(f"top tier answer accepted although the judge failed it: {verdict.reason}")
+        where = "top tier" if settings.next_tier(tier) is None else "largest-window tier"
+        return Accept(f"{where} answer accepted although the judge failed it: {verdict.reason}")
     return Escalate(above.name, f"escalated from {tier}: {verdict.reason}")
 
 

@@ -12,7 +12,7 @@ def fits(tier: TierConfig, input_tokens: int) -> bool:
 
 def fit_to_context(settings: Settings, tier_name: str, input_tokens: int) -> TierConfig | None:
     """The first tier at or above ``tier_name`` whose window holds the query, or None."""
-    start = settings.tier_names.index(tier_name)
+    start = settings.tier_names.index(settings.tier(tier_name).name)
     return next((t for t in settings.tiers[start:] if fits(t, input_tokens)), None)
 
 

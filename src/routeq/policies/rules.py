@@ -85,7 +85,7 @@ class _CompiledRule:
                 return None
             why.append(f"none of {rule.forbid_chars!r}")
         for key, expected in rule.metadata.items():
-            if str(query.metadata.get(key)) != expected:
+            if key not in query.metadata or str(query.metadata[key]) != expected:
                 return None
             why.append(f"metadata {key}={expected}")
         if rule.user is not None:

@@ -7,6 +7,7 @@ retry loop in ``providers.retry`` is protocol-agnostic.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import time
 from dataclasses import dataclass
@@ -77,6 +78,10 @@ class Provider:
             ) from exc
         except httpx.TransportError as exc:
             raise TransientProviderError(f"connection failed: {type(exc).__name__}: {exc}") from exc
+        except httpx.DecodingError as exc:
+            raise MalformedResponseError(f"undecodable response body: {exc}") from exc
+        except httpx.HTTPError as exc:  # e.g. TooManyRedirects: not the request's fault
+            raise TransientProviderError(f"request failed: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
             raise http_error(response)
         try:
@@ -136,6 +141,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # asctime dates carry no zone; RFC 9110 says they are UTC
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 

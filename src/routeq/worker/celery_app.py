@@ -23,6 +23,11 @@ def queue_names(settings: Settings) -> list[str]:
     return [ROUTE_QUEUE, JUDGE_QUEUE, *(tier.queue for tier in settings.tiers)]
 
 
+def restore_interval(visibility_timeout_s: int) -> int:
+    """Seconds between sweeps for unacked messages: a fifth of the visibility timeout, 1-10 s."""
+    return max(1, min(10, visibility_timeout_s // 5))
+
+
 def create_app(settings: Settings, broker_url: str) -> Celery:
     exchange = Exchange("routeq", type="direct")
     worker = settings.worker
@@ -43,7 +48,13 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=worker.task_soft_time_limit_s,
         task_time_limit=worker.task_time_limit_s,
-        broker_transport_options={"visibility_timeout": worker.visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": worker.visibility_timeout_s,
+            # kombu sweeps for messages of dead workers every interval * throttle seconds
+            # (100 s by default); sweep every interval so recovery tracks the visibility timeout.
+            "unacked_restore_interval": restore_interval(worker.visibility_timeout_s),
+            "unacked_restore_throttle": 1,
+        },
         worker_send_task_events=True,
         task_send_sent_event=True,
         broker_connection_retry_on_startup=True,

@@ -1,0 +1,821 @@
+"""Unit tests of the provider adapters (routeq.providers) over ``httpx.MockTransport``.
+
+No network: every HTTP exchange is answered by a scripted handler that also records the requests
+the adapter sent.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from routeq.config import ModelEndpoint
+from routeq.errors import (
+    MalformedResponseError,
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+)
+from routeq.providers import (
+    AnthropicProvider,
+    ChatRequest,
+    ChatResponse,
+    OpenAIProvider,
+    Provider,
+    parse_retry_after,
+    provider_for,
+)
+from routeq.providers.anthropic import ANTHROPIC_VERSION
+from routeq.tokens import count_message_tokens, count_tokens
+
+KEY_ENV = "ROUTEQ_TEST_PROVIDER_KEY"
+SECRET = "sk-test-0123456789abcdef-do-not-leak"
+BASE_URL = "https://llm.example.test/v1"
+
+REQUEST = ChatRequest(
+    messages=[
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ],
+    max_tokens=64,
+)
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def endpoint(provider: str = "openai", **overrides: Any) -> ModelEndpoint:
+    fields: dict[str, Any] = {
+        "provider": provider,
+        "base_url": BASE_URL,
+        "model": "test-model",
+        "input_price_per_mtok": Decimal("1"),
+        "output_price_per_mtok": Decimal("2"),
+        "timeout_s": 7.5,
+    }
+    fields.update(overrides)
+    return ModelEndpoint(**fields)
+
+
+class Recorder:
+    """A MockTransport handler: records each request, then answers with ``answer(request)``."""
+
+    def __init__(self, answer: Handler) -> None:
+        self.answer = answer
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.answer(request)
+
+    @property
+    def last(self) -> httpx.Request:
+        assert self.requests, "the adapter sent no request"
+        return self.requests[-1]
+
+    def last_json(self) -> Any:
+        return json.loads(self.last.content)
+
+
+def reply(status: int = 200, body: Any = None, **kwargs: Any) -> Handler:
+    """A handler that always answers ``status`` with ``body`` as JSON (or raw bytes/str)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if isinstance(body, bytes | str):
+            return httpx.Response(status, content=body, **kwargs)
+        return httpx.Response(status, json=body, **kwargs)
+
+    return answer
+
+
+def raising(exc_type: type[httpx.TransportError]) -> Handler:
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise exc_type("simulated transport failure", request=request)
+
+    return answer
+
+
+@pytest.fixture
+def make() -> Iterator[Callable[..., tuple[Provider, Recorder]]]:
+    """Build an adapter of class ``cls`` whose client answers through ``handler``."""
+    clients: list[httpx.Client] = []
+
+    def build(
+        cls: type[Provider], handler: Handler, **endpoint_overrides: Any
+    ) -> tuple[Provider, Recorder]:
+        recorder = Recorder(handler)
+        client = httpx.Client(transport=httpx.MockTransport(recorder))
+        clients.append(client)
+        protocol = "anthropic" if cls is AnthropicProvider else "openai"
+        return cls(endpoint(protocol, **endpoint_overrides), client), recorder
+
+    yield build
+    for client in clients:
+        client.close()
+
+
+def completion(
+    content: Any = "Paris.",
+    finish_reason: str | None = "stop",
+    usage: Any = ...,
+    model: str | None = "test-model-2024-01-01",
+) -> dict[str, Any]:
+    """An OpenAI chat.completion body."""
+    body: dict[str, Any] = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": finish_reason,
+            }
+        ],
+    }
+    if model is not None:
+        body["model"] = model
+    if usage is ...:
+        usage = {"prompt_tokens": 21, "completion_tokens": 3, "total_tokens": 24}
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+def message(
+    content: Any = None,
+    stop_reason: str | None = "end_turn",
+    usage: Any = ...,
+    model: str | None = "claude-test-20240101",
+) -> dict[str, Any]:
+    """An Anthropic Messages API body."""
+    body: dict[str, Any] = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "text", "text": "Paris."}] if content is None else content,
+        "stop_reason": stop_reason,
+    }
+    if model is not None:
+        body["model"] = model
+    if usage is ...:
+        usage = {"input_tokens": 17, "output_tokens": 4}
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+def openai_error(text: str, kind: str = "invalid_request_error") -> dict[str, Any]:
+    return {"error": {"message": text, "type": kind, "param": None, "code": None}}
+
+
+def anthropic_error(text: str, kind: str = "invalid_request_error") -> dict[str, Any]:
+    return {"type": "error", "error": {"type": kind, "message": text}}
+
+
+def http_date(when: datetime) -> str:
+    return email.utils.format_datetime(when, usegmt=True)
+
+
+# ---------------------------------------------------------------- OpenAI: success
+
+
+def test_openai_success_parses_response(make: Any) -> None:
+    provider, _ = make(OpenAIProvider, reply(200, completion()))
+
+    response = provider.complete(REQUEST)
+
+    assert response == ChatResponse(
+        content="Paris.",
+        finish_reason="stop",
+        input_tokens=21,
+        output_tokens=3,
+        tokens_estimated=False,
+        model="test-model-2024-01-01",
+    )
+
+
+def test_openai_request_url_body_and_auth_header(make: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    provider, recorder = make(OpenAIProvider, reply(200, completion()), api_key_env=KEY_ENV)
+
+    provider.complete(REQUEST)
+
+    sent = recorder.last
+    assert len(recorder.requests) == 1
+    assert sent.method == "POST"
+    assert str(sent.url) == f"{BASE_URL}/chat/completions"
+    assert sent.headers["authorization"] == f"Bearer {SECRET}"
+    assert sent.headers["accept"] == "application/json"
+    assert sent.headers["content-type"] == "application/json"
+    assert recorder.last_json() == {
+        "model": "test-model",
+        "messages": REQUEST.messages,
+        "max_tokens": 64,
+    }
+    # The endpoint's timeout is applied to the request.
+    assert sent.extensions["timeout"]["read"] == 7.5
+
+
+def test_openai_base_url_trailing_slash_is_normalised(make: Any) -> None:
+    provider, recorder = make(
+        OpenAIProvider, reply(200, completion()), base_url="http://localhost:8000/v1/"
+    )
+
+    provider.complete(REQUEST)
+
+    assert str(recorder.last.url) == "http://localhost:8000/v1/chat/completions"
+
+
+def test_openai_no_authorization_header_without_api_key_env(make: Any) -> None:
+    provider, recorder = make(OpenAIProvider, reply(200, completion()), api_key_env=None)
+
+    provider.complete(REQUEST)
+
+    assert "authorization" not in recorder.last.headers
+
+
+def test_openai_key_is_read_at_call_time(make: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv(KEY_ENV, "first-key")
+    provider, recorder = make(OpenAIProvider, reply(200, completion()), api_key_env=KEY_ENV)
+    provider.complete(REQUEST)
+    monkeypatch.setenv(KEY_ENV, "rotated-key")
+
+    provider.complete(REQUEST)
+
+    assert [r.headers["authorization"] for r in recorder.requests] == [
+        "Bearer first-key",
+        "Bearer rotated-key",
+    ]
+
+
+@pytest.mark.parametrize("cls", [OpenAIProvider, AnthropicProvider])
+@pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
+def test_missing_api_key_is_permanent_names_variable_and_sends_nothing(
+    make: Any, monkeypatch: Any, cls: type[Provider], value: str | None
+) -> None:
+    if value is None:
+        monkeypatch.delenv(KEY_ENV, raising=False)
+    else:
+        monkeypatch.setenv(KEY_ENV, value)
+    # Other secrets in the environment must not find their way into the message either.
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    ok = completion() if cls is OpenAIProvider else message()
+    provider, recorder = make(cls, reply(200, ok), api_key_env=KEY_ENV)
+
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.complete(REQUEST)
+
+    text = str(caught.value)
+    assert KEY_ENV in text
+    assert SECRET not in text
+    assert not caught.value.retryable
+    assert caught.value.status_code is None
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        reply(401, openai_error("Incorrect API key provided")),
+        reply(500, "upstream exploded"),
+        reply(200, "<html>not json</html>"),
+        raising(httpx.ConnectError),
+        raising(httpx.ReadTimeout),
+    ],
+    ids=["401", "500", "non-json", "connect", "timeout"],
+)
+def test_openai_errors_never_contain_the_api_key(
+    make: Any, monkeypatch: Any, handler: Handler
+) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    provider, _ = make(OpenAIProvider, handler, api_key_env=KEY_ENV)
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert SECRET not in str(caught.value)
+    assert SECRET not in repr(caught.value.args)
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        None,
+        {},
+        {"prompt_tokens": 21},
+        {"completion_tokens": 3},
+        {"prompt_tokens": "21", "completion_tokens": "3"},
+        {"prompt_tokens": 21.0, "completion_tokens": 3.0},
+        "21/3",
+    ],
+    ids=["absent", "empty", "no-completion", "no-prompt", "strings", "floats", "not-object"],
+)
+def test_openai_usage_missing_is_estimated_with_tokenizer(make: Any, usage: Any) -> None:
+    content = "The capital of France is Paris."
+    provider, _ = make(OpenAIProvider, reply(200, completion(content=content, usage=usage)))
+
+    response = provider.complete(REQUEST)
+
+    assert response.tokens_estimated is True
+    assert response.input_tokens == count_message_tokens(REQUEST.messages)
+    assert response.output_tokens == count_tokens(content)
+    assert response.input_tokens > 0
+    assert response.output_tokens > 0
+
+
+def test_openai_model_falls_back_to_endpoint_model(make: Any) -> None:
+    provider, _ = make(OpenAIProvider, reply(200, completion(model=None)))
+
+    assert provider.complete(REQUEST).model == "test-model"
+
+
+@pytest.mark.parametrize("finish_reason", ["length", "stop", "content_filter", None])
+def test_openai_finish_reason_passed_through(make: Any, finish_reason: str | None) -> None:
+    provider, _ = make(OpenAIProvider, reply(200, completion(finish_reason=finish_reason)))
+
+    assert provider.complete(REQUEST).finish_reason == finish_reason
+
+
+def test_openai_content_none_becomes_empty_string(make: Any) -> None:
+    provider, _ = make(OpenAIProvider, reply(200, completion(content=None, usage=None)))
+
+    response = provider.complete(REQUEST)
+
+    assert response.content == ""
+    assert response.output_tokens == 0
+    assert response.tokens_estimated is True
+
+
+# ---------------------------------------------------------------- OpenAI: HTTP errors
+
+
+def test_openai_429_with_retry_after_seconds(make: Any) -> None:
+    provider, _ = make(
+        OpenAIProvider,
+        reply(429, openai_error("Rate limit reached"), headers={"Retry-After": "2"}),
+    )
+
+    with pytest.raises(TransientProviderError) as caught:
+        provider.complete(REQUEST)
+
+    error = caught.value
+    assert error.retryable
+    assert error.status_code == 429
+    assert error.retry_after == 2.0
+    assert "Rate limit reached" in str(error)
+
+
+def test_openai_429_with_http_date_retry_after(make: Any) -> None:
+    when = datetime.now(UTC) + timedelta(seconds=120)
+    provider, _ = make(
+        OpenAIProvider,
+        reply(429, openai_error("slow down"), headers={"Retry-After": http_date(when)}),
+    )
+
+    with pytest.raises(TransientProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert caught.value.retry_after is not None
+    assert 0 < caught.value.retry_after <= 121
+
+
+@pytest.mark.parametrize("retry_after", [None, "whenever"], ids=["absent", "garbage"])
+def test_openai_429_without_usable_retry_after(make: Any, retry_after: str | None) -> None:
+    headers = {} if retry_after is None else {"Retry-After": retry_after}
+    provider, _ = make(OpenAIProvider, reply(429, openai_error("slow down"), headers=headers))
+
+    with pytest.raises(TransientProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert caught.value.status_code == 429
+    assert caught.value.retry_after is None
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_openai_5xx_is_transient(make: Any, status: int) -> None:
+    provider, _ = make(OpenAIProvider, reply(status, openai_error("The server had an error")))
+
+    with pytest.raises(TransientProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert caught.value.retryable
+    assert caught.value.status_code == status
+    assert caught.value.retry_after is None
+    assert "The server had an error" in str(caught.value)
+
+
+def test_openai_503_honours_retry_after(make: Any) -> None:
+    provider, _ = make(OpenAIProvider, reply(503, "", headers={"Retry-After": "5"}))
+
+    with pytest.raises(TransientProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert caught.value.retry_after == 5.0
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_openai_4xx_is_permanent_with_provider_message(make: Any, status: int) -> None:
+    detail = f"provider says no ({status})"
+    provider, _ = make(OpenAIProvider, reply(status, openai_error(detail)))
+
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.complete(REQUEST)
+
+    error = caught.value
+    assert not error.retryable
+    assert error.status_code == status
+    assert detail in str(error)
+    assert str(status) in str(error)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"error": "model not found"}, "model not found"),
+        ("plain text failure", "plain text failure"),
+        ("", "(empty body)"),
+        ({"detail": "nope"}, "nope"),
+    ],
+    ids=["error-string", "text", "empty", "other-json"],
+)
+def test_http_error_detail_when_body_is_not_openai_shaped(
+    make: Any, body: Any, expected: str
+) -> None:
+    provider, _ = make(OpenAIProvider, reply(400, body))
+
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert expected in str(caught.value)
+
+
+def test_http_error_detail_is_truncated(make: Any) -> None:
+    provider, _ = make(OpenAIProvider, reply(400, openai_error("x" * 5000)))
+
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert "x" * 500 in str(caught.value)
+    assert "x" * 501 not in str(caught.value)
+
+
+# ---------------------------------------------------------------- OpenAI: malformed and transport
+
+
+def test_openai_non_json_200_is_malformed_and_retryable(make: Any) -> None:
+    provider, _ = make(OpenAIProvider, reply(200, b"<html>gateway hiccup</html>"))
+
+    with pytest.raises(MalformedResponseError) as caught:
+        provider.complete(REQUEST)
+
+    assert caught.value.retryable
+    assert caught.value.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "just a string",
+        {},
+        {"choices": []},
+        {"choices": "nope"},
+        {"choices": ["nope"]},
+        {"choices": [{"finish_reason": "stop"}]},
+        {"choices": [{"message": "hello"}]},
+        completion(content=42),
+        completion(content=["Paris."]),
+        completion(content={"text": "Paris."}),
+    ],
+    ids=[
+        "list",
+        "string",
+        "no-choices",
+        "empty-choices",
+        "choices-not-list",
+        "choice-not-object",
+        "no-message",
+        "message-not-object",
+        "content-int",
+        "content-list",
+        "content-object",
+    ],
+)
+def test_openai_json_breaking_protocol_is_malformed(make: Any, body: Any) -> None:
+    provider, _ = make(OpenAIProvider, reply(200, json.dumps(body)))
+
+    with pytest.raises(MalformedResponseError) as caught:
+        provider.complete(REQUEST)
+
+    assert caught.value.retryable
+
+
+@pytest.mark.parametrize(
+    "exc_type",
+    [
+        httpx.ConnectError,
+        httpx.ConnectTimeout,
+        httpx.ReadTimeout,
+        httpx.WriteTimeout,
+        httpx.PoolTimeout,
+        httpx.ReadError,
+        httpx.RemoteProtocolError,
+    ],
+)
+def test_openai_transport_errors_are_transient(make: Any, exc_type: type[Exception]) -> None:
+    provider, _ = make(OpenAIProvider, raising(exc_type))
+
+    with pytest.raises(TransientProviderError) as caught:
+        provider.complete(REQUEST)
+
+    error = caught.value
+    assert error.retryable
+    assert error.status_code is None
+    assert isinstance(error.__cause__, exc_type)
+    if issubclass(exc_type, httpx.TimeoutException):
+        assert "timed out after 7.5s" in str(error)
+    else:
+        assert "connection failed" in str(error)
+
+
+def test_garbled_content_encoding_is_a_provider_error(make: Any) -> None:
+    provider, _ = make(
+        OpenAIProvider,
+        reply(200, b"definitely not gzip", headers={"Content-Encoding": "gzip"}),
+    )
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert caught.value.retryable
+
+
+# ---------------------------------------------------------------- Anthropic
+
+
+def test_anthropic_request_and_response(make: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    body = message(
+        content=[
+            {"type": "text", "text": "Paris"},
+            {"type": "tool_use", "id": "t1", "name": "lookup", "input": {}},
+            {"type": "text", "text": " is the capital."},
+        ]
+    )
+    provider, recorder = make(AnthropicProvider, reply(200, body), api_key_env=KEY_ENV)
+    request = ChatRequest(
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Capital of France?"},
+            {"role": "assistant", "content": "Which France?"},
+            {"role": "system", "content": "Answer in English."},
+            {"role": "user", "content": "The country."},
+        ],
+        max_tokens=99,
+    )
+
+    response = provider.complete(request)
+
+    sent = recorder.last
+    assert str(sent.url) == f"{BASE_URL}/messages"
+    assert sent.headers["x-api-key"] == SECRET
+    assert sent.headers["anthropic-version"] == ANTHROPIC_VERSION == "2023-06-01"
+    assert "authorization" not in sent.headers
+    assert recorder.last_json() == {
+        "model": "test-model",
+        "max_tokens": 99,
+        "system": "Be brief.\n\nAnswer in English.",
+        "messages": [
+            {"role": "user", "content": "Capital of France?"},
+            {"role": "assistant", "content": "Which France?"},
+            {"role": "user", "content": "The country."},
+        ],
+    }
+    assert response == ChatResponse(
+        content="Paris is the capital.",
+        finish_reason="stop",
+        input_tokens=17,
+        output_tokens=4,
+        tokens_estimated=False,
+        model="claude-test-20240101",
+    )
+
+
+def test_anthropic_without_system_or_key(make: Any) -> None:
+    provider, recorder = make(AnthropicProvider, reply(200, message()), api_key_env=None)
+    request = ChatRequest(messages=[{"role": "user", "content": "hi"}], max_tokens=8)
+
+    provider.complete(request)
+
+    sent_body = recorder.last_json()
+    assert "system" not in sent_body
+    assert sent_body["messages"] == [{"role": "user", "content": "hi"}]
+    assert "x-api-key" not in recorder.last.headers
+    assert recorder.last.headers["anthropic-version"] == ANTHROPIC_VERSION
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "finish_reason"),
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_use"),
+        (None, None),
+    ],
+)
+def test_anthropic_stop_reason_mapping(
+    make: Any, stop_reason: str | None, finish_reason: str | None
+) -> None:
+    provider, _ = make(AnthropicProvider, reply(200, message(stop_reason=stop_reason)))
+
+    assert provider.complete(REQUEST).finish_reason == finish_reason
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [None, {"input_tokens": 17}, {"input_tokens": "17", "output_tokens": "4"}],
+    ids=["absent", "partial", "strings"],
+)
+def test_anthropic_usage_missing_is_estimated(make: Any, usage: Any) -> None:
+    provider, _ = make(AnthropicProvider, reply(200, message(usage=usage, model=None)))
+
+    response = provider.complete(REQUEST)
+
+    assert response.tokens_estimated is True
+    assert response.input_tokens == count_message_tokens(REQUEST.messages) > 0
+    assert response.output_tokens == count_tokens("Paris.") > 0
+    assert response.model == "test-model"
+
+
+def test_anthropic_no_text_blocks_is_empty_content(make: Any) -> None:
+    provider, _ = make(AnthropicProvider, reply(200, message(content=[])))
+
+    assert provider.complete(REQUEST).content == ""
+
+
+@pytest.mark.parametrize("status", [500, 503, 529])
+def test_anthropic_overloaded_and_5xx_are_transient(make: Any, status: int) -> None:
+    provider, _ = make(
+        AnthropicProvider, reply(status, anthropic_error("Overloaded", "overloaded_error"))
+    )
+
+    with pytest.raises(TransientProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert caught.value.status_code == status
+    assert "Overloaded" in str(caught.value)
+
+
+def test_anthropic_429_retry_after(make: Any) -> None:
+    provider, _ = make(
+        AnthropicProvider,
+        reply(429, anthropic_error("rate", "rate_limit_error"), headers={"retry-after": "13"}),
+    )
+
+    with pytest.raises(TransientProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert caught.value.retry_after == 13.0
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_anthropic_4xx_is_permanent_with_provider_message(make: Any, status: int) -> None:
+    provider, _ = make(AnthropicProvider, reply(status, anthropic_error("max_tokens: too big")))
+
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert caught.value.status_code == status
+    assert "max_tokens: too big" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json at all",
+        json.dumps([]).encode(),
+        json.dumps({"type": "message"}).encode(),
+        json.dumps({"content": "Paris."}).encode(),
+        json.dumps(message(content=[{"type": "text", "text": 42}])).encode(),
+        json.dumps(message(content=[{"type": "text", "text": None}])).encode(),
+    ],
+    ids=["non-json", "list", "no-content", "content-string", "text-int", "text-null"],
+)
+def test_anthropic_malformed_body(make: Any, body: bytes) -> None:
+    provider, _ = make(AnthropicProvider, reply(200, body))
+
+    with pytest.raises(MalformedResponseError) as caught:
+        provider.complete(REQUEST)
+
+    assert caught.value.retryable
+
+
+def test_anthropic_connect_error_is_transient(make: Any) -> None:
+    provider, _ = make(AnthropicProvider, raising(httpx.ConnectError))
+
+    with pytest.raises(TransientProviderError):
+        provider.complete(REQUEST)
+
+
+# ---------------------------------------------------------------- provider_for
+
+
+@pytest.mark.parametrize(
+    ("protocol", "cls"), [("openai", OpenAIProvider), ("anthropic", AnthropicProvider)]
+)
+def test_provider_for_picks_adapter(protocol: str, cls: type[Provider]) -> None:
+    with httpx.Client(transport=httpx.MockTransport(reply(500))) as client:
+        ep = endpoint(protocol)
+        provider = provider_for(ep, client)
+
+    assert type(provider) is cls
+    assert provider.endpoint is ep
+
+
+# ---------------------------------------------------------------- parse_retry_after
+
+NOW = datetime(2015, 10, 21, 7, 27, 30, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2", 2.0),
+        ("0", 0.0),
+        ("1.5", 1.5),
+        ("  7 ", 7.0),
+        ("120", 120.0),
+        ("-3", 0.0),
+        ("-0.5", 0.0),
+    ],
+)
+def test_parse_retry_after_numbers(value: str, expected: float) -> None:
+    assert parse_retry_after(value) == expected
+    assert parse_retry_after(value, now=NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 30.0),
+        ("Wed, 21 Oct 2015 07:27:30 GMT", 0.0),
+        ("Wed, 21 Oct 2015 08:27:30 GMT", 3600.0),
+        ("Wed, 21 Oct 2015 07:00:00 GMT", 0.0),
+        ("Wednesday, 21-Oct-15 07:28:00 GMT", 30.0),
+        ("Wed, 21 Oct 2015 09:28:00 +0200", 30.0),
+    ],
+    ids=["future", "now", "hour", "past-clamps", "rfc850", "offset"],
+)
+def test_parse_retry_after_http_date_relative_to_now(value: str, expected: float) -> None:
+    assert parse_retry_after(value, now=NOW) == pytest.approx(expected)
+
+
+def test_parse_retry_after_http_date_defaults_to_wall_clock() -> None:
+    value = http_date(datetime.now(UTC) + timedelta(seconds=90))
+
+    seconds = parse_retry_after(value)
+
+    assert seconds is not None
+    assert 0 < seconds <= 91
+
+
+@pytest.mark.parametrize("value", ["soon", "", "   ", "Wed, 99 Foo", "2 seconds", "1,5"])
+def test_parse_retry_after_garbage_is_none(value: str) -> None:
+    assert parse_retry_after(value, now=NOW) is None
+
+
+def test_parse_retry_after_none_is_none() -> None:
+    assert parse_retry_after(None) is None
+    assert parse_retry_after(None, now=NOW) is None
+
+
+@pytest.fixture
+def non_utc_local_time() -> Iterator[None]:
+    if not hasattr(time, "tzset"):
+        pytest.skip("time.tzset is unavailable on this platform")
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
+@pytest.mark.usefixtures("non_utc_local_time")
+def test_parse_retry_after_asctime_date_is_utc() -> None:
+    assert parse_retry_after("Wed Oct 21 07:28:00 2015", now=NOW) == pytest.approx(30.0)
