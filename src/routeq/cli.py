@@ -27,7 +27,7 @@ embedded_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(embedded_app, name="embedded")
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:

@@ -1,0 +1,18 @@
+"""The commented example config in the repository stays loadable (README points users at it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from routeq.config import load_settings
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "routeq.example.toml"
+
+
+def test_example_config_loads_with_all_sections() -> None:
+    settings = load_settings(EXAMPLE)
+    assert settings.tier_names == ["cheap", "mid", "frontier"]
+    assert settings.tier("frontier").provider == "anthropic"
+    assert settings.judge.model is not None and settings.judge.pass_threshold == 6
+    assert settings.routing.rules is not None and len(settings.routing.rules) == 5
+    assert settings.worker.visibility_timeout_s > settings.worker.task_time_limit_s
