@@ -145,7 +145,10 @@ def all_top_tier_cost(top: TierConfig, results: list[Result]) -> Decimal:
 def _print_results(
     console: Console, settings: Settings, texts: list[str], results: list[Result], elapsed: float
 ) -> None:
-    table = Table(title="queries (simulated models)")
+    table = Table(
+        title="queries (simulated models)",
+        caption="verdicts: ✓/✗ with the LLM judge's score; ✗ alone = failed a heuristic check",
+    )
     for column in ("#", "query", "route", "tier path", "verdicts", "status", "cost $"):
         table.add_column(column, overflow="fold")
     for index, (text, result) in enumerate(zip(texts, results, strict=True), 1):

@@ -1,0 +1,388 @@
+"""The hop ledger against a real Postgres: migrations, submission, claims, fencing and money."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from routeq.ledger import (
+    Base,
+    ClaimedHop,
+    HopKind,
+    HopStatus,
+    Ledger,
+    NewQuery,
+    NextHop,
+    QueryOutcome,
+    QueryStatus,
+)
+from routeq.ledger.migrate import alembic_config, current_head, upgrade
+
+try:
+    from conftest import ADMIN_URL
+except ImportError:  # pragma: no cover - conftest is always importable under pytest
+    ADMIN_URL = os.environ.get(
+        "ROUTEQ_TEST_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+
+pytestmark = pytest.mark.integration
+
+LEASE = 600.0  # long enough that a fresh claim is never considered expired during a test
+MAX_DELIVERIES = 3
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def submit_one(ledger: Ledger, text: str = "What is 2 + 2?", **fields: Any) -> uuid.UUID:
+    [entry] = ledger.submit([NewQuery(text=text, input_tokens=7, **fields)])
+    assert entry.created
+    return entry.query_id
+
+
+def rows(ledger: Ledger, sql: str, **params: Any) -> list[Any]:
+    with ledger.engine.connect() as conn:
+        return list(conn.execute(sa.text(sql), params))
+
+
+def hop_rows(ledger: Ledger, query_id: uuid.UUID) -> list[Any]:
+    return rows(ledger, "SELECT * FROM hops WHERE query_id = :q ORDER BY seq", q=query_id)
+
+
+def query_row(ledger: Ledger, query_id: uuid.UUID) -> Any:
+    [row] = rows(ledger, "SELECT * FROM queries WHERE id = :q", q=query_id)
+    return row
+
+
+def claim(ledger: Ledger, query_id: uuid.UUID, seq: int, *, lease_s: float = LEASE) -> Any:
+    return ledger.claim(query_id, seq, lease_s=lease_s, max_deliveries=MAX_DELIVERIES)
+
+
+def claimed(ledger: Ledger, query_id: uuid.UUID, seq: int, *, lease_s: float = LEASE) -> ClaimedHop:
+    result = claim(ledger, query_id, seq, lease_s=lease_s)
+    assert result.state == "claimed", result
+    assert result.hop is not None
+    return result.hop
+
+
+def route_to_cheap(ledger: Ledger, query_id: uuid.UUID) -> ClaimedHop:
+    """Finish the route hop with a call hop on 'cheap' and claim that call hop."""
+    route = claimed(ledger, query_id, 1)
+    call = NextHop(query_id, 2, HopKind.CALL, "cheap", "sim-small", reason="routed: test")
+    assert ledger.finish_hop(route, status=HopStatus.DONE, values={"tier": "cheap"}, next_hop=call)
+    return claimed(ledger, query_id, 2)
+
+
+# -- migrations ------------------------------------------------------------------------------------
+
+
+def test_migrations_and_models_agree(migrated_url: str) -> None:
+    engine = sa.create_engine(migrated_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            differences = compare_metadata(context, Base.metadata)
+            revision = context.get_current_revision()
+    finally:
+        engine.dispose()
+    assert differences == [], f"models and migrations disagree: {differences}"
+    assert revision == current_head()
+
+
+@pytest.fixture
+def scratch_url(database_url: str) -> Iterator[str]:
+    """A brand-new empty database, dropped afterwards."""
+    name = f"routeq_scratch_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as error:  # pragma: no cover - database_url already checked
+        admin.dispose()
+        pytest.skip(f"cannot create a scratch database: {error}")
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_upgrade_on_an_empty_database_reaches_head(scratch_url: str) -> None:
+    head = current_head()
+    assert head is not None
+    assert ScriptDirectory.from_config(alembic_config(scratch_url)).get_current_head() == head
+
+    upgrade(scratch_url)
+    upgrade(scratch_url)  # a second upgrade is a no-op
+
+    engine = sa.create_engine(scratch_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn)
+            assert context.get_current_revision() == head
+            assert compare_metadata(context, Base.metadata) == []
+        tables = set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert {"queries", "hops", "provider_requests", "alembic_version"} <= tables
+
+
+# -- submit ----------------------------------------------------------------------------------------
+
+
+def test_submit_creates_query_and_queued_route_hop(ledger: Ledger) -> None:
+    query_id = submit_one(ledger, metadata={"team": "a"}, user="u1")
+
+    query = query_row(ledger, query_id)
+    assert query.status == "queued"
+    assert query.text == "What is 2 + 2?"
+    assert query.metadata == {"team": "a"} and query.user_id == "u1"
+    assert query.total_cost == Decimal(0)
+    [hop] = hop_rows(ledger, query_id)
+    assert (hop.seq, hop.kind, hop.status, hop.attempts) == (1, "route", "queued", 0)
+
+
+def test_idempotency_key_returns_the_original_without_a_second_hop(ledger: Ledger) -> None:
+    first = ledger.submit([NewQuery("hello", 1, idempotency_key="key-1")])
+    again = ledger.submit([NewQuery("hello, edited", 2, idempotency_key="key-1")])
+
+    assert first[0].created and not again[0].created
+    assert again[0].query_id == first[0].query_id
+    assert len(rows(ledger, "SELECT id FROM queries")) == 1
+    assert len(hop_rows(ledger, first[0].query_id)) == 1
+    assert query_row(ledger, first[0].query_id).text == "hello"
+
+
+def test_hop_seq_is_unique_per_query(ledger: Ledger) -> None:
+    query_id = submit_one(ledger)
+    with pytest.raises(IntegrityError), ledger.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO hops (query_id, seq, kind, status) VALUES (:q, 1, 'route', 'queued')"
+            ),
+            {"q": query_id},
+        )
+    assert len(hop_rows(ledger, query_id)) == 1
+
+
+# -- claims and fencing ----------------------------------------------------------------------------
+
+
+def test_claim_lifecycle(ledger: Ledger) -> None:
+    query_id = submit_one(ledger)
+
+    first = claim(ledger, query_id, 1)
+    assert first.state == "claimed" and first.hop is not None
+    assert first.hop.delivery == 1 and first.hop.kind == "route" and first.hop.seq == 1
+    [hop] = hop_rows(ledger, query_id)
+    assert hop.status == "running" and hop.attempts == 1 and hop.started_at is not None
+    assert query_row(ledger, query_id).status == "running"
+
+    busy = claim(ledger, query_id, 1)
+    assert busy.state == "busy" and busy.hop is None
+    assert busy.retry_in > 0
+
+    assert ledger.finish_hop(first.hop, status=HopStatus.DONE, values={"reason": "routed"})
+    assert claim(ledger, query_id, 1).state == "finished"
+    [hop] = hop_rows(ledger, query_id)
+    assert hop.status == "done" and hop.attempts == 1 and hop.finished_at is not None
+
+
+def test_expired_lease_is_reclaimed_and_the_stale_delivery_is_fenced(ledger: Ledger) -> None:
+    query_id = submit_one(ledger)
+    stale = claimed(ledger, query_id, 1)
+
+    # The worker holding delivery 1 "crashed": with a zero lease the hop is claimable again.
+    fresh = claimed(ledger, query_id, 1, lease_s=0)
+    assert (stale.delivery, fresh.delivery) == (1, 2)
+    assert fresh.id == stale.id
+
+    next_hop = NextHop(query_id, 2, HopKind.CALL, "cheap", "sim-small", reason="stale")
+    assert not ledger.finish_hop(
+        stale,
+        status=HopStatus.DONE,
+        values={"reason": "from the stale delivery"},
+        next_hop=next_hop,
+        outcome=QueryOutcome(QueryStatus.FAILED, "stale delivery"),
+    )
+    [hop] = hop_rows(ledger, query_id)
+    assert hop.status == "running" and hop.attempts == 2 and hop.reason is None
+    query = query_row(ledger, query_id)
+    assert query.status == "running" and query.final_reason is None
+
+    assert ledger.finish_hop(fresh, status=HopStatus.DONE, values={"reason": "fresh"})
+    [hop] = hop_rows(ledger, query_id)
+    assert hop.status == "done" and hop.reason == "fresh"
+    # and the stale delivery cannot overwrite a finished hop either
+    assert not ledger.finish_hop(stale, status=HopStatus.FAILED, values={"error": "late"})
+    assert hop_rows(ledger, query_id)[0].error is None
+
+
+def test_claims_beyond_max_deliveries_exhaust_the_hop(ledger: Ledger) -> None:
+    query_id = submit_one(ledger)
+    for delivery in range(1, MAX_DELIVERIES + 1):
+        assert claimed(ledger, query_id, 1, lease_s=0).delivery == delivery
+
+    exhausted = claim(ledger, query_id, 1, lease_s=0)
+
+    assert exhausted.state == "exhausted"
+    assert exhausted.hop is not None and exhausted.hop.delivery == MAX_DELIVERIES + 1
+    [hop] = hop_rows(ledger, query_id)
+    assert hop.status == "failed" and hop.finished_at is not None
+    assert "deliveries" in hop.error and str(MAX_DELIVERIES) in hop.error
+    assert claim(ledger, query_id, 1, lease_s=0).state == "finished"
+
+
+def test_claim_of_a_missing_hop(ledger: Ledger) -> None:
+    query_id = submit_one(ledger)
+    assert claim(ledger, query_id, 2).state == "missing"
+    assert claim(ledger, uuid.uuid4(), 1).state == "missing"
+
+
+def test_next_hop_is_inserted_once(ledger: Ledger) -> None:
+    query_id = submit_one(ledger)
+    route = claimed(ledger, query_id, 1)
+    call = NextHop(query_id, 2, HopKind.CALL, "cheap", "sim-small", reason="routed: first")
+    assert ledger.finish_hop(route, status=HopStatus.DONE, values={}, next_hop=call)
+
+    # A later delivery of the same hop (put back in play by hand) takes the same step again.
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE hops SET status = 'queued' WHERE query_id = :q AND seq = 1"),
+            {"q": query_id},
+        )
+    again = claimed(ledger, query_id, 1)
+    assert again.delivery == 2
+    other = NextHop(query_id, 2, HopKind.CALL, "mid", "sim-medium", reason="routed: second")
+    assert ledger.finish_hop(again, status=HopStatus.DONE, values={}, next_hop=other)
+    ledger.fail_exhausted(again, None, other)
+
+    hops = hop_rows(ledger, query_id)
+    assert [(h.seq, h.kind) for h in hops] == [(1, "route"), (2, "call")]
+    assert (hops[1].tier, hops[1].reason, hops[1].status) == ("cheap", "routed: first", "queued")
+
+
+# -- money -----------------------------------------------------------------------------------------
+
+
+def test_record_request_adds_cost_to_hop_and_query_exactly(ledger: Ledger) -> None:
+    query_id = submit_one(ledger)
+    hop = route_to_cheap(ledger, query_id)
+    prices = {"input_price": Decimal("0.15"), "output_price": Decimal("0.60")}
+
+    ledger.record_request(
+        hop,
+        try_number=1,
+        model="sim-small",
+        outcome="error",
+        latency_ms=3,
+        http_status=500,
+        error="HTTP 500",
+        **prices,
+    )
+    costs = [Decimal("0.0000001234"), Decimal("0.0000000001"), Decimal("0.1000000000")]
+    for try_number, cost in enumerate(costs, start=2):
+        ledger.record_request(
+            hop,
+            try_number=try_number,
+            model="sim-small",
+            outcome="ok",
+            latency_ms=5,
+            cost=cost,
+            input_tokens=10,
+            output_tokens=20,
+            **prices,
+        )
+
+    expected = Decimal("0.1000001235")
+    [_, call] = hop_rows(ledger, query_id)
+    assert call.cost == expected
+    assert query_row(ledger, query_id).total_cost == expected
+    requests = rows(
+        ledger, "SELECT * FROM provider_requests WHERE hop_id = :h ORDER BY id", h=hop.id
+    )
+    assert [r.try_number for r in requests] == [1, 2, 3, 4]
+    error = requests[0]
+    assert (error.outcome, error.cost, error.http_status, error.error) == (
+        "error",
+        Decimal(0),
+        500,
+        "HTTP 500",
+    )
+    assert error.delivery == hop.delivery == 1
+    assert sum((r.cost for r in requests), Decimal(0)) == expected
+
+
+def test_record_request_of_a_stale_delivery_still_counts(ledger: Ledger) -> None:
+    """Money spent is spent: spend is recorded outside the fence."""
+    query_id = submit_one(ledger)
+    stale = route_to_cheap(ledger, query_id)
+    claimed(ledger, query_id, 2, lease_s=0)
+    ledger.record_request(
+        stale,
+        try_number=1,
+        model="sim-small",
+        outcome="ok",
+        latency_ms=1,
+        input_price=Decimal(1),
+        output_price=Decimal(1),
+        cost=Decimal("0.25"),
+    )
+    assert query_row(ledger, query_id).total_cost == Decimal("0.25")
+
+
+# -- closing the query -----------------------------------------------------------------------------
+
+
+def test_done_outcome_copies_the_answer_and_is_final(ledger: Ledger) -> None:
+    query_id = submit_one(ledger)
+    call = route_to_cheap(ledger, query_id)
+
+    done = QueryOutcome(QueryStatus.DONE, "judging is off: answer accepted", answer_seq=2)
+    assert ledger.finish_hop(
+        call, status=HopStatus.DONE, values={"output": "4", "finish_reason": "stop"}, outcome=done
+    )
+
+    query = query_row(ledger, query_id)
+    assert query.status == "done" and query.finished_at is not None
+    assert (query.final_answer, query.final_tier, query.final_model) == ("4", "cheap", "sim-small")
+    assert query.final_reason == "judging is off: answer accepted"
+    view = ledger.view(query_id)
+    assert view.finished and view.answer == "4" and [h.seq for h in view.hops] == [1, 2]
+
+    # A second outcome (a late step, or an exhausted hop) never overwrites a finished query.
+    ledger.fail_exhausted(call, QueryOutcome(QueryStatus.FAILED, "too late"), None)
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE hops SET status = 'queued' WHERE query_id = :q AND seq = 2"),
+            {"q": query_id},
+        )
+    again = claimed(ledger, query_id, 2)
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE hops SET output = 'five' WHERE id = :h"),
+            {"h": again.id},
+        )
+    assert ledger.finish_hop(
+        again,
+        status=HopStatus.DONE,
+        values={},
+        outcome=QueryOutcome(QueryStatus.DONE, "second answer", answer_seq=2),
+    )
+    query = query_row(ledger, query_id)
+    assert (query.status, query.final_answer, query.final_reason) == (
+        "done",
+        "4",
+        "judging is off: answer accepted",
+    )
