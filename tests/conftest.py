@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
+from routeq.config import Settings, load_settings
 from routeq.ledger import Ledger, make_engine
 from routeq.ledger.migrate import upgrade
 
@@ -37,6 +39,20 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("ROUTEQ_") and not name.startswith("ROUTEQ_TEST_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory, so no routeq.toml is picked up (ROUTEQ_* variables are already
+    removed by ``_isolated_config``)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def settings(clean_env: Path) -> Settings:
+    """The default settings: the simulated three-tier ladder."""
+    return load_settings()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -85,17 +84,6 @@ input_price_per_mtok = 1
 output_price_per_mtok = 2
 context_window = 1000
 """
-
-
-@pytest.fixture
-def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory and no ROUTEQ_* variables from the developer's shell."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("ROUTEQ_"):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("ROUTEQ_CONFIG", raising=False)
-    return tmp_path
 
 
 def write(tmp_path: Path, text: str, name: str = "routeq.toml") -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +20,6 @@ from routeq.policies import (
 )
 from routeq.policies.ladder import fits
 from routeq.policies.rules import CHIT_CHAT_CHARS, LONG_QUERY_CHARS, STARTER_KEYWORDS
-
-
-@pytest.fixture
-def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory and no ROUTEQ_* variables from the developer's shell."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("ROUTEQ_"):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("ROUTEQ_CONFIG", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
-def settings(clean_env: Path) -> Settings:
-    return load_settings()
 
 
 def q(text: str, tokens: int | None = None, **kwargs: Any) -> QueryView:
