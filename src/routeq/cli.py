@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from routeq.config import Settings, load_settings
 from routeq.errors import RouteqError
@@ -165,7 +166,7 @@ def _print_result(result: object, as_json: bool) -> None:
         f"  cost: ${result.total_cost:.6f}"
     )
     if result.reason:
-        console.print(f"reason: {result.reason}")
+        console.print(f"reason: {result.reason}", markup=False, highlight=False)
     console.print(hops_table(result.hops))
     if result.answer is not None:
         console.print(f"answer ({result.final_tier}/{result.final_model}):")
@@ -236,8 +237,8 @@ def main() -> None:
     try:
         app()
     except RouteqError as error:
-        err_console.print(f"[red]error:[/red] {error}", markup=True, highlight=False)
+        err_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         raise SystemExit(2) from None
     except TimeoutError as error:
-        err_console.print(f"[red]timeout:[/red] {error}", highlight=False)
+        err_console.print(f"[red]timeout:[/red] {escape(str(error))}", highlight=False)
         raise SystemExit(3) from None

@@ -131,6 +131,8 @@ class Client:
             raise InvalidQueryError(f"{where}: text must be a string, got {type(text).__name__}")
         if not text.strip():
             raise InvalidQueryError(f"{where}: text is empty; send the question to route")
+        if "\x00" in text:
+            raise InvalidQueryError(f"{where}: text contains a NUL character; remove it")
         if len(text) > self.settings.max_query_chars:
             raise InvalidQueryError(
                 f"{where}: {len(text):,} characters exceeds max_query_chars "
@@ -146,9 +148,11 @@ class Client:
             )
         metadata = dict(fields.get("metadata") or {})
         try:
-            json.dumps(metadata)
+            encoded = json.dumps(metadata, allow_nan=False)  # JSONB has no NaN or Infinity
         except (TypeError, ValueError) as exc:
             raise InvalidQueryError(f"{where}: metadata must be JSON-serialisable: {exc}") from None
+        if "\\u0000" in encoded:
+            raise InvalidQueryError(f"{where}: metadata contains a NUL character; remove it")
         key = fields.get("idempotency_key")
         if key is not None and (not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY_LENGTH):
             raise InvalidQueryError(
@@ -156,6 +160,10 @@ class Client:
                 f"{_MAX_KEY_LENGTH} characters"
             )
         user = fields.get("user")
+        if user is not None and not 0 < len(str(user)) <= _MAX_KEY_LENGTH:
+            raise InvalidQueryError(
+                f"{where}: user must be a non-empty string of at most {_MAX_KEY_LENGTH} characters"
+            )
         return NewQuery(
             text=text,
             input_tokens=tokens,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.table import Table
+from rich.text import Text
 
 from routeq.ledger import HopView
 
@@ -32,14 +33,14 @@ def hops_table(hops: Sequence[HopView]) -> Table:
         table.add_row(
             str(hop.seq),
             hop.kind,
-            hop.tier or "",
-            hop.model or "",
+            Text(hop.tier or ""),
+            Text(hop.model or ""),
             hop.status,
             str(hop.attempts),
             tokens,
             f"{hop.cost:.6f}",
             str(hop.latency_ms or ""),
             "" if hop.score is None else f"{hop.score:g}",
-            (hop.error or hop.reason or "")[:120],
+            Text((hop.error or hop.reason or "")[:120]),  # provider text is not markup
         )
     return table
