@@ -55,7 +55,14 @@ def worker(
         ),
     ] = None,
     tiers: Annotated[list[str] | None, typer.Option("--tier", help="consume tier.NAME")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c")] = 2,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            help="processes; default: the tier's max_concurrency for one --tier, else 2",
+        ),
+    ] = None,
     pool: Annotated[str, typer.Option(help="prefork, threads or solo")] = "prefork",
     loglevel: Annotated[str, typer.Option()] = "info",
     name: Annotated[str | None, typer.Option(help="worker node name")] = None,
@@ -81,6 +88,8 @@ def worker(
     if settings.config_file is not None:
         env["ROUTEQ_CONFIG"] = str(settings.config_file.resolve())
     selected = chosen or known
+    if concurrency is None:
+        concurrency = settings.tier(tiers[0]).max_concurrency if tiers and len(chosen) == 1 else 2
     node = name or f"routeq-{'+'.join(q.replace('tier.', '') for q in selected)}-{os.getpid()}@%h"
     argv = [
         sys.executable,
