@@ -244,6 +244,23 @@ def test_claims_beyond_max_deliveries_exhaust_the_hop(ledger: Ledger) -> None:
     assert claim(ledger, query_id, 1, lease_s=0).state == "finished"
 
 
+def test_released_hop_is_claimable_at_once_and_still_counts_deliveries(ledger: Ledger) -> None:
+    # Given a step that died of an unexpected error while holding a fresh claim
+    query_id = submit_one(ledger)
+    first = claimed(ledger, query_id, 1)
+    assert claim(ledger, query_id, 1).state == "busy"
+
+    # When the task hands the hop back
+    assert ledger.release(query_id, 1)
+
+    # Then the retry claims it without waiting for the lease, as the next delivery
+    assert claimed(ledger, query_id, 1).delivery == first.delivery + 1
+    # and the stale delivery stays fenced out
+    assert not ledger.finish_hop(first, status=HopStatus.DONE, values={})
+    # releasing a finished or missing hop does nothing
+    assert not ledger.release(query_id, 2)
+
+
 def test_claim_of_a_missing_hop(ledger: Ledger) -> None:
     query_id = submit_one(ledger)
     assert claim(ledger, query_id, 2).state == "missing"

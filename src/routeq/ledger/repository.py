@@ -273,6 +273,23 @@ class Ledger:
             return Claim("busy", retry_in=max(1.0, float(row.remaining or 0) + 0.5))
         return Claim("finished")
 
+    def release(self, query_id: uuid.UUID, seq: int) -> bool:
+        """Hand a running hop back to the queue after an unexpected error in its step, so the
+        retried delivery can claim it at once instead of waiting out the lease. The delivery
+        count is kept: the cap on deliveries still bounds a hop that fails every time."""
+        with self.engine.begin() as conn:
+            released = conn.execute(
+                update(hops)
+                .where(
+                    hops.c.query_id == query_id,
+                    hops.c.seq == seq,
+                    hops.c.status == HopStatus.RUNNING.value,
+                )
+                .values(status=HopStatus.QUEUED.value)
+                .returning(hops.c.id)
+            ).one_or_none()
+        return released is not None
+
     # -- workers: reads --------------------------------------------------------------------------
 
     def query_input(self, query_id: uuid.UUID) -> QueryInput:

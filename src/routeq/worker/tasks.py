@@ -25,7 +25,26 @@ Step = Callable[[Runtime, uuid.UUID, int], steps.StepResult]
 
 def _run(task: Task, step: Step, query_id: str, seq: int) -> None:
     rt = get_runtime()
-    result = step(rt, uuid.UUID(query_id), seq)
+    try:
+        result = step(rt, uuid.UUID(query_id), seq)
+    except Exception as error:
+        # Not a provider error (those are handled in the step): a bug, the database going away,
+        # a soft time limit. With acks_late Celery would ack and forget the message, leaving the
+        # hop running; instead hand the hop back and retry the delivery. The ledger's delivery
+        # cap ends a hop that fails every time (the last retry finds it exhausted).
+        log.exception(
+            "%s query=%s seq=%s failed: %s", task.name, query_id, seq, type(error).__name__
+        )
+        try:
+            rt.ledger.release(uuid.UUID(query_id), seq)
+        except Exception:
+            log.exception("could not release hop query=%s seq=%s", query_id, seq)
+        retries = task.request.retries
+        raise task.retry(
+            exc=error,
+            countdown=min(30.0, 0.5 * 2**retries),
+            max_retries=rt.settings.retry.max_deliveries + 1,
+        ) from error
     if result.retry_in is not None:
         log.info(
             "%s query=%s seq=%s busy; retry in %.1fs", task.name, query_id, seq, result.retry_in
