@@ -10,6 +10,8 @@ def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
     return create_engine(
         database_url,
         pool_pre_ping=True,
+        # SQL errors would otherwise quote bound parameters (prompts, answers) into logs.
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         future=True,

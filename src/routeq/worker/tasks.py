@@ -31,7 +31,7 @@ def _run(task: Task, step: Step, query_id: str, seq: int) -> None:
         # Not a provider error (those are handled in the step): a bug, the database going away,
         # a soft time limit. With acks_late Celery would ack and forget the message, leaving the
         # hop running; instead hand the hop back and retry the delivery. The ledger's delivery
-        # cap ends a hop that fails every time (the last retry finds it exhausted).
+        # cap ends a hop that fails every time (a later retry finds it exhausted).
         log.exception(
             "%s query=%s seq=%s failed: %s", task.name, query_id, seq, type(error).__name__
         )
@@ -43,7 +43,7 @@ def _run(task: Task, step: Step, query_id: str, seq: int) -> None:
         raise task.retry(
             exc=error,
             countdown=min(30.0, 0.5 * 2**retries),
-            max_retries=rt.settings.retry.max_deliveries + 1,
+            max_retries=None,  # bounded by the ledger's delivery cap, not by Celery
         ) from error
     if result.retry_in is not None:
         log.info(
