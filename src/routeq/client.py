@@ -119,7 +119,7 @@ class Client:
         prepared = [self._validate(index, item) for index, item in enumerate(items)]
         submitted = self.ledger.submit(prepared)
         for entry in submitted:
-            if entry.created:
+            if entry.route_queued:
                 self._publisher.publish(NextHop(entry.query_id, 1, HopKind.ROUTE))
         return [QueryHandle(self, entry.query_id, entry.created) for entry in submitted]
 

@@ -71,6 +71,28 @@ def test_broken_judge_fails_closed_when_configured(
     assert result.tier_path[:2] == ["cheap", "mid"]
 
 
+def test_top_tier_failure_after_escalation_keeps_the_earlier_answer(
+    tmp_path: Path, migrated_url: str, broker_url: str, ledger: object
+) -> None:
+    # Given cheap and mid tiers that always answer badly and a top tier that is down
+    sim = sim_config(
+        **{
+            "sim-small": SimModel("sim-small", quality=0.0, latency_ms=1),
+            "sim-medium": SimModel("sim-medium", quality=0.0, latency_ms=1),
+            "sim-large": SimModel("sim-large", quality=1.0, latency_ms=1, fault_500=1.0),
+        }
+    )
+    result = run_one(tmp_path, migrated_url, broker_url, "hello there", sim=sim)
+
+    # Then the query is answered with the last answer it got, and says why
+    assert result.ok and result.tier_path == ["cheap", "mid", "frontier"]
+    assert result.final_tier == "mid"
+    assert "accepted the earlier answer" in (result.reason or "")
+    queries, hops, requests = ledger_rows(migrated_url)
+    (query,) = queries.values()
+    assert_journey_consistent(query, hops[query.id], requests)
+
+
 def test_top_tier_that_keeps_failing_fails_the_query_visibly(
     tmp_path: Path, migrated_url: str, broker_url: str, ledger: object
 ) -> None:

@@ -29,6 +29,7 @@ class Verdict:
 @dataclass(frozen=True)
 class Accept:
     reason: str
+    answer_seq: int | None = None  # which call's answer; None: the one just judged
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ class NewQuery:
 class Submitted:
     query_id: uuid.UUID
     created: bool  # False when the idempotency key matched an existing query
+    route_queued: bool = True  # the route hop still waits: (re)publishing it is safe and needed
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,14 @@ class Ledger:
             existing = conn.execute(
                 select(queries.c.id).where(queries.c.idempotency_key == item.idempotency_key)
             ).scalar_one()
-            return Submitted(existing, created=False)
+            route_status = conn.execute(
+                select(hops.c.status).where(hops.c.query_id == existing, hops.c.seq == 1)
+            ).scalar_one_or_none()
+            # A resubmission after a failed publish must not strand the query: re-publish while
+            # the route hop is still queued (a duplicate message is discarded by the claim).
+            return Submitted(
+                existing, created=False, route_queued=route_status == HopStatus.QUEUED.value
+            )
         conn.execute(
             insert(hops).values(
                 query_id=query_id, seq=1, kind=HopKind.ROUTE.value, status=HopStatus.QUEUED.value
@@ -318,6 +326,19 @@ class Ledger:
                 ).where(hops.c.query_id == query_id, hops.c.seq == seq)
             ).one()
         return CallOutput(row.seq, row.tier, row.model, row.output, row.finish_reason)
+
+    def last_answer_seq(self, query_id: uuid.UUID, before_seq: int) -> int | None:
+        """The latest call hop before ``before_seq`` that produced an answer, if any."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.max(hops.c.seq)).where(
+                    hops.c.query_id == query_id,
+                    hops.c.seq < before_seq,
+                    hops.c.kind == HopKind.CALL.value,
+                    hops.c.status == HopStatus.DONE.value,
+                    hops.c.output.is_not(None),
+                )
+            ).scalar_one_or_none()
 
     def live_successor(self, query_id: uuid.UUID, seq: int) -> NextHop | None:
         """The hop after ``seq`` when it is still queued: after a crash between commit and

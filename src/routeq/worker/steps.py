@@ -98,7 +98,7 @@ def call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     try:
         response, latency_ms = _complete(rt, hop, tier, messages)
     except ProviderError as error:
-        step = after_call_failure(rt.settings, tier.name, _short(error), query.input_tokens)
+        step = _after_call_failure(rt, hop, tier.name, _short(error), query.input_tokens)
         return _move_on(rt, hop, HopStatus.FAILED, {"error": _short(error)}, step)
     values = _response_values(response, latency_ms)
     if not (rt.settings.judge.enabled and tier.judge):
@@ -205,7 +205,7 @@ def _after_exhausted(rt: Runtime, hop: ClaimedHop) -> StepResult:
         f"hop {hop.seq} ({hop.kind}) gave up after {rt.settings.retry.max_deliveries} deliveries"
     )
     if hop.kind == HopKind.CALL.value and hop.tier is not None:
-        step: NextStep = after_call_failure(rt.settings, hop.tier, reason, query.input_tokens)
+        step: NextStep = _after_call_failure(rt, hop, hop.tier, reason, query.input_tokens)
     elif hop.kind == HopKind.JUDGE.value:
         # The answer exists; a judge that cannot run is a judge failure, settled by the fail mode.
         answer = rt.ledger.call_output(hop.query_id, hop.seq - 1)
@@ -215,9 +215,22 @@ def _after_exhausted(rt: Runtime, hop: ClaimedHop) -> StepResult:
         step = after_verdict(rt.settings, tier.name, verdict, query.input_tokens)
     else:
         step = Fail(reason)
-    next_hop, outcome = _plan(hop, step, answer_seq=hop.seq - 1)
+    next_hop, outcome = _plan(rt, hop, step, answer_seq=hop.seq - 1)
     rt.ledger.fail_exhausted(hop, outcome, next_hop)
     return StepResult(publish=[next_hop] if next_hop else [])
+
+
+def _after_call_failure(
+    rt: Runtime, hop: ClaimedHop, tier: str, error: str, input_tokens: int
+) -> NextStep:
+    """Escalate past a failed call; at the top, fall back to the best earlier answer (one a
+    judge failed) rather than failing a query that has an answer."""
+    step = after_call_failure(rt.settings, tier, error, input_tokens)
+    if isinstance(step, Fail):
+        earlier = rt.ledger.last_answer_seq(hop.query_id, hop.seq)
+        if earlier is not None:
+            return Accept(f"{step.reason}; accepted the earlier answer of hop {earlier}", earlier)
+    return step
 
 
 def _complete(
@@ -265,15 +278,16 @@ def _response_values(response: ChatResponse, latency_ms: int) -> dict[str, Any]:
 
 
 def _plan(
-    hop: ClaimedHop, step: NextStep, answer_seq: int | None = None
+    rt: Runtime, hop: ClaimedHop, step: NextStep, answer_seq: int | None = None
 ) -> tuple[NextHop | None, QueryOutcome | None]:
     """Turn a next step into the hop to create or the outcome to record."""
     if isinstance(step, Escalate):
-        return NextHop(
-            hop.query_id, hop.seq + 1, HopKind.CALL, step.tier, None, reason=step.reason
-        ), None
+        model = rt.settings.tier(step.tier).model
+        call = NextHop(hop.query_id, hop.seq + 1, HopKind.CALL, step.tier, model, step.reason)
+        return call, None
     if isinstance(step, Accept):
-        return None, QueryOutcome(QueryStatus.DONE, step.reason, answer_seq=answer_seq)
+        answer = step.answer_seq if step.answer_seq is not None else answer_seq
+        return None, QueryOutcome(QueryStatus.DONE, step.reason, answer_seq=answer)
     return None, QueryOutcome(QueryStatus.FAILED, step.reason)
 
 
@@ -285,16 +299,7 @@ def _move_on(
     step: NextStep,
     answer_seq: int | None = None,
 ) -> StepResult:
-    next_hop, outcome = _plan(hop, step, answer_seq)
-    if next_hop is not None:
-        next_hop = NextHop(
-            next_hop.query_id,
-            next_hop.seq,
-            next_hop.kind,
-            next_hop.tier,
-            rt.settings.tier(next_hop.tier or "").model,
-            next_hop.reason,
-        )
+    next_hop, outcome = _plan(rt, hop, step, answer_seq)
     return _finish(rt, hop, status, values, next_hop, outcome)
 
 
