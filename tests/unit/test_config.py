@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from tierspec import tier_dict
 
 from routeq.config import (
     CHEAP_TIER_SYSTEM_PROMPT,
@@ -90,19 +91,6 @@ def write(tmp_path: Path, text: str, name: str = "routeq.toml") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def tier_dict(name: str, context_window: int = 1000, **extra: object) -> dict[str, object]:
-    return {
-        "name": name,
-        "provider": "openai",
-        "base_url": "http://127.0.0.1:9/v1",
-        "model": f"model-{name}",
-        "input_price_per_mtok": "1",
-        "output_price_per_mtok": "2",
-        "context_window": context_window,
-        **extra,
-    }
 
 
 # -- defaults ----------------------------------------------------------------------------------

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
+from tierspec import tier_dict
 
 from routeq.config import ESCALATE_TOKEN, Settings, load_settings
 from routeq.judges import (
@@ -271,19 +271,6 @@ def failed(reason: str = "score 3") -> Verdict:
     return Verdict(passed=False, reason=reason, source="llm", score=3)
 
 
-def tier_dict(name: str, context_window: int) -> dict[str, Any]:
-    return {
-        "name": name,
-        "provider": "openai",
-        "base_url": "http://127.0.0.1:9/v1",
-        "model": f"model-{name}",
-        "input_price_per_mtok": "1",
-        "output_price_per_mtok": "1",
-        "context_window": context_window,
-        "max_output_tokens": 100,
-    }
-
-
 class TestAfterVerdict:
     @pytest.mark.parametrize("tier", ["cheap", "mid", "frontier"])
     def test_pass_accepts(self, settings: Settings, tier: str) -> None:
@@ -314,13 +301,22 @@ class TestAfterVerdict:
 
     def test_fail_skips_tier_whose_window_is_too_small(self, clean_env: Path) -> None:
         settings = load_settings(
-            tiers=[tier_dict("a", 1000), tier_dict("b", 2000), tier_dict("c", 10_000)]
+            tiers=[
+                tier_dict("a", 1000, max_output_tokens=100),
+                tier_dict("b", 2000, max_output_tokens=100),
+                tier_dict("c", 10_000, max_output_tokens=100),
+            ]
         )
         step = after_verdict(settings, "a", failed(), 5000)
         assert step == Escalate(tier="c", reason="escalated from a: score 3")
 
     def test_fail_with_nothing_above_that_fits_accepts(self, clean_env: Path) -> None:
-        settings = load_settings(tiers=[tier_dict("a", 10_000), tier_dict("b", 2000)])
+        settings = load_settings(
+            tiers=[
+                tier_dict("a", 10_000, max_output_tokens=100),
+                tier_dict("b", 2000, max_output_tokens=100),
+            ]
+        )
         step = after_verdict(settings, "a", failed("score 2"), 5000)
         assert isinstance(step, Accept)
         assert "score 2" in step.reason
@@ -343,6 +339,11 @@ class TestAfterCallFailure:
         assert "timeout" in step.reason
 
     def test_fails_when_nothing_above_fits(self, clean_env: Path) -> None:
-        settings = load_settings(tiers=[tier_dict("a", 1000), tier_dict("b", 2000)])
+        settings = load_settings(
+            tiers=[
+                tier_dict("a", 1000, max_output_tokens=100),
+                tier_dict("b", 2000, max_output_tokens=100),
+            ]
+        )
         step = after_call_failure(settings, "a", "context too long", 5000)
         assert isinstance(step, Fail)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tierspec import tier_dict
 
 from routeq.config import RuleConfig, Settings, load_settings
 from routeq.policies import (
@@ -26,19 +27,6 @@ def q(text: str, tokens: int | None = None, **kwargs: Any) -> QueryView:
     return QueryView(
         text=text, token_count=len(text.split()) if tokens is None else tokens, **kwargs
     )
-
-
-def tier_dict(name: str, context_window: int, max_output_tokens: int = 1024) -> dict[str, Any]:
-    return {
-        "name": name,
-        "provider": "openai",
-        "base_url": "http://127.0.0.1:9/v1",
-        "model": f"model-{name}",
-        "input_price_per_mtok": "1",
-        "output_price_per_mtok": "1",
-        "context_window": context_window,
-        "max_output_tokens": max_output_tokens,
-    }
 
 
 # -- the starter router ----------------------------------------------------------------------------
