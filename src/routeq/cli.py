@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from decimal import Decimal
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.markup import escape
 
 from routeq.config import Settings, load_settings
 from routeq.errors import RouteqError
+
+if TYPE_CHECKING:
+    from routeq.client import Result
 
 app = typer.Typer(
     help="routeq: queue-based LLM routing with a Postgres hop ledger.",
@@ -146,7 +149,7 @@ def submit(
                 else json.dumps({"query_id": str(handle.query_id), "created": handle.created})
             )
             return
-        _print_result(client.status(handle.query_id) if not wait else handle.wait(timeout), as_json)
+        _print_result(handle.wait(timeout), as_json)
 
 
 @app.command()
@@ -161,13 +164,12 @@ def status(
         _print_result(client.status(query_id), as_json)
 
 
-def _print_result(result: object, as_json: bool) -> None:
-    from routeq.client import Result
+def _print_result(result: Result, as_json: bool) -> None:
     from routeq.report import hops_table
 
-    assert isinstance(result, Result)
     if as_json:
-        console.print_json(json.dumps(_result_dict(result), default=_json_default))
+        data = {**asdict(result), "tier_path": result.tier_path}
+        console.print_json(json.dumps(data, default=str))  # Decimal, UUID, datetime as text
         return
     console.print(
         f"query {result.query_id}: [bold]{result.status}[/bold]"
@@ -180,20 +182,6 @@ def _print_result(result: object, as_json: bool) -> None:
     if result.answer is not None:
         console.print(f"answer ({result.final_tier}/{result.final_model}):")
         console.print(result.answer, markup=False, highlight=False)
-
-
-def _result_dict(result: object) -> dict[str, object]:
-    from dataclasses import asdict
-
-    data = asdict(result)  # type: ignore[call-overload]
-    data["tier_path"] = result.tier_path  # type: ignore[attr-defined]
-    return data
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, Decimal):
-        return str(value)
-    return str(value)
 
 
 @app.command("sim-server")

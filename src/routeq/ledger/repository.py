@@ -155,6 +155,28 @@ class QueryOutcome:
     answer_seq: int | None = None
 
 
+def _seconds(value: float) -> Any:
+    """A Postgres interval of ``value`` seconds, for lease arithmetic on the database clock."""
+    return func.make_interval(0, 0, 0, 0, 0, 0, value)
+
+
+def _insert_next_hop(conn: Connection, next_hop: NextHop) -> None:
+    """Queue the next hop; a redelivery that planned the same hop inserts nothing."""
+    conn.execute(
+        pg_insert(hops)
+        .values(
+            query_id=next_hop.query_id,
+            seq=next_hop.seq,
+            kind=next_hop.kind.value,
+            tier=next_hop.tier,
+            model=next_hop.model,
+            reason=next_hop.reason,
+            status=HopStatus.QUEUED.value,
+        )
+        .on_conflict_do_nothing(constraint="uq_hops_query_seq")
+    )
+
+
 class Ledger:
     """Typed access to the hop ledger."""
 
@@ -221,8 +243,7 @@ class Ledger:
                         hops.c.status == HopStatus.QUEUED.value,
                         and_(
                             hops.c.status == HopStatus.RUNNING.value,
-                            hops.c.started_at
-                            < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, lease_s),
+                            hops.c.started_at < func.now() - _seconds(lease_s),
                         ),
                     ),
                 )
@@ -271,7 +292,7 @@ class Ledger:
                 hops.c.status,
                 func.extract(
                     "epoch",
-                    hops.c.started_at + func.make_interval(0, 0, 0, 0, 0, 0, lease_s) - func.now(),
+                    hops.c.started_at + _seconds(lease_s) - func.now(),
                 ).label("remaining"),
             ).where(hops.c.query_id == query_id, hops.c.seq == seq)
         ).one_or_none()
@@ -443,19 +464,7 @@ class Ledger:
             conn.rollback()
             return False
         if next_hop is not None:
-            conn.execute(
-                pg_insert(hops)
-                .values(
-                    query_id=next_hop.query_id,
-                    seq=next_hop.seq,
-                    kind=next_hop.kind.value,
-                    tier=next_hop.tier,
-                    model=next_hop.model,
-                    reason=next_hop.reason,
-                    status=HopStatus.QUEUED.value,
-                )
-                .on_conflict_do_nothing(constraint="uq_hops_query_seq")
-            )
+            _insert_next_hop(conn, next_hop)
         if outcome is not None:
             self._close_query(conn, hop.query_id, outcome)
         return True
@@ -466,19 +475,7 @@ class Ledger:
         """After the delivery cap failed a hop: move the query on (escalate or fail it)."""
         with self.engine.begin() as conn:
             if next_hop is not None:
-                conn.execute(
-                    pg_insert(hops)
-                    .values(
-                        query_id=next_hop.query_id,
-                        seq=next_hop.seq,
-                        kind=next_hop.kind.value,
-                        tier=next_hop.tier,
-                        model=next_hop.model,
-                        reason=next_hop.reason,
-                        status=HopStatus.QUEUED.value,
-                    )
-                    .on_conflict_do_nothing(constraint="uq_hops_query_seq")
-                )
+                _insert_next_hop(conn, next_hop)
             if outcome is not None:
                 self._close_query(conn, hop.query_id, outcome)
 

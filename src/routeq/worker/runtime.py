@@ -35,10 +35,6 @@ class Runtime:
             self._providers[key] = provider_for(endpoint, self.http)
         return self._providers[key]
 
-    def close(self) -> None:
-        self.http.close()
-        self.ledger.engine.dispose()
-
 
 _factory: Callable[[], Runtime] | None = None
 _runtime: Runtime | None = None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from routeq.config import ModelEndpoint, Settings, TierConfig
+from routeq.config import ModelEndpoint, TierConfig
 from routeq.errors import ProviderError
 from routeq.judges import (
     Accept,
@@ -320,8 +320,3 @@ def _finish(
 
 def _short(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:500]
-
-
-def describe_settings(settings: Settings) -> str:
-    """One line per tier, for worker start-up logs (no keys, no prompts)."""
-    return "; ".join(f"{t.name}={t.provider}:{t.model}" for t in settings.tiers)
