@@ -13,10 +13,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from routeq.batch.spec import SummarySpec
 from routeq.config import Settings, load_settings
 from routeq.errors import RouteqError
 
 if TYPE_CHECKING:
+    from routeq.batch.report import OutputFormat
     from routeq.client import Result
 
 app = typer.Typer(
@@ -28,8 +30,10 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 embedded_app = typer.Typer(
     help="The embedded Postgres and Redis under the state directory.", no_args_is_help=True
 )
+batch_app = typer.Typer(help="Batches: progress and results.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(embedded_app, name="embedded")
+app.add_typer(batch_app, name="batch")
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -219,6 +223,109 @@ def demo(
     from routeq.demo import run_demo
 
     run_demo(_settings(), queries=queries, seed=seed, keep_running=keep_running, console=console)
+
+
+@app.command()
+def summarize(
+    paths: Annotated[
+        list[str], typer.Argument(help="files, directories (recursive), glob patterns, .jsonl")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="results file (.jsonl or .md)")],
+    output_format: Annotated[
+        str | None, typer.Option("--format", help="jsonl or md (default: from --out's suffix)")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="batch name (default: derived from the paths and spec)")
+    ] = None,
+    min_words: Annotated[int | None, typer.Option(help="shortest summary, in words")] = None,
+    max_words: Annotated[int | None, typer.Option(help="longest summary, in words")] = None,
+    language: Annotated[str | None, typer.Option(help="en, de, fr, es, it, pt or nl")] = None,
+    style: Annotated[str | None, typer.Option(help="paragraph or bullets")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="follow until done")] = True,
+    timeout: Annotated[float, typer.Option(help="seconds to follow the batch")] = 3600.0,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="local worker processes (default: 4 on the embedded default, else 0)"),
+    ] = None,
+) -> None:
+    """Summarise documents as a batch; the same command again resumes it and pays nothing twice."""
+    from routeq.batch import follow
+    from routeq.client import Client
+    from routeq.local import local_stack
+
+    settings = _settings()
+    spec = _summary_spec(settings, min_words, max_words, language, style)
+    fmt = _output_format(out, output_format)
+    with local_stack(settings, workers=workers) as stack:
+        for what in stack.started:
+            err_console.print(f"started {what}", highlight=False)
+        with Client(stack.settings) as client:
+            with follow.interruptible() as stopping:
+                handle = client.submit_batch(paths, name=name, spec=spec, should_stop=stopping)
+            follow.print_registration(console, handle)
+            if handle.interrupted:
+                follow.print_interrupted(err_console, handle, local=bool(stack.started))
+                raise SystemExit(130)
+            if not wait:
+                return
+            try:
+                follow.follow(console, handle, timeout=timeout)
+            except KeyboardInterrupt:
+                follow.print_interrupted(err_console, handle, local=bool(stack.started))
+                raise SystemExit(130) from None
+            follow.write_and_report(console, client, handle, out, fmt)
+
+
+@batch_app.command("status")
+def batch_status(ref: Annotated[str, typer.Argument(help="batch id or name")]) -> None:
+    """Show a batch's documents by state and its spend so far."""
+    from routeq.batch import follow
+    from routeq.client import Client
+
+    with Client(_settings()) as client:
+        follow.print_status(console, client.batch(ref))
+
+
+@batch_app.command("results")
+def batch_results(
+    ref: Annotated[str, typer.Argument(help="batch id or name")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="results file (.jsonl or .md)")],
+    output_format: Annotated[
+        str | None, typer.Option("--format", help="jsonl or md (default: from --out's suffix)")
+    ] = None,
+) -> None:
+    """Write every document's summary (or state) so far, and print the totals."""
+    from routeq.batch import follow
+    from routeq.client import Client
+
+    fmt = _output_format(out, output_format)
+    with Client(_settings()) as client:
+        follow.write_and_report(console, client, client.batch(ref), out, fmt)
+
+
+def _summary_spec(
+    settings: Settings,
+    min_words: int | None,
+    max_words: int | None,
+    language: str | None,
+    style: str | None,
+) -> SummarySpec:
+    from pydantic import ValidationError
+
+    given = {"min_words": min_words, "max_words": max_words, "language": language, "format": style}
+    merged = {**settings.summarize.spec.model_dump(), **{k: v for k, v in given.items() if v}}
+    try:
+        return SummarySpec(**merged)
+    except ValidationError as error:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
+        raise RouteqError(f"invalid summary options: {problems}") from None
+
+
+def _output_format(out: Path, given: str | None) -> OutputFormat:
+    fmt = given or ("md" if out.suffix.lower() in (".md", ".markdown") else "jsonl")
+    if fmt not in ("jsonl", "md"):
+        raise RouteqError(f"--format must be jsonl or md, got {fmt!r}")
+    return "md" if fmt == "md" else "jsonl"
 
 
 @embedded_app.command("stop")

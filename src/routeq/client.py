@@ -10,15 +10,26 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+from routeq.batch.ingest import Document, collect
+from routeq.batch.spec import SummarySpec
+from routeq.batch.submit import (
+    check_batch_name,
+    default_batch_name,
+    document_query,
+    documents_from_records,
+    prepare,
+)
 from routeq.config import Settings, load_settings
 from routeq.embedded import resolve_endpoints
 from routeq.errors import InvalidQueryError
 from routeq.ledger import HopKind, HopView, Ledger, NewQuery, NextHop, make_engine
+from routeq.ledger.batches import BatchInfo, BatchProgress, BatchStore, DocumentResult
 from routeq.ledger.repository import FINAL_QUERY_STATUSES
 from routeq.policies.ladder import fits
 from routeq.tokens import count_tokens
@@ -26,6 +37,7 @@ from routeq.worker.celery_app import create_app
 from routeq.worker.publisher import Publisher
 
 _MAX_KEY_LENGTH = 200
+_BATCH_GROUP = 50  # documents registered per transaction: progress survives an interruption
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,43 @@ class QueryHandle:
         return f"QueryHandle({self.query_id})"
 
 
+class BatchHandle:
+    """A submitted batch. Progress and results come from the ledger, not from this process."""
+
+    def __init__(
+        self, client: Client, info: BatchInfo, actions: dict[str, int], interrupted: bool
+    ) -> None:
+        self._client = client
+        self.id = info.id
+        self.name = info.name
+        self.actions = actions  # submitted / retried / kept / reused / rejected counts
+        self.interrupted = interrupted  # registration stopped early; re-run to add the rest
+        self.spent_at_start: Decimal | None = None  # the batch's spend before this submission
+
+    def progress(self) -> BatchProgress:
+        return self._client.batches.progress(self.id)
+
+    def results(self) -> list[DocumentResult]:
+        return self._client.batches.results(self.id)
+
+    def wait(self, timeout: float = 600.0, poll_interval: float = 0.25) -> BatchProgress:
+        """Block until every accepted document is done or failed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            progress = self.progress()
+            if progress.complete:
+                return progress
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"batch {self.name} ({self.id}): {progress.finished} of {progress.accepted} "
+                    f"documents finished after {timeout:g}s; are workers running?"
+                )
+            time.sleep(poll_interval)
+
+    def __repr__(self) -> str:
+        return f"BatchHandle({self.name}, {self.id})"
+
+
 class Client:
     """Submit queries to routeq and read their outcome.
 
@@ -95,6 +144,7 @@ class Client:
         self.database_url = endpoints.database_url
         self.broker_url = endpoints.broker_url
         self.ledger = Ledger(make_engine(endpoints.database_url))
+        self.batches = BatchStore(self.ledger.engine)
         self._app = create_app(self.settings, endpoints.broker_url)
         self._publisher = Publisher(self._app, self.settings)
 
@@ -171,6 +221,59 @@ class Client:
             user=None if user is None else str(user),
             idempotency_key=key,
         )
+
+    # -- batches ---------------------------------------------------------------------------------
+
+    def submit_batch(
+        self,
+        inputs: Sequence[str | Path] = (),
+        *,
+        documents: Iterable[Document | Mapping[str, Any]] = (),
+        name: str | None = None,
+        spec: SummarySpec | None = None,
+        user: str | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> BatchHandle:
+        """Summarise documents as a batch; re-submitting the same batch resumes it.
+
+        ``inputs`` are paths, directories or glob patterns (see ``routeq.batch.collect``);
+        ``documents`` are ``Document`` objects or ``{"id", "text", "metadata"}`` mappings.
+        Every input gets a row, rejected ones with the reason. Documents already summarised
+        (same text, same spec, in any batch) are reused and cost nothing; failed ones are
+        retried. Registration commits in small groups and checks ``should_stop`` between
+        them, so an interrupted producer loses nothing: running the same call again adds
+        the rest.
+        """
+        spec = spec or self.settings.summarize.spec
+        docs = collect(list(inputs)) if inputs else []
+        docs += documents_from_records(documents)
+        if not docs:
+            raise InvalidQueryError("nothing to summarise: pass paths or documents")
+        name = check_batch_name(name or default_batch_name([str(i) for i in inputs], spec))
+        info = self.batches.open(name, spec.model_dump(mode="json"))
+        spent_at_start = self.batches.spent(info.id)
+        prepared = prepare(docs, self.settings.max_query_chars)
+        make_query = document_query(spec, user)
+        actions: dict[str, int] = {}
+        interrupted = False
+        for start in range(0, len(prepared), _BATCH_GROUP):
+            if should_stop is not None and should_stop():
+                interrupted = True
+                break
+            registration = self.batches.register(
+                info.id, prepared[start : start + _BATCH_GROUP], make_query
+            )
+            for hop in registration.publish:
+                self._publisher.publish(hop)
+            for entry in registration.documents:
+                actions[entry.action] = actions.get(entry.action, 0) + 1
+        handle = BatchHandle(self, info, actions, interrupted)
+        handle.spent_at_start = spent_at_start
+        return handle
+
+    def batch(self, ref: str | uuid.UUID) -> BatchHandle:
+        """A batch by id or name, to follow it or read its results."""
+        return BatchHandle(self, self.batches.find(ref), {}, interrupted=False)
 
     # -- reading ---------------------------------------------------------------------------------
 

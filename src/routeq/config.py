@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from routeq.batch.spec import SummarySpec
 from routeq.errors import ConfigError
 
 CONFIG_ENV_VAR = "ROUTEQ_CONFIG"
@@ -107,6 +108,11 @@ class JudgeConfig(_Strict):
         "for the question asked. Reply with JSON only: "
         '{"score": <integer 1-10>, "reason": "<one sentence>"}'
     )
+    summary_rubric: str = (
+        "Score the summary from 1 (unfaithful: states things the text does not, or misses its "
+        "point) to 10 (faithful, covers the main points, concise) for the text and instructions "
+        'given. Reply with JSON only: {"score": <integer 1-10>, "reason": "<one sentence>"}'
+    )
 
 
 class RuleConfig(_Strict):
@@ -127,6 +133,9 @@ class RuleConfig(_Strict):
     )
     metadata: dict[str, str] = Field(default_factory=dict, description="exact matches on metadata")
     user: str | None = None
+    task: Literal["answer", "summarize"] | None = Field(
+        default=None, description="only queries of this task (summarize: batch summaries)"
+    )
 
     @field_validator("regex")
     @classmethod
@@ -174,6 +183,21 @@ class WorkerConfig(_Strict):
                 "tasks that are still running"
             )
         return self
+
+
+class SummarizeConfig(_Strict):
+    """Batch summarization: the default summary and how long documents are split."""
+
+    spec: SummarySpec = Field(default_factory=SummarySpec)
+    max_chunk_tokens: int = Field(
+        default=3000,
+        ge=200,
+        description="documents longer than this (or than the routed tier's window) are split "
+        "into parts summarised in parallel, then combined",
+    )
+    overlap_sentences: int = Field(
+        default=1, ge=0, le=5, description="sentences repeated at the start of the next part"
+    )
 
 
 def default_tiers(sim_url: str = DEFAULT_SIM_URL) -> list[TierConfig]:
@@ -255,6 +279,7 @@ class Settings(BaseSettings):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    summarize: SummarizeConfig = Field(default_factory=SummarizeConfig)
     config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod

@@ -172,12 +172,41 @@ class TestStarterRouter:
 class TestStarterRulesHelpers:
     def test_starter_rules_structure(self) -> None:
         rules = starter_rules(["s", "m", "l"])
-        assert [r.name for r in rules] == ["code-debug-proof", "long-query", "chit-chat"]
-        assert [r.tier for r in rules] == ["l", "l", "s"]
-        assert tuple(rules[0].keywords) == STARTER_KEYWORDS
-        assert rules[1].min_chars == LONG_QUERY_CHARS + 1
-        assert rules[2].max_chars == CHIT_CHAT_CHARS - 1
-        assert rules[2].forbid_chars == "?:;"
+        assert [r.name for r in rules] == [
+            "summaries-start-cheap",
+            "code-debug-proof",
+            "long-query",
+            "chit-chat",
+        ]
+        assert [r.tier for r in rules] == ["s", "l", "l", "s"]
+        assert rules[0].task == "summarize"
+        assert tuple(rules[1].keywords) == STARTER_KEYWORDS
+        assert rules[2].min_chars == LONG_QUERY_CHARS + 1
+        assert rules[3].max_chars == CHIT_CHAT_CHARS - 1
+        assert rules[3].forbid_chars == "?:;"
+
+    def test_a_long_document_to_summarise_starts_cheap_but_a_long_question_does_not(self) -> None:
+        policy = build_policy(Settings(tiers=[tier_dict("s", 1000), tier_dict("l", 9000)]))
+        long_text = "The quarterly report covers revenue and risks. " * 40
+        summary = policy.decide(QueryView(long_text, 400, task="summarize"))
+        question = policy.decide(QueryView(long_text, 400))
+        assert (summary.tier, summary.rule) == ("s", "summaries-start-cheap")
+        assert (question.tier, question.rule) == ("l", "long-query")
+
+    def test_a_configured_rule_can_route_long_documents_by_token_count(self) -> None:
+        settings = Settings(
+            tiers=[tier_dict("s", 1000), tier_dict("l", 9000)],
+            routing={
+                "rules": [
+                    {"name": "long-docs", "tier": "l", "task": "summarize", "min_tokens": 800},
+                    {"name": "docs", "tier": "s", "task": "summarize"},
+                ]
+            },
+        )
+        policy = build_policy(settings)
+        assert policy.decide(QueryView("x", 900, task="summarize")).tier == "l"
+        assert policy.decide(QueryView("x", 100, task="summarize")).tier == "s"
+        assert policy.decide(QueryView("x", 900)).rule is None  # not a summary: default tier
 
     @pytest.mark.parametrize(
         ("names", "middle"),

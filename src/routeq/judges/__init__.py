@@ -1,7 +1,9 @@
-"""Judging answers: heuristic checks, the LLM judge's prompt and parser, and the next step."""
+"""Judging answers: heuristic and summary checks, the LLM judge's prompt and parser, and the
+next step."""
 
 from routeq.judges.heuristics import asks_for_code, heuristic_failure
 from routeq.judges.llm import JudgeReplyError, JudgeScore, judge_messages, parse_judge_reply
+from routeq.judges.summary import summary_failure
 from routeq.judges.verdict import (
     Accept,
     Escalate,
@@ -26,4 +28,5 @@ __all__ = [
     "heuristic_failure",
     "judge_messages",
     "parse_judge_reply",
+    "summary_failure",
 ]

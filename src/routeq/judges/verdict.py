@@ -22,7 +22,7 @@ class Verdict:
 
     passed: bool
     reason: str
-    source: Literal["heuristic", "llm", "judge-error", "skipped"]
+    source: Literal["heuristic", "summary-check", "llm", "judge-error", "skipped"]
     score: float | None = None
 
 

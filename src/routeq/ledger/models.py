@@ -3,6 +3,10 @@
 ``queries`` holds one row per submitted query; ``hops`` one row per step of its journey (route,
 call, judge), unique on ``(query_id, seq)`` so a redelivered message cannot record a step twice;
 ``provider_requests`` one row per HTTP request to a model, so retries and their cost are never lost.
+``batches`` and ``batch_documents`` group summarization queries: one document row per input the
+user named (rejected ones included), pointing at the query that summarises it. A document too long
+for one call becomes a root query with *child* queries (its parts, then the combines of their
+summaries), each with its own hops, tied together by ``parent_id``.
 Large texts (prompt, answers) sit in their own columns, stored out of line by Postgres (TOAST), so
 scans of the numeric columns for reports stay narrow.
 """
@@ -49,6 +53,7 @@ class HopKind(StrEnum):
     ROUTE = "route"
     CALL = "call"
     JUDGE = "judge"
+    COMBINE = "combine"  # a split document: combine its parts' summaries once they are all done
 
 
 class HopStatus(StrEnum):
@@ -82,11 +87,32 @@ class Query(Base):
     final_model: Mapped[str | None] = mapped_column(String(200))
     final_reason: Mapped[str | None] = mapped_column(Text)
     total_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
+    task: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("queries.id", ondelete="CASCADE")
+    )
+    cache_key: Mapped[str | None] = mapped_column(String(200))
+    batch_document_id: Mapped[int | None] = mapped_column(
+        BigInteger,
+        ForeignKey(
+            "batch_documents.id",
+            ondelete="SET NULL",
+            use_alter=True,  # batch_documents also points here: a cycle, added after both exist
+            name="fk_queries_batch_document",
+        ),
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint("status in ('queued', 'running', 'done', 'failed')", name="query_status"),
+        Index("ix_queries_parent", "parent_id", postgresql_where=sql("parent_id is not null")),
+        Index("ix_queries_cache_key", "cache_key", postgresql_where=sql("cache_key is not null")),
+        Index(
+            "ix_queries_batch_document",
+            "batch_document_id",
+            postgresql_where=sql("batch_document_id is not null"),
+        ),
         Index("ix_queries_created_at", "created_at"),
         Index(
             "ix_queries_live",
@@ -129,7 +155,7 @@ class Hop(Base):
 
     __table_args__ = (
         UniqueConstraint("query_id", "seq", name="uq_hops_query_seq"),
-        CheckConstraint("kind in ('route', 'call', 'judge')", name="hop_kind"),
+        CheckConstraint("kind in ('route', 'call', 'judge', 'combine')", name="hop_kind"),
         CheckConstraint("status in ('queued', 'running', 'done', 'failed')", name="hop_status"),
         Index(
             "ix_hops_live",
@@ -166,4 +192,49 @@ class ProviderRequest(Base):
     __table_args__ = (
         CheckConstraint("outcome in ('ok', 'error', 'superseded')", name="request_outcome"),
         Index("ix_provider_requests_hop", "hop_id"),
+    )
+
+
+class Batch(Base):
+    """A named group of summarization documents. Re-running the same job resumes its batch."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class BatchDocument(Base):
+    """One input of a batch: a document to summarise, or the reason it was rejected.
+
+    ``query_id`` is the query whose answer is this document's summary: one this batch submitted,
+    or, when ``reused``, one that had already summarised the same text under the same spec.
+    """
+
+    __tablename__ = "batch_documents"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    batch_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("batches.id", ondelete="CASCADE")
+    )
+    doc_id: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(16))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    rejected: Mapped[str | None] = mapped_column(Text)
+    query_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("queries.id", ondelete="SET NULL")
+    )
+    reused: Mapped[bool] = mapped_column(default=False, server_default="false")
+    submissions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("batch_id", "doc_id", name="uq_batch_documents_doc"),
+        Index("ix_batch_documents_query", "query_id"),
     )

@@ -44,6 +44,10 @@ class NewQuery:
     metadata: dict[str, Any] = field(default_factory=dict)
     user: str | None = None
     idempotency_key: str | None = None
+    task: dict[str, Any] | None = None  # a summarization task (routeq.batch.spec.SummaryTask)
+    parent_id: uuid.UUID | None = None  # the split document this query is a piece of
+    cache_key: str | None = None  # finished queries with the same key may be reused
+    batch_document_id: int | None = None  # the batch document this query works for
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,29 @@ class NextHop:
     tier: str | None = None
     model: str | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What closing a hop did: ``owned`` is False when a newer delivery owned the hop (nothing
+    was written); ``publish`` lists the hops to publish now that the transaction committed."""
+
+    owned: bool
+    publish: list[NextHop] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.owned
+
+
+@dataclass(frozen=True)
+class ChildQuery:
+    """A piece of a split document, as the combine step needs it."""
+
+    id: uuid.UUID
+    status: str
+    task: dict[str, Any]
+    answer: str | None
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -98,6 +125,9 @@ class QueryInput:
     metadata: dict[str, Any]
     user: str | None
     status: str
+    task: dict[str, Any] | None = None
+    parent_id: uuid.UUID | None = None
+    batch_document_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -148,11 +178,13 @@ class QueryView:
 
 @dataclass(frozen=True)
 class QueryOutcome:
-    """How a step ends a query: done with the answer of ``answer_seq``, or failed."""
+    """How a step ends a query: done with the answer of hop ``answer_seq`` (or, for a split
+    document, of the query ``from_query`` that combined its parts), or failed."""
 
     status: QueryStatus
     reason: str
     answer_seq: int | None = None
+    from_query: uuid.UUID | None = None
 
 
 def _seconds(value: float) -> Any:
@@ -177,6 +209,76 @@ def _insert_next_hop(conn: Connection, next_hop: NextHop) -> None:
     )
 
 
+def submit_query(conn: Connection, item: NewQuery) -> Submitted:
+    """Insert a query with its route hop; an idempotency-key match returns the existing one."""
+    query_id = uuid.uuid4()
+    statement = (
+        pg_insert(queries)
+        .values(
+            id=query_id,
+            text=item.text,
+            input_tokens=item.input_tokens,
+            metadata=item.metadata,
+            user_id=item.user,
+            idempotency_key=item.idempotency_key,
+            task=item.task,
+            parent_id=item.parent_id,
+            cache_key=item.cache_key,
+            batch_document_id=item.batch_document_id,
+            status=QueryStatus.QUEUED.value,
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(queries.c.id)
+    )
+    inserted = conn.execute(statement).scalar_one_or_none()
+    if inserted is None:
+        existing = conn.execute(
+            select(queries.c.id).where(queries.c.idempotency_key == item.idempotency_key)
+        ).scalar_one()
+        route_status = conn.execute(
+            select(hops.c.status).where(hops.c.query_id == existing, hops.c.seq == 1)
+        ).scalar_one_or_none()
+        # A resubmission after a failed publish must not strand the query: re-publish while
+        # the route hop is still queued (a duplicate message is discarded by the claim).
+        return Submitted(
+            existing, created=False, route_queued=route_status == HopStatus.QUEUED.value
+        )
+    conn.execute(
+        insert(hops).values(
+            query_id=query_id, seq=1, kind=HopKind.ROUTE.value, status=HopStatus.QUEUED.value
+        )
+    )
+    return Submitted(query_id, created=True)
+
+
+def _waiting_combine(conn: Connection, parent_id: uuid.UUID) -> NextHop | None:
+    """The split document's queued combine hop, if none of its pieces is still live.
+
+    Pieces finish concurrently; locking the document's row serialises their checks, so the
+    last one to commit sees every other piece finished and publishes the combine hop (an
+    earlier one may too: the combine step tolerates duplicates).
+    """
+    conn.execute(select(queries.c.id).where(queries.c.id == parent_id).with_for_update())
+    live = conn.execute(
+        select(func.count())
+        .select_from(queries)
+        .where(
+            queries.c.parent_id == parent_id,
+            queries.c.status.not_in(FINAL_QUERY_STATUSES),
+        )
+    ).scalar_one()
+    if live:
+        return None
+    seq = conn.execute(
+        select(func.max(hops.c.seq)).where(
+            hops.c.query_id == parent_id,
+            hops.c.kind == HopKind.COMBINE.value,
+            hops.c.status == HopStatus.QUEUED.value,
+        )
+    ).scalar_one_or_none()
+    return None if seq is None else NextHop(parent_id, seq, HopKind.COMBINE)
+
+
 class Ledger:
     """Typed access to the hop ledger."""
 
@@ -190,44 +292,8 @@ class Ledger:
         results: list[Submitted] = []
         with self.engine.begin() as conn:
             for item in items:
-                results.append(self._submit_one(conn, item))
+                results.append(submit_query(conn, item))
         return results
-
-    def _submit_one(self, conn: Connection, item: NewQuery) -> Submitted:
-        query_id = uuid.uuid4()
-        statement = (
-            pg_insert(queries)
-            .values(
-                id=query_id,
-                text=item.text,
-                input_tokens=item.input_tokens,
-                metadata=item.metadata,
-                user_id=item.user,
-                idempotency_key=item.idempotency_key,
-                status=QueryStatus.QUEUED.value,
-            )
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(queries.c.id)
-        )
-        inserted = conn.execute(statement).scalar_one_or_none()
-        if inserted is None:
-            existing = conn.execute(
-                select(queries.c.id).where(queries.c.idempotency_key == item.idempotency_key)
-            ).scalar_one()
-            route_status = conn.execute(
-                select(hops.c.status).where(hops.c.query_id == existing, hops.c.seq == 1)
-            ).scalar_one_or_none()
-            # A resubmission after a failed publish must not strand the query: re-publish while
-            # the route hop is still queued (a duplicate message is discarded by the claim).
-            return Submitted(
-                existing, created=False, route_queued=route_status == HopStatus.QUEUED.value
-            )
-        conn.execute(
-            insert(hops).values(
-                query_id=query_id, seq=1, kind=HopKind.ROUTE.value, status=HopStatus.QUEUED.value
-            )
-        )
-        return Submitted(query_id, created=True)
 
     # -- workers: claim --------------------------------------------------------------------------
 
@@ -331,13 +397,43 @@ class Ledger:
                     queries.c.metadata,
                     queries.c.user_id,
                     queries.c.status,
+                    queries.c.task,
+                    queries.c.parent_id,
+                    queries.c.batch_document_id,
                 ).where(queries.c.id == query_id)
             ).one_or_none()
         if row is None:
             raise UnknownQueryError(f"no query with id {query_id}")
         return QueryInput(
-            row.id, row.text, row.input_tokens, dict(row.metadata or {}), row.user_id, row.status
+            row.id,
+            row.text,
+            row.input_tokens,
+            dict(row.metadata or {}),
+            row.user_id,
+            row.status,
+            row.task,
+            row.parent_id,
+            row.batch_document_id,
         )
+
+    def children(self, parent_id: uuid.UUID) -> list[ChildQuery]:
+        """The pieces of a split document (parts, then combines), oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    queries.c.id,
+                    queries.c.status,
+                    queries.c.task,
+                    queries.c.final_answer,
+                    queries.c.final_reason,
+                )
+                .where(queries.c.parent_id == parent_id)
+                .order_by(queries.c.created_at, queries.c.id)
+            ).all()
+        return [
+            ChildQuery(r.id, r.status, dict(r.task or {}), r.final_answer, r.final_reason)
+            for r in rows
+        ]
 
     def call_output(self, query_id: uuid.UUID, seq: int) -> CallOutput:
         with self.engine.connect() as conn:
@@ -433,13 +529,17 @@ class Ledger:
         values: dict[str, Any],
         next_hop: NextHop | None = None,
         outcome: QueryOutcome | None = None,
-    ) -> bool:
+        children: Sequence[NewQuery] = (),
+    ) -> Finished:
         """Close a hop and take the next step in one transaction, fenced by the delivery.
 
-        Returns False, writing nothing, when a newer delivery owns the hop.
+        ``children`` are pieces of a split document, created with their route hops. A combine
+        hop in ``next_hop`` is not published: it waits until the last piece is finished, and
+        the step that finishes it publishes the combine hop (see ``_close_query``).
+        Returns a falsy ``Finished``, writing nothing, when a newer delivery owns the hop.
         """
         with self.engine.begin() as conn:
-            return self._finish(conn, hop, status, values, next_hop, outcome)
+            return self._finish(conn, hop, status, values, next_hop, outcome, children)
 
     def _finish(
         self,
@@ -449,7 +549,8 @@ class Ledger:
         values: dict[str, Any],
         next_hop: NextHop | None,
         outcome: QueryOutcome | None,
-    ) -> bool:
+        children: Sequence[NewQuery],
+    ) -> Finished:
         owned = conn.execute(
             update(hops)
             .where(
@@ -462,24 +563,42 @@ class Ledger:
         ).one_or_none()
         if owned is None:
             conn.rollback()
-            return False
-        if next_hop is not None:
-            _insert_next_hop(conn, next_hop)
-        if outcome is not None:
-            self._close_query(conn, hop.query_id, outcome)
-        return True
+            return Finished(owned=False)
+        publish = [submit_query(conn, child) for child in children]
+        routes = [NextHop(entry.query_id, 1, HopKind.ROUTE) for entry in publish]
+        return Finished(True, routes + self._move_on(conn, hop, next_hop, outcome))
 
     def fail_exhausted(
         self, hop: ClaimedHop, outcome: QueryOutcome | None, next_hop: NextHop | None
-    ) -> None:
-        """After the delivery cap failed a hop: move the query on (escalate or fail it)."""
+    ) -> list[NextHop]:
+        """After the delivery cap failed a hop: move the query on (escalate or fail it).
+        Returns the hops to publish."""
         with self.engine.begin() as conn:
-            if next_hop is not None:
-                _insert_next_hop(conn, next_hop)
-            if outcome is not None:
-                self._close_query(conn, hop.query_id, outcome)
+            return self._move_on(conn, hop, next_hop, outcome)
 
-    def _close_query(self, conn: Connection, query_id: uuid.UUID, outcome: QueryOutcome) -> None:
+    def _move_on(
+        self,
+        conn: Connection,
+        hop: ClaimedHop,
+        next_hop: NextHop | None,
+        outcome: QueryOutcome | None,
+    ) -> list[NextHop]:
+        publish: list[NextHop] = []
+        if next_hop is not None:
+            _insert_next_hop(conn, next_hop)
+            if next_hop.kind is not HopKind.COMBINE:
+                publish.append(next_hop)
+        if outcome is not None:
+            combine = self._close_query(conn, hop.query_id, outcome)
+            if combine is not None:
+                publish.append(combine)
+        return publish
+
+    def _close_query(
+        self, conn: Connection, query_id: uuid.UUID, outcome: QueryOutcome
+    ) -> NextHop | None:
+        """Record the query's outcome. When it is the last piece of a split document to finish,
+        return the document's waiting combine hop, to be published after the commit."""
         final: dict[str, Any] = {
             "status": outcome.status.value,
             "final_reason": outcome.reason,
@@ -494,11 +613,26 @@ class Ledger:
             final.update(
                 final_answer=answer.output, final_tier=answer.tier, final_model=answer.model
             )
-        conn.execute(
+        if outcome.from_query is not None:
+            source = conn.execute(
+                select(queries.c.final_answer, queries.c.final_tier, queries.c.final_model).where(
+                    queries.c.id == outcome.from_query
+                )
+            ).one()
+            final.update(
+                final_answer=source.final_answer,
+                final_tier=source.final_tier,
+                final_model=source.final_model,
+            )
+        closed = conn.execute(
             update(queries)
             .where(queries.c.id == query_id, queries.c.status.not_in(FINAL_QUERY_STATUSES))
             .values(**final)
-        )
+            .returning(queries.c.parent_id)
+        ).one_or_none()
+        if closed is None or closed.parent_id is None:
+            return None
+        return _waiting_combine(conn, closed.parent_id)
 
     # -- readers ---------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ class QueryView:
     token_count: int
     metadata: dict[str, Any] = field(default_factory=dict)
     user: str | None = None
+    task: str = "answer"  # "summarize" for batch summarization (a whole document or a piece)
 
 
 @dataclass(frozen=True)

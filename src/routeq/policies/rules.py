@@ -1,8 +1,8 @@
 """The rules policy: ordered rules from config, first match wins, else the default tier.
 
-With no rules configured it runs the classic starter router: code, debugging, "why doesn't" and
-proofs go to the strongest tier, very long queries too; short chit-chat goes to the cheapest; the
-rest to the middle.
+With no rules configured it runs the classic starter router: summaries start on the cheapest
+tier; code, debugging, "why doesn't" and proofs go to the strongest tier, very long queries too;
+short chit-chat goes to the cheapest; the rest to the middle.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ def starter_rules(tier_names: Sequence[str]) -> list[RuleConfig]:
     """The starter router's rules for a ladder (cheapest first)."""
     cheapest, strongest = tier_names[0], tier_names[-1]
     return [
+        # Summaries are the classic easy task: start cheap, let the summary checks escalate.
+        # Without this rule every long document would match "long-query" below.
+        RuleConfig(name="summaries-start-cheap", tier=cheapest, task="summarize"),
         RuleConfig(name="code-debug-proof", tier=strongest, keywords=list(STARTER_KEYWORDS)),
         RuleConfig(name="long-query", tier=strongest, min_chars=LONG_QUERY_CHARS + 1),
         RuleConfig(
@@ -54,6 +57,10 @@ class _CompiledRule:
         """Why the rule matches, or None when it does not."""
         rule, text, length = self.config, query.text, len(query.text)
         why: list[str] = []
+        if rule.task is not None:
+            if query.task != rule.task:
+                return None
+            why.append(f"task {rule.task}")
         if self.keyword_pattern is not None:
             found = self.keyword_pattern.search(text)
             if found is None:

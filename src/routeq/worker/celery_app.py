@@ -16,6 +16,7 @@ JUDGE_QUEUE = "judge"
 ROUTE_TASK = "routeq.route"
 CALL_TASK = "routeq.call"
 JUDGE_TASK = "routeq.judge"
+COMBINE_TASK = "routeq.combine"  # split documents: on the route queue, it only plans and waits
 
 
 def queue_names(settings: Settings) -> list[str]:
@@ -38,7 +39,11 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         task_default_exchange="routeq",
         task_default_routing_key=ROUTE_QUEUE,
         task_create_missing_queues=False,
-        task_routes={ROUTE_TASK: {"queue": ROUTE_QUEUE}, JUDGE_TASK: {"queue": JUDGE_QUEUE}},
+        task_routes={
+            ROUTE_TASK: {"queue": ROUTE_QUEUE},
+            COMBINE_TASK: {"queue": ROUTE_QUEUE},
+            JUDGE_TASK: {"queue": JUDGE_QUEUE},
+        },
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",

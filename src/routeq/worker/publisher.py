@@ -6,7 +6,14 @@ from celery import Celery
 
 from routeq.config import Settings
 from routeq.ledger import HopKind, NextHop
-from routeq.worker.celery_app import CALL_TASK, JUDGE_QUEUE, JUDGE_TASK, ROUTE_QUEUE, ROUTE_TASK
+from routeq.worker.celery_app import (
+    CALL_TASK,
+    COMBINE_TASK,
+    JUDGE_QUEUE,
+    JUDGE_TASK,
+    ROUTE_QUEUE,
+    ROUTE_TASK,
+)
 
 
 class Publisher:
@@ -21,6 +28,8 @@ class Publisher:
             name, queue = ROUTE_TASK, ROUTE_QUEUE
         elif hop.kind is HopKind.JUDGE:
             name, queue = JUDGE_TASK, JUDGE_QUEUE
+        elif hop.kind is HopKind.COMBINE:
+            name, queue = COMBINE_TASK, ROUTE_QUEUE
         else:
             assert hop.tier is not None, "a call hop always has a tier"
             name, queue = CALL_TASK, self._settings.tier(hop.tier).queue

@@ -2,7 +2,9 @@
 
 Each step is called by a thin Celery task (``worker.tasks``) and returns a ``StepResult``; the task
 publishes the returned hops only after the ledger transaction committed. Reading this file top to
-bottom is reading the pipeline: route, call, judge.
+bottom is reading the pipeline: route, call, judge, and for documents too long for one call,
+combine (map-reduce: the route step splits the document into child queries, one per part, and the
+combine step joins their summaries once all of them are finished).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from routeq.batch.mapreduce import Piece, part_budget, plan_combines, split_document
+from routeq.batch.spec import SummaryTask, instructions, summary_messages
 from routeq.config import ModelEndpoint, TierConfig
 from routeq.errors import ProviderError
 from routeq.judges import (
@@ -26,8 +30,19 @@ from routeq.judges import (
     heuristic_failure,
     judge_messages,
     parse_judge_reply,
+    summary_failure,
 )
-from routeq.ledger import ClaimedHop, HopKind, HopStatus, NextHop, QueryOutcome, QueryStatus
+from routeq.judges.summary import strip_sim_label
+from routeq.ledger import (
+    ClaimedHop,
+    HopKind,
+    HopStatus,
+    NewQuery,
+    NextHop,
+    QueryOutcome,
+    QueryStatus,
+)
+from routeq.ledger.repository import FINAL_QUERY_STATUSES, QueryInput
 from routeq.policies import QueryView, fit_to_context
 from routeq.pricing import call_cost
 from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
@@ -52,23 +67,35 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     if hop is None:
         return early
     query = rt.ledger.query_input(query_id)
+    task = _summary_task(query)
     decision = rt.policy.decide(
-        QueryView(query.text, query.input_tokens, query.metadata, query.user)
+        QueryView(
+            query.text,
+            query.input_tokens,
+            query.metadata,
+            query.user,
+            task="answer" if task is None else "summarize",
+        )
     )
-    tier = fit_to_context(rt.settings, decision.tier, query.input_tokens)
     values = {
         "tier": decision.tier,
         "reason": decision.reason,
         "score": decision.score,
         "details": {"policy": rt.policy.name, "rule": decision.rule},
     }
+    if task is not None and task.role == "document":
+        split = _split(rt, query, task, rt.settings.tier(decision.tier))
+        if split is not None:
+            combine, parts = split
+            values["reason"] = f"{decision.reason}; {combine.reason}"
+            return _finish(rt, hop, HopStatus.DONE, values, combine, None, parts)
+    tier = fit_to_context(rt.settings, decision.tier, query.input_tokens)
     if tier is None:
         outcome = QueryOutcome(
             QueryStatus.FAILED,
             f"query of {query.input_tokens} tokens does not fit any tier's context window",
         )
-        rt.ledger.finish_hop(hop, status=HopStatus.DONE, values=values, outcome=outcome)
-        return StepResult()
+        return _finish(rt, hop, HopStatus.DONE, values, None, outcome)
     reason = decision.reason
     if tier.name != decision.tier:
         reason += (
@@ -82,6 +109,50 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     return _finish(rt, hop, HopStatus.DONE, values, call, None)
 
 
+def _summary_task(query: QueryInput) -> SummaryTask | None:
+    return None if query.task is None else SummaryTask.model_validate(query.task)
+
+
+def _split(
+    rt: Runtime, query: QueryInput, task: SummaryTask, tier: TierConfig
+) -> tuple[NextHop, list[NewQuery]] | None:
+    """When the document must be split: the combine hop that waits for its parts, and the
+    parts as child queries. None when it fits in one call on ``tier``."""
+    config = rt.settings.summarize
+    budget = part_budget(config, task, tier)
+    parts = split_document(
+        query.text, query.input_tokens, budget, task.spec, config.overlap_sentences
+    )
+    if parts is None:
+        return None
+    combine = NextHop(
+        query.id,
+        2,
+        HopKind.COMBINE,
+        reason=(
+            f"split into {len(parts)} parts of at most {budget} tokens "
+            f"({query.input_tokens} tokens exceed {tier.name}'s budget of {budget} per call)"
+        ),
+    )
+    return combine, _children(query, parts)
+
+
+def _children(query: QueryInput, pieces: list[Piece]) -> list[NewQuery]:
+    """Child queries of a split document: they inherit its metadata, user and batch."""
+    return [
+        NewQuery(
+            text=piece.text,
+            input_tokens=piece.tokens,
+            metadata=query.metadata,
+            user=query.user,
+            task=piece.task.model_dump(mode="json"),
+            parent_id=query.id,
+            batch_document_id=query.batch_document_id,
+        )
+        for piece in pieces
+    ]
+
+
 # -- call ----------------------------------------------------------------------------------------
 
 
@@ -93,8 +164,12 @@ def call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     assert hop.tier is not None
     tier = rt.settings.tier(hop.tier)
     query = rt.ledger.query_input(query_id)
-    messages = [{"role": "system", "content": tier.system_prompt}] if tier.system_prompt else []
-    messages.append({"role": "user", "content": query.text})
+    task = _summary_task(query)
+    if task is not None:
+        messages = summary_messages(task, query.text, tier.system_prompt)
+    else:
+        messages = [{"role": "system", "content": tier.system_prompt}] if tier.system_prompt else []
+        messages.append({"role": "user", "content": query.text})
     try:
         response, latency_ms = _complete(rt, hop, tier, messages)
     except ProviderError as error:
@@ -130,7 +205,7 @@ def judge(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     answer = rt.ledger.call_output(query_id, seq - 1)
     assert answer.tier is not None
     tier = rt.settings.tier(answer.tier)
-    verdict, values = _verdict(rt, hop, tier, query.text, answer.output, answer.finish_reason)
+    verdict, values = _verdict(rt, hop, tier, query, answer.output, answer.finish_reason)
     values.update(
         passed=verdict.passed,
         reason=verdict.reason,
@@ -145,18 +220,28 @@ def _verdict(
     rt: Runtime,
     hop: ClaimedHop,
     tier: TierConfig,
-    question: str,
+    query: QueryInput,
     answer: str | None,
     finish_reason: str | None,
 ) -> tuple[Verdict, dict[str, Any]]:
-    """Heuristics first (free); then the LLM judge when one is configured."""
-    failure = heuristic_failure(question, answer, finish_reason)
+    """Heuristics first (free), the summary checks for summaries (free), then the LLM judge
+    when one is configured."""
+    task = _summary_task(query)
+    question, rubric = query.text, rt.settings.judge.rubric
+    # A document that mentions "function" does not ask for code: no code-block rule there.
+    failure = heuristic_failure("" if task else question, answer, finish_reason)
     if failure is not None:
         return Verdict(False, failure, "heuristic"), {}
+    if task is not None:
+        failure = summary_failure(task.spec, query.text, answer or "")
+        if failure is not None:
+            return Verdict(False, f"summary check failed: {failure}", "summary-check"), {}
+        question = f"{instructions(task)}\n\nText to summarize:\n{query.text}"
+        rubric = rt.settings.judge.summary_rubric
     config = rt.settings.judge
     if config.model is None:
         return Verdict(True, "heuristic checks passed", "heuristic"), {}
-    messages = judge_messages(config.rubric, question, answer or "")
+    messages = judge_messages(rubric, question, answer or "")
     try:
         response, latency_ms = _complete(rt, hop, config.model, messages)
         scored = parse_judge_reply(response.content)
@@ -171,6 +256,62 @@ def _verdict(
     return Verdict(passed, reason, "llm", float(scored.score)), _response_values(
         response, latency_ms
     )
+
+
+# -- combine (split documents) -------------------------------------------------------------------
+
+
+def combine(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
+    """Once every piece of a split document is finished: combine the latest stage's summaries
+    (creating the next stage's child queries), or close the document with the one summary left.
+    Published by the last piece to finish; until then a delivery is a no-op."""
+    children = rt.ledger.children(query_id)
+    waiting = sum(child.status not in FINAL_QUERY_STATUSES for child in children)
+    if waiting:
+        return StepResult(note=f"waiting for {waiting} of {len(children)} pieces")
+    hop, early = _claim(rt, query_id, seq)
+    if hop is None:
+        return early
+    query = rt.ledger.query_input(query_id)
+    task = _summary_task(query)
+    assert task is not None, "only split summaries have combine hops"
+    stage = max(child.task.get("stage", 0) for child in children)
+    current = sorted(
+        (child for child in children if child.task.get("stage", 0) == stage),
+        key=lambda child: child.task.get("part") or 0,
+    )
+    what = "part" if stage == 0 else f"stage-{stage} combine"
+    failed = [child for child in current if child.status != QueryStatus.DONE.value]
+    if failed:
+        first = failed[0]
+        reason = (
+            f"{len(failed)} of {len(current)} {what}s failed; {what} "
+            f"{first.task.get('part')}: {first.reason}"
+        )
+        outcome = QueryOutcome(QueryStatus.FAILED, reason)
+        return _finish(rt, hop, HopStatus.DONE, {"reason": reason}, None, outcome)
+    if stage > 0 and len(current) == 1:
+        reason = f"summary combined from {_parts_of(children)} parts in {stage} stage(s)"
+        outcome = QueryOutcome(QueryStatus.DONE, reason, from_query=current[0].id)
+        return _finish(rt, hop, HopStatus.DONE, {"reason": reason}, None, outcome)
+    budget = rt.settings.summarize.max_chunk_tokens
+    try:
+        partials = [strip_sim_label(child.answer or "") for child in current]
+        pieces = plan_combines(partials, stage, budget, task.spec)
+    except ValueError as error:
+        outcome = QueryOutcome(QueryStatus.FAILED, f"cannot combine the summaries: {error}")
+        return _finish(rt, hop, HopStatus.DONE, {"reason": str(error)}, None, outcome)
+    reason = f"combine {len(current)} {what} summaries in {len(pieces)} call(s)"
+    waiter = NextHop(
+        query_id, seq + 1, HopKind.COMBINE, reason=f"wait for the stage-{stage + 1} combines"
+    )
+    return _finish(
+        rt, hop, HopStatus.DONE, {"reason": reason}, waiter, None, _children(query, pieces)
+    )
+
+
+def _parts_of(children: list[Any]) -> int:
+    return sum(1 for child in children if child.task.get("role") == "part")
 
 
 # -- shared mechanics ----------------------------------------------------------------------------
@@ -216,8 +357,7 @@ def _after_exhausted(rt: Runtime, hop: ClaimedHop) -> StepResult:
     else:
         step = Fail(reason)
     next_hop, outcome = _plan(rt, hop, step, answer_seq=hop.seq - 1)
-    rt.ledger.fail_exhausted(hop, outcome, next_hop)
-    return StepResult(publish=[next_hop] if next_hop else [])
+    return StepResult(publish=rt.ledger.fail_exhausted(hop, outcome, next_hop))
 
 
 def _after_call_failure(
@@ -310,12 +450,19 @@ def _finish(
     values: dict[str, Any],
     next_hop: NextHop | None,
     outcome: QueryOutcome | None,
+    children: list[NewQuery] | None = None,
 ) -> StepResult:
-    if not rt.ledger.finish_hop(
-        hop, status=status, values=values, next_hop=next_hop, outcome=outcome
-    ):
+    finished = rt.ledger.finish_hop(
+        hop,
+        status=status,
+        values=values,
+        next_hop=next_hop,
+        outcome=outcome,
+        children=children or [],
+    )
+    if not finished:
         return StepResult(note="superseded by a newer delivery; result discarded")
-    return StepResult(publish=[next_hop] if next_hop else [])
+    return StepResult(publish=finished.publish)
 
 
 def _short(error: BaseException) -> str:

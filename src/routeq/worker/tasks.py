@@ -15,7 +15,7 @@ from celery import Celery, Task
 from celery.signals import worker_process_init
 
 from routeq.worker import steps
-from routeq.worker.celery_app import CALL_TASK, JUDGE_TASK, ROUTE_TASK
+from routeq.worker.celery_app import CALL_TASK, COMBINE_TASK, JUDGE_TASK, ROUTE_TASK
 from routeq.worker.runtime import Runtime, get_runtime, reset_runtime
 
 log = logging.getLogger("routeq.worker")
@@ -57,7 +57,7 @@ def _run(task: Task, step: Step, query_id: str, seq: int) -> None:
 
 
 def register_tasks(app: Celery) -> None:
-    """Attach route, call and judge to ``app``."""
+    """Attach route, call, judge and combine to ``app``."""
 
     @app.task(name=ROUTE_TASK, bind=True)
     def route(self: Task, query_id: str, seq: int) -> None:
@@ -70,6 +70,10 @@ def register_tasks(app: Celery) -> None:
     @app.task(name=JUDGE_TASK, bind=True)
     def judge(self: Task, query_id: str, seq: int) -> None:
         _run(self, steps.judge, query_id, seq)
+
+    @app.task(name=COMBINE_TASK, bind=True)
+    def combine(self: Task, query_id: str, seq: int) -> None:
+        _run(self, steps.combine, query_id, seq)
 
 
 @worker_process_init.connect

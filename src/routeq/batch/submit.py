@@ -1,0 +1,125 @@
+"""From collected documents to ledger registrations: token counts, limits, names, queries.
+
+Pure apart from counting tokens: the client registers what this module prepares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from routeq.batch.ingest import Document, hash_text, normalize_text
+from routeq.batch.spec import SummarySpec, SummaryTask, cache_key
+from routeq.errors import InvalidQueryError
+from routeq.ledger.batches import DocumentIn, QueryMaker
+from routeq.ledger.repository import NewQuery
+from routeq.tokens import count_tokens
+
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
+
+
+def default_batch_name(inputs: Sequence[str | Path], spec: SummarySpec) -> str:
+    """A name that is the same when the same command runs again in the same place, so a
+    re-run resumes its batch: the inputs' absolute paths and the spec, hashed."""
+    resolved = sorted(os.path.abspath(os.fspath(item)) for item in inputs)
+    digest = hashlib.sha256("\n".join([*resolved, spec.key()]).encode()).hexdigest()[:10]
+    first = Path(resolved[0]).name if resolved else "documents"
+    return f"summarize-{re.sub(r'[^A-Za-z0-9._-]', '_', first)[:60] or 'documents'}-{digest}"
+
+
+def check_batch_name(name: str) -> str:
+    if not _NAME_PATTERN.match(name):
+        raise InvalidQueryError(
+            f"batch name {name!r} must be 1-200 characters: letters, digits and . _ : / -, "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def documents_from_records(records: Iterable[Document | Mapping[str, Any]]) -> list[Document]:
+    """Documents from ``Document`` objects or ``{"id", "text", "metadata"?}`` mappings.
+
+    A malformed record becomes a rejected document (it still gets a row and a reason); only a
+    record without a usable id raises, since there would be nothing to name it by.
+    """
+    documents: list[Document] = []
+    for index, record in enumerate(records):
+        if isinstance(record, Document):
+            documents.append(record)
+            continue
+        raw_id = record.get("id")
+        if raw_id is None or isinstance(raw_id, bool) or not str(raw_id).strip():
+            raise InvalidQueryError(f"document #{index}: 'id' is missing or empty")
+        doc_id, text = str(raw_id), record.get("text")
+        metadata = record.get("metadata") or {}
+        source = str(record.get("source") or f"record #{index}")
+        if not isinstance(text, str) or not text.strip():
+            reason = f"{source} ({doc_id}): 'text' must be a non-empty string"
+            documents.append(Document(doc_id, source, None, format="record", rejected=reason))
+        elif not isinstance(metadata, Mapping):
+            reason = f"{source} ({doc_id}): 'metadata' must be a mapping"
+            documents.append(Document(doc_id, source, None, format="record", rejected=reason))
+        else:
+            body = normalize_text(text)
+            documents.append(
+                Document(doc_id, source, body, dict(metadata), hash_text(body), format="record")
+            )
+    return documents
+
+
+def prepare(documents: Sequence[Document], max_chars: int) -> list[DocumentIn]:
+    """Registration inputs: token counts for accepted documents, reasons for the rest."""
+    prepared = []
+    for doc in documents:
+        if doc.text is None:
+            prepared.append(
+                DocumentIn(doc.doc_id, doc.source, doc.format, rejected=doc.rejected or "rejected")
+            )
+            continue
+        if "\x00" in doc.text:
+            reason = f"{doc.source}: contains a NUL character; remove it"
+        elif len(doc.text) > max_chars:
+            reason = (
+                f"{doc.source}: {len(doc.text):,} characters exceeds max_query_chars "
+                f"({max_chars:,}); split the document or raise the limit"
+            )
+        else:
+            reason = None
+        if reason is not None:
+            prepared.append(DocumentIn(doc.doc_id, doc.source, doc.format, rejected=reason))
+            continue
+        prepared.append(
+            DocumentIn(
+                doc.doc_id,
+                doc.source,
+                doc.format,
+                text=doc.text,
+                content_hash=doc.content_hash,
+                input_tokens=count_tokens(doc.text),
+                metadata=dict(doc.metadata),
+            )
+        )
+    return prepared
+
+
+def document_query(spec: SummarySpec, user: str | None = None) -> QueryMaker:
+    """A factory of the root query that summarises one registered document."""
+    task = SummaryTask(role="document", spec=spec).model_dump(mode="json")
+
+    def make(item: DocumentIn, batch_document_id: int) -> NewQuery:
+        assert item.text is not None and item.content_hash is not None
+        return NewQuery(
+            text=item.text,
+            input_tokens=item.input_tokens or count_tokens(item.text),
+            metadata={**item.metadata, "doc_id": item.doc_id},
+            user=user,
+            task=task,
+            cache_key=cache_key(item.content_hash, spec),
+            batch_document_id=batch_document_id,
+        )
+
+    return make
