@@ -14,5 +14,8 @@ def test_example_config_loads_with_all_sections() -> None:
     assert settings.tier_names == ["cheap", "mid", "frontier"]
     assert settings.tier("frontier").provider == "anthropic"
     assert settings.judge.model is not None and settings.judge.pass_threshold == 6
-    assert settings.routing.rules is not None and len(settings.routing.rules) == 5
+    assert settings.routing.rules is not None and len(settings.routing.rules) == 7
+    assert [r.task for r in settings.routing.rules][:2] == ["summarize", "summarize"]
+    assert settings.summarize.max_chunk_tokens == 3000
+    assert settings.summarize.spec.max_words == 120
     assert settings.worker.visibility_timeout_s > settings.worker.task_time_limit_s
