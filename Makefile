@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint
+.PHONY: install demo demo-queries test lint
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	$(VENV)/bin/routeq summarize examples/corpus --out summaries.jsonl
+
+demo-queries: $(STAMP)
 	$(VENV)/bin/routeq demo
 
 test: $(STAMP)
