@@ -241,11 +241,15 @@ class BatchStore:
         }
         query = make_query(item, row.id)
         reusable = _reusable(conn, query.cache_key) if query.cache_key else None
-        if reusable is not None and reusable.batch_document_id != row.id:
+        if reusable is not None:
+            # Another batch's query (reused, free), or this document's own earlier one for the
+            # same text (its text changed and changed back): either way, nothing to pay again.
+            reused = reusable.batch_document_id != row.id
             conn.execute(
-                update(documents).where(where).values(query_id=reusable.id, reused=True, **values)
+                update(documents).where(where).values(query_id=reusable.id, reused=reused, **values)
             )
-            return Registered(item.doc_id, "reused", reusable.id), _queued_route(conn, reusable.id)
+            action = "reused" if reused else "kept"
+            return Registered(item.doc_id, action, reusable.id), _queued_route(conn, reusable.id)
         submitted = submit_query(conn, query)
         conn.execute(
             update(documents)
