@@ -83,7 +83,12 @@ def ledger(migrated_url: str) -> Iterator[Ledger]:
     """The ledger on an emptied schema."""
     engine = make_engine(migrated_url)
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE batches, batch_documents, queries, hops, provider_requests RESTART IDENTITY CASCADE"))
+        conn.execute(
+            sa.text(
+                "TRUNCATE batches, batch_documents, queries, hops, provider_requests "
+                "RESTART IDENTITY CASCADE"
+            )
+        )
     yield Ledger(engine)
     engine.dispose()
 

@@ -10,6 +10,10 @@ therefore derived from SHA-256 digests of the inputs, never from the global
 Every generated answer starts with an honest marker ``[sim:MODEL q=0.87]``
 so that a simulated answer can never be mistaken for a real one, and so that
 simulated judges can "grade" it without any language understanding.
+
+Summarization requests (recognised by the instructions of :mod:`routeq.batch.spec`) are answered
+with extractive summaries of the text given, so batch summarization can be exercised end to end:
+a good answer keeps to the requested length and format and adds nothing, a bad one breaks a rule.
 """
 
 from __future__ import annotations
@@ -44,7 +48,19 @@ __all__ = [
 
 Fault = Literal["429", "500", "timeout", "malformed"]
 FinishReason = Literal["stop", "length"]
-OutcomeKind = Literal["fault", "good", "escalate", "refusal", "truncated", "vague", "judge"]
+OutcomeKind = Literal[
+    "fault",
+    "good",
+    "escalate",
+    "refusal",
+    "truncated",
+    "vague",
+    "judge",
+    "hallucination",
+    "copy",
+    "format",
+    "short",
+]
 
 #: Words in the user prompt that make a good answer include a code block.
 CODE_KEYWORDS: tuple[str, ...] = ("code", "function", "python", "script", "implement")
@@ -450,10 +466,17 @@ def _answer(
             kind=kind,
         )
 
+    system = "\n".join(message_text(m) for m in messages if m.get("role") == "system")
+    request = _summary_request(system)
+    if request is not None:
+        content, summary_kind, finish = _summary_answer(
+            request, system, question, good, seed, model.name, prompt
+        )
+        return done(marker + content, summary_kind, finish)
+
     if good:
         return done(marker + _full_body(len(question), target_chars, wants_code, offset), "good")
 
-    system = "\n".join(message_text(m) for m in messages if m.get("role") == "system")
     if ESCALATE_TOKEN in system and _unit(seed, model.name, prompt, "escalate") < 0.5:
         return done(marker + ESCALATE_TOKEN, "escalate")
 
@@ -465,6 +488,531 @@ def _answer(
         cut = max(1, int(len(body) * (0.3 + 0.3 * _unit(seed, model.name, prompt, "cut"))))
         return done(marker + body[:cut], "truncated", "length")
     return done(marker + _VAGUE, "vague")
+
+
+# --------------------------------------------------------------------------- summaries
+#
+# Summarization requests (see routeq.batch.spec) get answers built from the source text, so a
+# batch run can be checked end to end: a good answer is an extractive summary that keeps to the
+# requested format and length, copies no long run of the source and adds no number or name the
+# source lacks; each bad kind breaks exactly one of those rules (or fails the way any answer can).
+
+_SUMMARY_TASK_RE = re.compile(r"Summarize|Combine them into one summary")
+_SUMMARY_LENGTH_RE = re.compile(r"\bin (\d+)-(\d+) words\b")
+_WORD_RE = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")
+_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
+_PART_LABEL_RE = re.compile(r"Part \d+ summary:")
+#: How a line that is not plain prose starts: a bullet, a numbered item or a heading.
+_LIST_START_RE = re.compile(r"(?:[-*+\u2022#]|\d+[.)](?:\s|$))")
+_LINE_MARKER_RE = re.compile(r"(?:[-*+\u2022]|\d+[.)]|#+)\s+")
+_SENTENCE_STOP_RE = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s)")
+#: Words whose trailing full stop rarely ends a sentence.
+_ABBREVIATIONS = frozenset(
+    {"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "inc", "ltd", "co"}
+)
+#: Characters stripped from the end of an excerpt: spaces, clause punctuation and dashes.
+_TRAILING = " ,;:-\u2013\u2014"
+_SENTENCE_END_RE = re.compile(r"[.!?][\"'\u201d\u2019)\]]*$")
+
+#: Longest excerpt, in words, taken from one source sentence: far below the copy check's run of 30.
+_EXCERPT_WORDS = 18
+#: A summary sharing this many consecutive words with its source is a copy, not a summary.
+_COPY_RUN = 30
+#: Sentence-initial connectives between excerpts (paragraphs), and their mid-line forms (bullets).
+_CONNECTIVES: tuple[str, ...] = (
+    "In addition,",
+    "It also notes that",
+    "Further,",
+    "The text also states that",
+    "Beyond that,",
+    "Separately,",
+)
+_PADDING: tuple[str, ...] = (
+    "These are the main points stated in the text.",
+    "No other facts are given in the text.",
+    "Nothing further is stated.",
+    "That is all.",
+    "Indeed.",
+)
+#: Common English words that are never names: safe to lower-case, weak places to end an excerpt.
+_FUNCTION_WORDS = frozenset(
+    """a about after against all also an and any are as at be because been before both but by
+    during each for from had has have he her his however if in into is it its many more most no
+    nor not of on one or our over she since so some such than that the their them there these
+    they this those through to under until was we were when where which while who whose will
+    with within without would""".split()  # noqa: SIM905
+)
+_HALLUCINATED: tuple[str, ...] = (
+    "Revenue rose {n}% at {name} Labs last year.",
+    "The board approved {n} new roles at {name} Labs.",
+    "Output fell {n}% after {name} Group withdrew its support.",
+    "A further {n} customers signed with {name} Labs.",
+    "Sales at {name} reached {n}.",
+)
+_HALLUCINATED_NAMES: tuple[str, ...] = ("Quorvex", "Zentharo", "Brixmoor", "Valdane", "Ostrakai")
+_HALLUCINATED_NUMBERS: tuple[int, ...] = (37, 412, 58, 73, 1294)
+
+_SummaryFormat = Literal["paragraph", "bullets"]
+
+
+@dataclass(frozen=True)
+class _SummaryRequest:
+    """What a summarization system prompt asks for: length bounds in words and a format."""
+
+    min_words: int
+    max_words: int
+    format: _SummaryFormat
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A run of at most ``_EXCERPT_WORDS`` consecutive source words, in source order ``pos``."""
+
+    pos: int
+    tokens: tuple[str, ...]
+    words: int
+    score: int
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The text to summarise, pre-digested for building extractive summaries."""
+
+    text: str
+    words: int
+    pieces: tuple[_Piece, ...]
+    lower_words: frozenset[str]
+
+
+def _summary_request(system: str) -> _SummaryRequest | None:
+    """Parse the summary instructions in a system message, or ``None`` for another request."""
+    if _SUMMARY_TASK_RE.search(system) is None:
+        return None
+    bounds = _SUMMARY_LENGTH_RE.findall(system)
+    if not bounds:
+        return None
+    low, high = (int(v) for v in bounds[-1])
+    fmt: _SummaryFormat = "bullets" if "bulleted list" in system else "paragraph"
+    return _SummaryRequest(min_words=min(low, high), max_words=max(low, high), format=fmt)
+
+
+def _count_words(text: str) -> int:
+    return len(_WORD_RE.findall(text))
+
+
+def _source_sentences(text: str) -> list[str]:
+    """Sentences of ``text``, without list markers, heading hashes or ``Part N summary:`` labels."""
+    blocks: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        if current:
+            blocks.append(" ".join(current))
+            current.clear()
+
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or _PART_LABEL_RE.fullmatch(line):
+            flush()
+            continue
+        marker = _LINE_MARKER_RE.match(line)
+        if marker is not None:
+            flush()
+            current.append(line[marker.end() :])
+            if marker.group().startswith("#"):
+                flush()
+            continue
+        current.append(line)
+    flush()
+
+    sentences: list[str] = []
+    for block in blocks:
+        for sentence in _split_block(block):
+            marker = _LINE_MARKER_RE.match(sentence)
+            cleaned = sentence[marker.end() :] if marker is not None else sentence
+            if cleaned.strip():
+                sentences.append(cleaned.strip())
+    return sentences
+
+
+def _split_block(block: str) -> list[str]:
+    """Split a paragraph into sentences, not after abbreviations such as "Dr." or "U.S."."""
+    sentences: list[str] = []
+    start = 0
+    for match in _SENTENCE_STOP_RE.finditer(block):
+        before = block[start : match.start()].split()
+        last = before[-1].lower() if before else ""
+        if match.group().startswith(".") and (
+            last in _ABBREVIATIONS or "." in last or (len(last) == 1 and last.isalpha())
+        ):
+            continue
+        sentences.append(block[start : match.end()])
+        start = match.end()
+    sentences.append(block[start:])
+    return [s.strip() for s in sentences if s.strip()]
+
+
+def _weak_end(tokens: Sequence[str], cut: int) -> bool:
+    """True when cutting before ``tokens[cut]`` leaves a dangling word or splits a name."""
+    last = tokens[cut - 1].strip("\"'()[]\u201c\u201d")
+    if last.lower() in _FUNCTION_WORDS:
+        return True
+    following = tokens[cut] if cut < len(tokens) else ""
+    return last[:1].isupper() and following[:1].isupper() and last[-1:].isalnum()
+
+
+def _split_sentence(sentence: str, cap: int) -> list[list[str]]:
+    """Cut a sentence into runs of at most ``cap`` words at the most natural place.
+
+    A cut after a comma is preferred; otherwise one that does not end on a function word or
+    split a run of capitalised words (a name).
+    """
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    count = 0
+    for token in sentence.split():
+        n = _count_words(token)
+        if current and count + n > cap:
+            words = [_count_words(t) for t in current]
+            candidates = [c for c in range(len(current), 0, -1) if sum(words[:c]) >= cap // 2]
+            pending = [*current, token]
+            cut = next((c for c in candidates if current[c - 1][-1] in ",;:"), None)
+            if cut is None:
+                cut = next((c for c in candidates if not _weak_end(pending, c)), len(current))
+            chunks.append(current[:cut])
+            current = current[cut:]
+            count = sum(_count_words(t) for t in current)
+        current.append(token)
+        count += n
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _digest_source(text: str) -> _Source:
+    pieces: list[_Piece] = []
+    for sentence in _source_sentences(text):
+        for index, tokens in enumerate(_split_sentence(sentence, _EXCERPT_WORDS)):
+            words = sum(_count_words(t) for t in tokens)
+            if words == 0:
+                continue
+            body = " ".join(tokens)
+            score = 3 if index == 0 else 0
+            if words <= 8 and not _SENTENCE_END_RE.search(body):
+                score -= 3  # a heading or a caption: rarely worth a place in a summary
+            if any(ch.isdigit() for ch in body):
+                score += 2
+            if any(w[0].isupper() for t in tokens[1:] for w in _WORD_RE.findall(t)):
+                score += 1
+            pieces.append(_Piece(pos=len(pieces), tokens=tuple(tokens), words=words, score=score))
+    return _Source(
+        text=text,
+        words=_count_words(text),
+        pieces=tuple(pieces),
+        lower_words=frozenset(w for w in _WORD_RE.findall(text) if w.islower()),
+    )
+
+
+def _lowered(token: str, source: _Source) -> str | None:
+    """``token`` with its capital dropped, if it starts with a common word rather than a name.
+
+    A word counts as common when it is a function word or the source itself uses it in lower
+    case, so proper names always keep their capital.
+    """
+    match = _WORD_RE.match(token)
+    if match is None or match.start() != 0:
+        return None
+    word = match.group()
+    if not (word[0].isupper() and word[1:].islower()):
+        return None
+    if word.lower() not in _FUNCTION_WORDS and word.lower() not in source.lower_words:
+        return None
+    return token[0].lower() + token[1:]
+
+
+def _excerpt(piece: _Piece, source: _Source, *, lower_first: bool, terminal: bool) -> str:
+    """A piece as summary text: trailing commas dropped, ending in a full stop when ``terminal``.
+
+    With ``lower_first`` a capitalised common first word is lower-cased (see :func:`_lowered`).
+    """
+    tokens = list(piece.tokens)
+    if lower_first:
+        tokens[0] = _lowered(tokens[0], source) or tokens[0]
+    text = " ".join(tokens).rstrip(_TRAILING)
+    if terminal:
+        return text if _SENTENCE_END_RE.search(text) else text + "."
+    return text.rstrip(".!?")
+
+
+def _render(
+    pieces: Sequence[_Piece], source: _Source, fmt: _SummaryFormat, offset: int, joined: bool
+) -> str:
+    """Lay out the excerpts as a paragraph or as bullets, with connectives between them.
+
+    Excerpts that are adjacent in the source are always separated by a connective, so no run of
+    consecutive source words in the summary is longer than one excerpt; ``joined`` forces a
+    connective between every pair (the fallback if the source repeats itself).
+    """
+    connectives = [_CONNECTIVES[(offset + i) % len(_CONNECTIVES)] for i in range(len(pieces))]
+    if fmt == "paragraph":
+        sentences: list[str] = []
+        for i, piece in enumerate(pieces):
+            adjacent = i > 0 and piece.pos == pieces[i - 1].pos + 1
+            optional = (offset + i) % 3 != 0 and _lowered(piece.tokens[0], source) is not None
+            if i > 0 and (adjacent or joined or optional):
+                text = _excerpt(piece, source, lower_first=True, terminal=True)
+                sentences.append(f"{connectives[i]} {text}")
+            else:
+                text = _excerpt(piece, source, lower_first=False, terminal=True)
+                if i == 0 and _LIST_START_RE.match(text):
+                    # "2024. Sales rose" would read as a numbered list item, "#1 ..." as a heading.
+                    text = f"The text notes that {text}"
+                sentences.append(text)
+        return " ".join(sentences)
+    groups: list[list[int]] = []
+    for i, piece in enumerate(pieces):
+        adjacent = i > 0 and piece.pos == pieces[i - 1].pos + 1
+        if groups and (adjacent or joined):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    lines: list[str] = []
+    for group in groups:
+        parts: list[str] = []
+        for k, i in enumerate(group):
+            last = k == len(group) - 1
+            text = _excerpt(pieces[i], source, lower_first=k > 0, terminal=last)
+            connective = connectives[i][0].lower() + connectives[i][1:]
+            parts.append(text if k == 0 else f"{connective} {text}")
+        lines.append("- " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+def _shares_run(summary: str, source: _Source, run: int = _COPY_RUN) -> bool:
+    """True when ``summary`` repeats ``run`` or more consecutive source words (ignoring case)."""
+    ours = [w.lower() for w in _WORD_RE.findall(summary)]
+    if len(ours) < run:
+        return False
+    theirs = [w.lower() for w in _WORD_RE.findall(source.text)]
+    grams = {tuple(theirs[i : i + run]) for i in range(len(theirs) - run + 1)}
+    return any(tuple(ours[i : i + run]) in grams for i in range(len(ours) - run + 1))
+
+
+def _length_bounds(request: _SummaryRequest, source: _Source) -> tuple[int, int, int]:
+    """(lowest, highest, aimed-for) word count of an acceptable summary of ``source``."""
+    low = min(request.min_words, max(1, source.words // 2))
+    high = request.max_words
+    if source.words > request.max_words:
+        # Strictly shorter than 80% of the source, in integers to stay clear of rounding.
+        high = min(high, (4 * source.words - 1) // 5)
+    high = max(high, low)
+    target = (low + high) // 2
+    if source.words <= request.max_words:
+        target = min(target, max(low, 3 * source.words // 5))
+    return low, high, target
+
+
+def _trim(piece: _Piece, keep: int) -> _Piece | None:
+    """The longest leading part of ``piece`` with at most ``keep`` words (``None`` if empty)."""
+    tokens: list[str] = []
+    words = 0
+    for token in piece.tokens:
+        n = _count_words(token)
+        if words + n > keep:
+            break
+        tokens.append(token)
+        words += n
+    # Prefer not to end on a dangling "in" or "the", or halfway through a name.
+    full = list(piece.tokens)
+    cut = len(tokens)
+    while cut > 1 and _weak_end(full, cut):
+        cut -= 1
+    if cut > 1:
+        tokens = tokens[:cut]
+        words = sum(_count_words(t) for t in tokens)
+    if words == 0:
+        return None
+    return _Piece(piece.pos, tuple(tokens), words, piece.score)
+
+
+def _good_summary(
+    source: _Source,
+    fmt: _SummaryFormat,
+    low: int,
+    high: int,
+    target: int,
+    offset: int,
+) -> str:
+    """An extractive summary of ``source`` in ``fmt`` of ``low``..``high`` words, near ``target``.
+
+    Pieces holding numbers and names are preferred, the first words of a sentence over its
+    continuation; the chosen ones keep their source order.  Pieces are added until ``target``
+    is reached, then (if still short of ``low``) cut to fit the remaining room, and only then
+    padded with generic sentences.
+    """
+    body = _select(source, fmt, low, high, target, offset, joined=False)
+    if _shares_run(body, source):
+        # The source repeats itself, so separate excerpts can still line up into a long run of
+        # its words: put a connective between every pair of excerpts instead.
+        body = _select(source, fmt, low, high, target, offset, joined=True)
+    count = _count_words(body)
+    padding = 0
+    while count < low and padding < 100:
+        fitting = [p for p in _PADDING if _count_words(p) <= high - count]
+        if not fitting:
+            break
+        sentence = fitting[0] if count + _count_words(fitting[0]) <= target else fitting[-1]
+        body = _append_sentence(body, sentence, fmt)
+        count = _count_words(body)
+        padding += 1
+    return body
+
+
+def _select(
+    source: _Source,
+    fmt: _SummaryFormat,
+    low: int,
+    high: int,
+    target: int,
+    offset: int,
+    joined: bool,
+) -> str:
+    """Choose and render the excerpts of :func:`_good_summary` (without padding)."""
+    chosen: list[_Piece] = []
+    body = ""
+    count = 0
+
+    def attempt(candidate: _Piece, shortest: int) -> bool:
+        """Add ``candidate``, cut down to fit under ``high`` if need be; False if it cannot."""
+        nonlocal body, count
+        piece: _Piece | None = candidate
+        while piece is not None and (piece is candidate or piece.words >= shortest):
+            ordered = sorted([*chosen, piece], key=lambda p: p.pos)
+            text = _render(ordered, source, fmt, offset, joined)
+            n = _count_words(text)
+            if n <= high:
+                chosen.append(piece)
+                body, count = text, n
+                return True
+            piece = _trim(piece, min(piece.words - 1, piece.words - (n - high)))
+        return False
+
+    ranked = sorted(source.pieces, key=lambda p: (-p.score, p.pos))
+    seen: set[tuple[str, ...]] = set()
+    for candidate in ranked:
+        if candidate.tokens in seen:
+            continue  # a repeated passage is worth one mention, unless needed to reach ``low``
+        seen.add(candidate.tokens)
+        if attempt(candidate, 3) and count >= target:
+            break
+    if count < low:
+        used = {p.pos for p in chosen}
+        for candidate in ranked:
+            if candidate.pos not in used and attempt(candidate, 1) and count >= low:
+                break
+    return body
+
+
+def _append_sentence(body: str, sentence: str, fmt: _SummaryFormat) -> str:
+    """``body`` with one more sentence: a new bullet, or the paragraph's next sentence."""
+    if fmt == "bullets":
+        return f"{body}\n- {sentence}" if body else f"- {sentence}"
+    return f"{body} {sentence}" if body else sentence
+
+
+def _hallucination(source: _Source, offset: int, room: int) -> str | None:
+    """A sentence of at most ``room`` words with a number and a mid-sentence name, both absent
+    from ``source``; ``None`` when no such sentence is short enough.
+    """
+    fitting = [t for t in _HALLUCINATED if _count_words(t.format(n=1, name="X")) <= room]
+    if not fitting:
+        return None
+    known_words = {w.lower() for w in _WORD_RE.findall(source.text)}
+    known_numbers = set(_NUMBER_RE.findall(source.text))
+    names = [n for n in _HALLUCINATED_NAMES if n.lower() not in known_words]
+    name = names[offset % len(names)] if names else _HALLUCINATED_NAMES[0]
+    while name.lower() in known_words:
+        name += "ix"
+    numbers = [n for n in _HALLUCINATED_NUMBERS if str(n) not in known_numbers]
+    number = numbers[offset % len(numbers)] if numbers else 9001
+    while any(str(number) in known for known in known_numbers):
+        number += 1
+    return fitting[offset % len(fitting)].format(n=number, name=name)
+
+
+def _copy(text: str, max_words: int) -> str:
+    """The first ``max_words`` words of ``text`` verbatim (all of it when shorter)."""
+    matches = list(_WORD_RE.finditer(text))
+    if len(matches) <= max_words:
+        return text.strip()
+    return text[: matches[max_words - 1].end()].strip()
+
+
+def _summary_answer(
+    request: _SummaryRequest,
+    system: str,
+    text: str,
+    good: bool,
+    seed: int,
+    model: str,
+    prompt: str,
+) -> tuple[str, OutcomeKind, FinishReason]:
+    """Content (after the marker), kind and finish reason of a summarization answer."""
+
+    def unit(tag: str) -> float:
+        return _unit(seed, model, prompt, tag)
+
+    source = _digest_source(text)
+    low, high, target = _length_bounds(request, source)
+    offset = int(unit("summary-connective") * len(_CONNECTIVES))
+    fmt = request.format
+
+    def summary(fmt: _SummaryFormat = fmt, high: int = high, target: int = target) -> str:
+        return _good_summary(source, fmt, low, high, min(target, high), offset)
+
+    if good:
+        return summary(), "good", "stop"
+
+    if ESCALATE_TOKEN in system and unit("escalate") < 0.5:
+        return ESCALATE_TOKEN, "escalate", "stop"
+
+    # The invented sentence must fit beside a summary of at least ``low`` words, so that the
+    # answer breaks only the "no new numbers or names" rule.
+    extra = _hallucination(source, int(unit("summary-hallucination") * 1000), high - low)
+    kinds: list[OutcomeKind] = ["format", "refusal", "truncated"]
+    if extra is not None:
+        kinds.append("hallucination")
+    if min(request.max_words, source.words) >= _COPY_RUN:
+        kinds.append("copy")
+    if low > 5:
+        kinds.append("short")
+    kind = kinds[int(unit("summary-bad-kind") * len(kinds))]
+
+    if kind == "hallucination" and extra is not None:
+        body = summary(high=high - _count_words(extra))
+        return _append_sentence(body, extra, fmt), kind, "stop"
+    if kind == "format":
+        return summary(fmt="paragraph" if fmt == "bullets" else "bullets"), kind, "stop"
+    if kind == "copy":
+        return _copy(text, request.max_words), kind, "stop"
+    if kind == "short":
+        n = min(3 + int(unit("summary-short") * 3), low - 1)
+        tokens: list[str] = []
+        ranked = sorted(source.pieces, key=lambda p: (-p.score, p.pos))
+        start = ranked[0].pos if ranked else 0
+        for token in (t for p in source.pieces[start:] for t in p.tokens):
+            if not tokens and _LIST_START_RE.match(token + " "):
+                continue
+            if sum(_count_words(t) for t in [*tokens, token]) > n:
+                break
+            tokens.append(token)
+        body = " ".join(tokens).rstrip(_TRAILING + ".!?") + "."
+        return ("- " + body if fmt == "bullets" else body), kind, "stop"
+    if kind == "refusal":
+        return _REFUSAL, kind, "stop"
+    body = summary()
+    cut = max(1, int(len(body) * (0.3 + 0.3 * unit("cut"))))
+    return body[:cut], "truncated", "length"
 
 
 def _judge(
