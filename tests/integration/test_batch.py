@@ -188,6 +188,9 @@ def test_killing_the_cli_mid_batch_loses_nothing(
         if kill_signal == signal.SIGINT:
             assert cli.returncode == 130, output
             assert "interrupted" in output and "keeps running on the workers" in output
+        status = run_cli(stack, tmp_path, "batch", "status", name, log_name="status.log")
+        assert status.wait(timeout=60) == 0
+        assert f"batch {name}" in (tmp_path / "status.log").read_text()
         with Client(stack.settings) as client:
             handle = client.batch(name)
             assert not handle.progress().complete, "the test must interrupt a running batch"
@@ -203,8 +206,10 @@ def test_killing_the_cli_mid_batch_loses_nothing(
         assert lines[-1]["type"] == "totals" and lines[-1]["documents"] == len(documents)
 
 
-def run_cli(stack: Stack, cwd: Path, *args: str) -> subprocess.Popen[bytes]:
-    log = (cwd / "cli.log").open("wb")
+def run_cli(
+    stack: Stack, cwd: Path, *args: str, log_name: str = "cli.log"
+) -> subprocess.Popen[bytes]:
+    log = (cwd / log_name).open("wb")
     return subprocess.Popen(
         [sys.executable, "-m", "routeq", *args],
         cwd=cwd,

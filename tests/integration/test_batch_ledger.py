@@ -186,3 +186,28 @@ def test_a_document_closed_from_its_combine_takes_the_combined_answer(ledger: Le
     assert ledger.finish_hop(combine, status=HopStatus.DONE, values={}, outcome=closing)
     view = ledger.view(root)
     assert (view.status, view.answer, view.final_tier) == ("done", "The summary.", "cheap")
+
+
+def test_progress_counts_every_producer_feeding_one_batch(ledger: Ledger) -> None:
+    # Given two producers registering different documents (and one shared) into one batch
+    store = BatchStore(ledger.engine)
+    batch = store.open("shared", SPEC.model_dump(mode="json"))
+    barrier = threading.Barrier(2)
+
+    def produce(prefix: str) -> None:
+        items = [doc(f"{prefix}{i}") for i in range(20)] + [doc("common")]
+        barrier.wait()
+        for start in range(0, len(items), 5):
+            store.register(batch.id, items[start : start + 5], document_query(SPEC))
+
+    threads = [threading.Thread(target=produce, args=(p,)) for p in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    # Then the ledger counts each document once, whichever producer registered it
+    progress = store.progress(batch.id)
+    assert (progress.total, progress.queued, progress.unsubmitted) == (41, 41, 0)
+    with ledger.engine.connect() as conn:
+        summaries = conn.execute(sa.text("SELECT count(*) FROM queries")).scalar_one()
+    assert summaries == 41  # the shared document was submitted once

@@ -52,8 +52,10 @@ def interruptible() -> Iterator[Callable[[], bool]]:
 
 
 def print_registration(console: Console, handle: BatchHandle) -> None:
+    """Name the batch and say what registering did: submitted, kept, reused, retried, rejected."""
     actions = ", ".join(f"{count} {action}" for action, count in sorted(handle.actions.items()))
-    console.print(f"batch [bold]{handle.name}[/bold] ({handle.id}): {actions or 'nothing new'}")
+    console.print(f"batch [bold]{handle.name}[/bold]  id {handle.id}", highlight=False)
+    console.print(f"documents: {actions or 'none'}", highlight=False)
 
 
 def print_interrupted(console: Console, handle: BatchHandle, *, local: bool) -> None:
