@@ -256,24 +256,34 @@ def summarize(
     settings = _settings()
     spec = _summary_spec(settings, min_words, max_words, language, style)
     fmt = _output_format(out, output_format)
+    starts_workers = (workers is None and settings.broker_url is None) or bool(workers)
+    if not wait and starts_workers:
+        raise RouteqError(
+            "--no-wait would stop this command's own workers at once; run `routeq worker` "
+            "separately and pass --workers 0 (or configure broker_url for deployed workers)"
+        )
     with local_stack(settings, workers=workers) as stack:
         for what in stack.started:
             err_console.print(f"started {what}", highlight=False)
+        local = stack.worker_log is not None
         with Client(stack.settings) as client:
             with follow.interruptible() as stopping:
                 handle = client.submit_batch(paths, name=name, spec=spec, should_stop=stopping)
             follow.print_registration(console, handle)
             if handle.interrupted:
-                follow.print_interrupted(err_console, handle, local=bool(stack.started))
+                follow.print_interrupted(err_console, handle, local=local)
                 raise SystemExit(130)
             if not wait:
                 return
             try:
-                follow.follow(console, handle, timeout=timeout)
+                progress = follow.follow(console, handle, timeout=timeout)
             except KeyboardInterrupt:
-                follow.print_interrupted(err_console, handle, local=bool(stack.started))
-                raise SystemExit(130) from None
+                progress = None
+            # Whatever happened, write what there is: finished summaries are never held back.
             follow.write_and_report(console, client, handle, out, fmt)
+            if progress is None or not progress.complete:
+                follow.print_interrupted(err_console, handle, local=local, timeout=progress)
+                raise SystemExit(130 if progress is None else 3)
 
 
 @batch_app.command("status")

@@ -245,11 +245,11 @@ class Client:
         the rest.
         """
         spec = spec or self.settings.summarize.spec
-        docs = collect(list(inputs)) if inputs else []
-        docs += documents_from_records(documents)
+        records = documents_from_records(documents)
+        docs = (collect(list(inputs)) if inputs else []) + records
         if not docs:
             raise InvalidQueryError("nothing to summarise: pass paths or documents")
-        name = check_batch_name(name or default_batch_name([str(i) for i in inputs], spec))
+        name = check_batch_name(name or default_batch_name(list(inputs), spec, records))
         info = self.batches.open(name, spec.model_dump(mode="json"))
         spent_at_start = self.batches.spent(info.id)
         prepared = prepare(docs, self.settings.max_query_chars)

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -110,13 +109,14 @@ def _start_worker(settings: Settings, count: int, log_path: Path) -> subprocess.
 
 
 def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    """Warm shutdown: running tasks finish (or are redelivered next time: acks_late)."""
+    """Warm shutdown: SIGTERM to the main process only, which lets running tasks finish (a
+    signal to the whole group would kill the pool children mid-call). SIGKILL to the group is
+    the backstop, also on a second Ctrl-C; an interrupted hop is redelivered next time."""
     if worker.poll() is not None:
         return
-    os.killpg(worker.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while worker.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if worker.poll() is None:
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=30)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()

@@ -211,3 +211,31 @@ def test_progress_counts_every_producer_feeding_one_batch(ledger: Ledger) -> Non
     with ledger.engine.connect() as conn:
         summaries = conn.execute(sa.text("SELECT count(*) FROM queries")).scalar_one()
     assert summaries == 41  # the shared document was submitted once
+
+
+def test_the_backlog_of_a_split_document_heals_lost_publishes(ledger: Ledger) -> None:
+    # Given a split whose parts' route messages were lost (the worker died after the commit)
+    root, parts = split_document(ledger, 3)
+    routes = {NextHop(part, 1, HopKind.ROUTE) for part in parts}
+    # When a duplicate delivery of any hop of the family asks for the backlog
+    assert set(ledger.backlog(root)) == routes
+    assert set(ledger.backlog(parts[1])) == routes
+    # And once every part is finished but the combine publish was lost
+    for part in parts:
+        finish_query(ledger, part, QS.DONE)
+    # Then the backlog is the waiting combine hop
+    assert ledger.backlog(parts[0]) == [NextHop(root, 2, HopKind.COMBINE)]
+    assert ledger.backlog(uuid.uuid4()) == []
+
+
+def test_re_registering_an_in_flight_document_republishes_its_waiting_hops(
+    ledger: Ledger,
+) -> None:
+    store = BatchStore(ledger.engine)
+    batch = store.open("heal", SPEC.model_dump(mode="json"))
+    [entry] = store.register(batch.id, [doc("a")], document_query(SPEC)).documents
+    assert entry.query_id is not None
+    # the first publish was lost: registering again publishes the route hop once more
+    again = store.register(batch.id, [doc("a")], document_query(SPEC))
+    assert [e.action for e in again.documents] == ["kept"]
+    assert again.publish == [NextHop(entry.query_id, 1, HopKind.ROUTE)]

@@ -207,9 +207,36 @@ def test_totals_count_states_shares_escalations_and_the_top_tier_estimate() -> N
     assert totals.escalation_rate == pytest.approx(1 / 3)
     # two documents this batch summarised itself, each one top-tier call of ~1000+ tokens in
     assert Decimal("0.01") < totals.top_tier_estimate < Decimal("0.02")
-    assert 0 < totals.saved < 1
+    # saved compares like with like: the two done documents it paid for, against the estimate
+    assert totals.done_cost == Decimal("0.002")
+    assert totals.saved == pytest.approx(float(1 - totals.done_cost / totals.top_tier_estimate))
     assert totals_record(totals)["type"] == "totals"
     record = result_record(results[1])
     assert record["tier_path"] == ["cheap", "mid"] and record["cost"] == "0.001"
     digest = markdown_digest("demo", results, totals)
     assert "## a" in digest and "**rejected**: binary" in digest and "## Totals" in digest
+
+
+def test_a_repeated_id_gets_its_own_rejected_row_instead_of_overwriting_the_first() -> None:
+    first = Document("a", "docs/a.txt", "Aldera Systems shipped 3 releases.")
+    again = Document("a", "copy/a.txt", "Another text under the same id.")
+    collected_twice = Document("a", "docs/a.txt", None, rejected="docs/a.txt was already collected")
+    prepared = prepare([first, again, collected_twice], max_chars=1000)
+    assert [item.doc_id for item in prepared] == ["a", "a#2", "a#3"]
+    assert prepared[0].rejected is None
+    assert "duplicate id 'a' (first given by docs/a.txt)" in (prepared[1].rejected or "")
+    assert prepared[2].rejected == "docs/a.txt was already collected"
+
+
+def test_metadata_that_is_not_json_is_a_rejection_not_a_database_error() -> None:
+    odd = Document("a", "a.txt", "Some text.", metadata={"score": float("nan")})
+    [item] = prepare([odd], max_chars=1000)
+    assert "metadata is not JSON" in (item.rejected or "")
+
+
+def test_batches_of_records_are_named_after_their_records() -> None:
+    one = documents_from_records([{"id": 1, "text": "First text."}])
+    other = documents_from_records([{"id": 1, "text": "Other text."}])
+    assert default_batch_name([], SPEC, one) == default_batch_name([], SPEC, list(one))
+    assert default_batch_name([], SPEC, one) != default_batch_name([], SPEC, other)
+    assert default_batch_name([], SPEC, one).startswith("summarize-documents-")

@@ -412,3 +412,21 @@ def test_all_reasons_reported_in_order() -> None:
     assert prefixes == ["format", "copy", "numbers not in the source", "names not in the source"]
     assert "37%" in reason
     assert "Gartner" in reason
+
+
+def test_a_combine_may_keep_most_of_its_partial_summaries() -> None:
+    partials = (
+        "Part 1 summary:\nAldera Systems hired engineers in Lisbon and opened a second office "
+        "there in the spring, with the team growing steadily through the summer months.\n\n"
+        "Part 2 summary:\nThe board chaired by Marta Kovacs approved the budget and asked the "
+        "team to report on hiring progress every quarter from now on."
+    )
+    combined = (
+        "Aldera Systems hired engineers in Lisbon and opened a second office there in the "
+        "spring, with the team growing steadily through the summer months. The board chaired by "
+        "Marta Kovacs approved the budget and asked the team to report on hiring progress every "
+        "quarter."
+    )
+    spec = SummarySpec(min_words=10, max_words=50)  # 45 of the input's 53 words: not condensed
+    assert "copy" in (summary_failure(spec, partials, combined) or "")
+    assert summary_failure(spec, partials, combined, condensing=False) is None

@@ -58,19 +58,30 @@ def print_registration(console: Console, handle: BatchHandle) -> None:
     console.print(f"documents: {actions or 'none'}", highlight=False)
 
 
-def print_interrupted(console: Console, handle: BatchHandle, *, local: bool) -> None:
-    """Say what an interruption left behind and how to pick the batch up again."""
+def print_interrupted(
+    console: Console,
+    handle: BatchHandle,
+    *,
+    local: bool,
+    timeout: BatchProgress | None = None,
+) -> None:
+    """Say what an interruption (or running out of time) left behind and how to go on."""
     if handle.interrupted:
         what = "registration stopped early; run the same command again to add the rest."
     elif local:
         what = (
-            "the local workers stopped with this command; documents in flight are kept and "
-            "run the same command again to finish the batch (nothing is paid twice)."
+            "this command's workers stopped with it; finished summaries are kept, and running "
+            "the same command again finishes the batch (nothing is paid twice)."
         )
     else:
         what = "the batch keeps running on the workers."
+    head = (
+        "interrupted"
+        if timeout is None
+        else (f"timed out with {timeout.finished} of {timeout.accepted} documents finished")
+    )
     console.print(
-        f"interrupted: batch {handle.name} ({handle.id}): {what}\n"
+        f"{head}: batch {handle.name} ({handle.id}): {what}\n"
         f"  progress: routeq batch status {handle.id}\n"
         f"  results:  routeq batch results {handle.id} --out FILE",
         highlight=False,
@@ -80,7 +91,8 @@ def print_interrupted(console: Console, handle: BatchHandle, *, local: bool) -> 
 def follow(
     console: Console, handle: BatchHandle, *, timeout: float, poll_interval: float = 0.5
 ) -> BatchProgress:
-    """A live bar until every accepted document is done or failed (or ``timeout`` passes)."""
+    """A live bar until every accepted document is done or failed, or ``timeout`` passes;
+    returns the last progress read (check ``complete``)."""
     columns = (
         TextColumn("[bold]summarizing[/bold]"),
         BarColumn(),
@@ -107,11 +119,7 @@ def follow(
             if progress.complete:
                 return progress
             if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"batch {handle.name}: {progress.finished} of {progress.accepted} documents "
-                    f"finished after {timeout:g}s; it keeps running, see `routeq batch status "
-                    f"{handle.id}`"
-                )
+                return progress
             time.sleep(poll_interval)
             progress = handle.progress()
 
@@ -129,7 +137,7 @@ def print_status(console: Console, handle: BatchHandle) -> None:
         ("queued", progress.queued),
         ("rejected", progress.rejected),
         ("not yet submitted", progress.unsubmitted),
-        ("reused from earlier runs", progress.reused),
+        ("reused (summarised before)", progress.reused),
     ):
         table.add_row(label, str(value))
     table.add_row("spent", f"${progress.spent:.6f}")

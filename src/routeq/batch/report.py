@@ -30,8 +30,9 @@ class BatchTotals:
     reused: int
     split: int
     cost: Decimal  # what the batch paid: every call, judge and retry of its own queries
+    done_cost: Decimal  # what the done documents it summarised itself cost (the comparable set)
     top_tier: str
-    top_tier_estimate: Decimal  # the same summaries from the top tier in one call each
+    top_tier_estimate: Decimal  # those same documents from the top tier, one call each
     escalated: int
     tier_share: dict[str, float]  # final tier of the done documents
 
@@ -41,9 +42,10 @@ class BatchTotals:
 
     @property
     def saved(self) -> float:
+        """Share saved against the top tier, over the same documents (done, not reused)."""
         if not self.top_tier_estimate:
             return 0.0
-        return float(1 - self.cost / self.top_tier_estimate)
+        return float(1 - self.done_cost / self.top_tier_estimate)
 
 
 def batch_totals(
@@ -54,9 +56,10 @@ def batch_totals(
     summary as long as the accepted one: an estimate, labelled as one."""
     states = Counter(result.status for result in results)
     overhead = sum(count_tokens(m["content"]) for m in summary_messages(SummaryTask(spec=spec), ""))
-    estimate = Decimal(0)
+    estimate = done_cost = Decimal(0)
     for result in results:
         if result.status == "done" and not result.reused:
+            done_cost += result.cost
             estimate += call_cost(
                 top, (result.input_tokens or 0) + overhead, result.answer_output_tokens or 0
             )
@@ -71,6 +74,7 @@ def batch_totals(
         reused=sum(result.reused for result in results),
         split=sum(result.parts > 0 for result in results),
         cost=cost,
+        done_cost=done_cost,
         top_tier=top.name,
         top_tier_estimate=estimate,
         escalated=sum(result.escalated for result in done),
@@ -104,6 +108,7 @@ def totals_record(totals: BatchTotals) -> dict[str, Any]:
     data.update(
         type="totals",
         cost=str(totals.cost),
+        done_cost=str(totals.done_cost),
         top_tier_estimate=str(totals.top_tier_estimate),
         escalation_rate=round(totals.escalation_rate, 4),
         saved=round(totals.saved, 4),
@@ -159,10 +164,11 @@ def totals_rows(totals: BatchTotals) -> list[tuple[str, str]]:
         ("failed", str(totals.failed)),
         ("rejected", str(totals.rejected)),
         ("pending", str(totals.pending)),
-        ("reused from earlier runs", str(totals.reused)),
+        ("reused (summarised before)", str(totals.reused)),
         ("split into parts", str(totals.split)),
-        ("cost", f"${totals.cost:.6f}"),
-        (f"all-{totals.top_tier} estimate", f"${totals.top_tier_estimate:.6f}"),
+        ("spent (all calls, retries, failures)", f"${totals.cost:.6f}"),
+        ("cost of the documents done", f"${totals.done_cost:.6f}"),
+        (f"same documents, all {totals.top_tier} (est.)", f"${totals.top_tier_estimate:.6f}"),
         ("saved", f"{totals.saved:.0%}"),
         ("escalation rate", f"{totals.escalation_rate:.0%} ({totals.escalated} of {totals.done})"),
         ("final tier share", share or "-"),

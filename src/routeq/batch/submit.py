@@ -6,6 +6,7 @@ Pure apart from counting tokens: the client registers what this module prepares.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,11 +23,15 @@ from routeq.tokens import count_tokens
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
 
 
-def default_batch_name(inputs: Sequence[str | Path], spec: SummarySpec) -> str:
-    """A name that is the same when the same command runs again in the same place, so a
-    re-run resumes its batch: the inputs' absolute paths and the spec, hashed."""
+def default_batch_name(
+    inputs: Sequence[str | Path], spec: SummarySpec, records: Sequence[Document] = ()
+) -> str:
+    """A name that is the same when the same job runs again, so a re-run resumes its batch:
+    the inputs' absolute paths, the ids and texts of documents passed directly, and the spec,
+    hashed. (Two different record sets therefore never share a batch by accident.)"""
     resolved = sorted(os.path.abspath(os.fspath(item)) for item in inputs)
-    digest = hashlib.sha256("\n".join([*resolved, spec.key()]).encode()).hexdigest()[:10]
+    given = sorted(f"{doc.doc_id}\t{doc.content_hash or doc.rejected}" for doc in records)
+    digest = hashlib.sha256("\n".join([*resolved, *given, spec.key()]).encode()).hexdigest()[:10]
     first = Path(resolved[0]).name if resolved else "documents"
     return f"summarize-{re.sub(r'[^A-Za-z0-9._-]', '_', first)[:60] or 'documents'}-{digest}"
 
@@ -72,29 +77,36 @@ def documents_from_records(records: Iterable[Document | Mapping[str, Any]]) -> l
 
 
 def prepare(documents: Sequence[Document], max_chars: int) -> list[DocumentIn]:
-    """Registration inputs: token counts for accepted documents, reasons for the rest."""
-    prepared = []
+    """Registration inputs: token counts for accepted documents, reasons for the rest.
+
+    Ids are made unique within the run: a batch has one row per id, so a second input with
+    the same id (a file passed twice, a repeated JSONL id) would otherwise overwrite the
+    first. It gets a row of its own, ``ID#2``, rejected with the reason.
+    """
+    prepared: list[DocumentIn] = []
+    first_source: dict[str, str] = {}
+    copies: dict[str, int] = {}
     for doc in documents:
-        if doc.text is None:
-            prepared.append(
-                DocumentIn(doc.doc_id, doc.source, doc.format, rejected=doc.rejected or "rejected")
-            )
-            continue
-        if "\x00" in doc.text:
-            reason = f"{doc.source}: contains a NUL character; remove it"
-        elif len(doc.text) > max_chars:
-            reason = (
-                f"{doc.source}: {len(doc.text):,} characters exceeds max_query_chars "
-                f"({max_chars:,}); split the document or raise the limit"
+        doc_id, reason = doc.doc_id, doc.rejected
+        if doc_id in first_source:
+            copies[doc_id] = copies.get(doc_id, 1) + 1
+            doc_id = f"{doc_id}#{copies[doc_id]}"
+            reason = reason or (
+                f"{doc.source}: duplicate id {doc.doc_id!r} (first given by "
+                f"{first_source[doc.doc_id]}); give every document a unique id"
             )
         else:
-            reason = None
-        if reason is not None:
-            prepared.append(DocumentIn(doc.doc_id, doc.source, doc.format, rejected=reason))
+            first_source[doc_id] = doc.source
+        if reason is None and doc.text is not None:
+            reason = _unsendable(doc, max_chars)
+        if reason is not None or doc.text is None:
+            prepared.append(
+                DocumentIn(doc_id, doc.source, doc.format, rejected=reason or "rejected")
+            )
             continue
         prepared.append(
             DocumentIn(
-                doc.doc_id,
+                doc_id,
                 doc.source,
                 doc.format,
                 text=doc.text,
@@ -104,6 +116,23 @@ def prepare(documents: Sequence[Document], max_chars: int) -> list[DocumentIn]:
             )
         )
     return prepared
+
+
+def _unsendable(doc: Document, max_chars: int) -> str | None:
+    """Why an accepted document still cannot be sent, or None."""
+    text = doc.text or ""
+    if "\x00" in text:
+        return f"{doc.source}: contains a NUL character; remove it"
+    if len(text) > max_chars:
+        return (
+            f"{doc.source}: {len(text):,} characters exceeds max_query_chars ({max_chars:,}); "
+            "split the document or raise the limit"
+        )
+    try:
+        json.dumps(doc.metadata, allow_nan=False)  # stored as JSONB: no NaN, no objects
+    except (TypeError, ValueError) as error:
+        return f"{doc.source}: metadata is not JSON ({error}); pass plain values"
+    return None
 
 
 def document_query(spec: SummarySpec, user: str | None = None) -> QueryMaker:

@@ -184,11 +184,14 @@ def detect_language(text: str) -> str | None:
     return best
 
 
-def summary_failure(spec: SummarySpec, source: str, summary: str) -> str | None:
+def summary_failure(
+    spec: SummarySpec, source: str, summary: str, *, condensing: bool = True
+) -> str | None:
     """Every reason the summary fails its spec on its face, joined by "; ", or None if none.
 
     All reasons are reported, not just the first, so the ledger shows everything that was
-    wrong with an escalated answer.
+    wrong with an escalated answer. ``condensing=False`` skips the copy checks: combining
+    partial summaries, which are short already, may rightly keep most of their words.
     """
     text = strip_sim_label(summary).strip()
     if not text:
@@ -198,7 +201,7 @@ def summary_failure(spec: SummarySpec, source: str, summary: str) -> str | None:
     reasons = [
         _format_failure(spec, text),
         _length_failure(spec, source_count, summary_count),
-        *_copy_failures(spec, source, body, source_count, summary_count),
+        *(_copy_failures(spec, source, body, source_count, summary_count) if condensing else []),
         _numbers_failure(source, text),
         _entities_failure(spec, source, text),
         _language_failure(spec, body),

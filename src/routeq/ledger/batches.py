@@ -17,15 +17,25 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, func, select, text, update
+from psycopg.errors import DeadlockDetected
+from sqlalchemy import Engine, Table, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from routeq.errors import RouteqError
 from routeq.ledger.models import Batch, BatchDocument, HopKind, HopStatus, QueryStatus
-from routeq.ledger.repository import NewQuery, NextHop, hops, queries, submit_query
+from routeq.ledger.repository import (
+    NewQuery,
+    NextHop,
+    family_backlog,
+    hops,
+    queries,
+    submit_query,
+)
 
 batches = cast(Table, Batch.__table__)
+_DEADLOCK_RETRIES = 3
 documents = cast(Table, BatchDocument.__table__)
 
 
@@ -182,15 +192,31 @@ class BatchStore:
     def register(
         self, batch_id: uuid.UUID, items: Sequence[DocumentIn], make_query: QueryMaker
     ) -> Registration:
-        """Register documents in one transaction; return what to publish after the commit."""
+        """Register documents in one transaction; return what to publish after the commit.
+
+        Rows are locked in ``doc_id`` order, so producers feeding one batch cannot deadlock
+        each other; a deadlock with another batch sharing texts (advisory locks on cache
+        keys) is retried, since Postgres rolled the whole transaction back.
+        """
+        ordered = sorted(items, key=lambda item: item.doc_id)
+        for attempt in range(1, _DEADLOCK_RETRIES + 1):
+            try:
+                return self._register(batch_id, ordered, make_query)
+            except OperationalError as error:
+                if not isinstance(error.orig, DeadlockDetected) or attempt == _DEADLOCK_RETRIES:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _register(
+        self, batch_id: uuid.UUID, items: Sequence[DocumentIn], make_query: QueryMaker
+    ) -> Registration:
         registered: list[Registered] = []
         publish: list[NextHop] = []
         with self.engine.begin() as conn:
             for item in items:
-                entry, hop = self._register_one(conn, batch_id, item, make_query)
+                entry, hops_to_publish = self._register_one(conn, batch_id, item, make_query)
                 registered.append(entry)
-                if hop is not None:
-                    publish.append(hop)
+                publish += hops_to_publish
             conn.execute(
                 update(batches).where(batches.c.id == batch_id).values(updated_at=func.now())
             )
@@ -198,7 +224,7 @@ class BatchStore:
 
     def _register_one(
         self, conn: Connection, batch_id: uuid.UUID, item: DocumentIn, make_query: QueryMaker
-    ) -> tuple[Registered, NextHop | None]:
+    ) -> tuple[Registered, list[NextHop]]:
         conn.execute(
             pg_insert(documents)
             .values(batch_id=batch_id, doc_id=item.doc_id, source=item.source, format=item.format)
@@ -226,11 +252,11 @@ class BatchStore:
                     updated_at=func.now(),
                 )
             )
-            return Registered(item.doc_id, "rejected"), None
+            return Registered(item.doc_id, "rejected"), []
         assert item.text is not None and item.content_hash is not None
         unchanged = row.content_hash == item.content_hash and row.query_id is not None
         if unchanged and row.query_status != QueryStatus.FAILED.value:
-            return Registered(item.doc_id, "kept", row.query_id), _queued_route(conn, row.query_id)
+            return Registered(item.doc_id, "kept", row.query_id), family_backlog(conn, row.query_id)
         values: dict[str, Any] = {
             "source": item.source,
             "format": item.format,
@@ -249,7 +275,7 @@ class BatchStore:
                 update(documents).where(where).values(query_id=reusable.id, reused=reused, **values)
             )
             action = "reused" if reused else "kept"
-            return Registered(item.doc_id, action, reusable.id), _queued_route(conn, reusable.id)
+            return Registered(item.doc_id, action, reusable.id), family_backlog(conn, reusable.id)
         submitted = submit_query(conn, query)
         conn.execute(
             update(documents)
@@ -262,9 +288,8 @@ class BatchStore:
             )
         )
         action = "retried" if unchanged else "submitted"
-        return Registered(item.doc_id, action, submitted.query_id), NextHop(
-            submitted.query_id, 1, HopKind.ROUTE
-        )
+        route = NextHop(submitted.query_id, 1, HopKind.ROUTE)
+        return Registered(item.doc_id, action, submitted.query_id), [route]
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -318,7 +343,13 @@ class BatchStore:
                     .group_by(queries.c.batch_document_id)
                 ).all()
             )
-            roots = [doc.query_id for doc in docs if doc.query_id is not None]
+            # Subqueries, not id lists: a batch may hold more documents than bind parameters.
+            roots = select(documents.c.query_id).where(
+                documents.c.batch_id == batch_id, documents.c.query_id.is_not(None)
+            )
+            family_ids = select(queries.c.id).where(
+                or_(queries.c.id.in_(roots), queries.c.parent_id.in_(roots))
+            )
             family = conn.execute(
                 select(
                     queries.c.id,
@@ -329,7 +360,7 @@ class BatchStore:
                     queries.c.final_tier,
                     queries.c.final_model,
                     queries.c.final_reason,
-                ).where(queries.c.id.in_(roots) | queries.c.parent_id.in_(roots))
+                ).where(queries.c.id.in_(family_ids))
             ).all()
             hop_rows = conn.execute(
                 select(
@@ -343,20 +374,11 @@ class BatchStore:
                     hops.c.score,
                     hops.c.reason,
                 )
-                .where(hops.c.query_id.in_([q.id for q in family]))
+                .where(hops.c.query_id.in_(family_ids))
                 .where(hops.c.kind.in_([HopKind.CALL.value, HopKind.JUDGE.value]))
                 .order_by(hops.c.query_id, hops.c.seq)
             ).all()
         return assemble_results(docs, costs, family, hop_rows)
-
-
-def _queued_route(conn: Connection, query_id: uuid.UUID) -> NextHop | None:
-    """The query's route hop when it still waits: re-publishing heals a publish lost by an
-    interrupted producer (a duplicate message is discarded by the claim)."""
-    status = conn.execute(
-        select(hops.c.status).where(hops.c.query_id == query_id, hops.c.seq == 1)
-    ).scalar_one_or_none()
-    return NextHop(query_id, 1, HopKind.ROUTE) if status == HopStatus.QUEUED.value else None
 
 
 def _reusable(conn: Connection, cache_key: str) -> Any:

@@ -279,6 +279,25 @@ def _waiting_combine(conn: Connection, parent_id: uuid.UUID) -> NextHop | None:
     return None if seq is None else NextHop(parent_id, seq, HopKind.COMBINE)
 
 
+def family_backlog(conn: Connection, root_id: uuid.UUID) -> list[NextHop]:
+    """Queued hops of a query and of its pieces, plus its combine hop once no piece is live."""
+    family = select(queries.c.id).where(
+        or_(queries.c.id == root_id, queries.c.parent_id == root_id)
+    )
+    rows = conn.execute(
+        select(hops.c.query_id, hops.c.seq, hops.c.kind, hops.c.tier, hops.c.model)
+        .where(
+            hops.c.query_id.in_(family),
+            hops.c.status == HopStatus.QUEUED.value,
+            hops.c.kind != HopKind.COMBINE.value,  # a combine hop waits for its pieces
+        )
+        .order_by(hops.c.id)
+    ).all()
+    backlog = [NextHop(r.query_id, r.seq, HopKind(r.kind), r.tier, r.model) for r in rows]
+    combine = _waiting_combine(conn, root_id)
+    return backlog + ([combine] if combine is not None else [])
+
+
 class Ledger:
     """Typed access to the hop ledger."""
 
@@ -457,20 +476,18 @@ class Ledger:
                 )
             ).scalar_one_or_none()
 
-    def live_successor(self, query_id: uuid.UUID, seq: int) -> NextHop | None:
-        """The hop after ``seq`` when it is still queued: after a crash between commit and
-        publish, a duplicate delivery of ``seq`` re-publishes it."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(hops.c.seq, hops.c.kind, hops.c.tier, hops.c.model).where(
-                    hops.c.query_id == query_id,
-                    hops.c.seq == seq + 1,
-                    hops.c.status == HopStatus.QUEUED.value,
+    def backlog(self, query_id: uuid.UUID) -> list[NextHop]:
+        """Hops that wait in ``queued`` for the query, or for the whole split document it
+        belongs to, and may have no message: after a crash between a commit and its publish,
+        a duplicate delivery (or a re-run of the batch) publishes them again. A duplicate
+        message is harmless: the claim lets one delivery work and turns the others away."""
+        with self.engine.begin() as conn:
+            root = conn.execute(
+                select(func.coalesce(queries.c.parent_id, queries.c.id)).where(
+                    queries.c.id == query_id
                 )
-            ).one_or_none()
-        if row is None:
-            return None
-        return NextHop(query_id, row.seq, HopKind(row.kind), row.tier, row.model)
+            ).scalar_one_or_none()
+            return [] if root is None else family_backlog(conn, root)
 
     # -- workers: writes -------------------------------------------------------------------------
 
@@ -564,8 +581,8 @@ class Ledger:
         if owned is None:
             conn.rollback()
             return Finished(owned=False)
-        publish = [submit_query(conn, child) for child in children]
-        routes = [NextHop(entry.query_id, 1, HopKind.ROUTE) for entry in publish]
+        submitted = [submit_query(conn, child) for child in children]
+        routes = [NextHop(entry.query_id, 1, HopKind.ROUTE) for entry in submitted]
         return Finished(True, routes + self._move_on(conn, hop, next_hop, outcome))
 
     def fail_exhausted(

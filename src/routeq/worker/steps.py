@@ -130,8 +130,9 @@ def _split(
         2,
         HopKind.COMBINE,
         reason=(
-            f"split into {len(parts)} parts of at most {budget} tokens "
-            f"({query.input_tokens} tokens exceed {tier.name}'s budget of {budget} per call)"
+            f"split into {len(parts)} parts of at most {budget} tokens: {query.input_tokens} "
+            f"tokens exceed the per-call budget (the smaller of summarize.max_chunk_tokens="
+            f"{config.max_chunk_tokens} and what {tier.name}'s window leaves for text)"
         ),
     )
     return combine, _children(query, parts)
@@ -233,7 +234,8 @@ def _verdict(
     if failure is not None:
         return Verdict(False, failure, "heuristic"), {}
     if task is not None:
-        failure = summary_failure(task.spec, query.text, answer or "")
+        condensing = task.role != "combine"  # partial summaries may be kept nearly whole
+        failure = summary_failure(task.spec, query.text, answer or "", condensing=condensing)
         if failure is not None:
             return Verdict(False, f"summary check failed: {failure}", "summary-check"), {}
         question = f"{instructions(task)}\n\nText to summarize:\n{query.text}"
@@ -294,7 +296,9 @@ def combine(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         reason = f"summary combined from {_parts_of(children)} parts in {stage} stage(s)"
         outcome = QueryOutcome(QueryStatus.DONE, reason, from_query=current[0].id)
         return _finish(rt, hop, HopStatus.DONE, {"reason": reason}, None, outcome)
-    budget = rt.settings.summarize.max_chunk_tokens
+    # Combines are routed like any query: size them for the tier with the least room.
+    combine_task = SummaryTask(role="combine", part=1, parts=1, stage=stage + 1, spec=task.spec)
+    budget = min(part_budget(rt.settings.summarize, combine_task, t) for t in rt.settings.tiers)
     try:
         partials = [strip_sim_label(child.answer or "") for child in current]
         pieces = plan_combines(partials, stage, budget, task.spec)
@@ -331,8 +335,8 @@ def _claim(rt: Runtime, query_id: uuid.UUID, seq: int) -> tuple[ClaimedHop | Non
     if claim.state == "busy":
         return None, StepResult(retry_in=claim.retry_in, note="another delivery owns the hop")
     if claim.state == "finished":
-        successor = rt.ledger.live_successor(query_id, seq)
-        return None, StepResult(publish=[successor] if successor else [], note="duplicate delivery")
+        backlog = rt.ledger.backlog(query_id)
+        return None, StepResult(publish=backlog, note="duplicate delivery")
     if claim.state == "exhausted":
         assert claim.hop is not None
         return None, _after_exhausted(rt, claim.hop)
@@ -460,7 +464,7 @@ def _finish(
         outcome=outcome,
         children=children or [],
     )
-    if not finished:
+    if not finished.owned:
         return StepResult(note="superseded by a newer delivery; result discarded")
     return StepResult(publish=finished.publish)
 
