@@ -338,6 +338,83 @@ def _output_format(out: Path, given: str | None) -> OutputFormat:
     return "md" if fmt == "md" else "jsonl"
 
 
+@app.command()
+def metrics(
+    port: Annotated[int, typer.Option()] = 9464,
+    address: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+) -> None:
+    """Serve routeq's numbers for Prometheus on http://ADDRESS:PORT/metrics."""
+    import time
+
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from routeq.embedded import resolve_endpoints
+    from routeq.ledger import make_engine
+    from routeq.metrics import LedgerCollector, broker_client
+    from routeq.worker.celery_app import queue_names
+
+    settings = _settings()
+    endpoints = resolve_endpoints(settings)
+    registry = CollectorRegistry()
+    registry.register(
+        LedgerCollector(
+            make_engine(endpoints.database_url, pool_size=1),
+            broker_client(endpoints.broker_url),
+            queue_names(settings),
+        )
+    )
+    server, thread = start_http_server(port, addr=address, registry=registry)
+    console.print(f"routeq metrics on http://{address}:{server.server_port}/metrics")
+    try:
+        while thread.is_alive():
+            time.sleep(1)
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+@app.command()
+def flower(
+    port: Annotated[int, typer.Option()] = 5555,
+    address: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+) -> None:
+    """Run Flower (Celery's monitor) on routeq's broker, behind HTTP basic auth.
+
+    Credentials come from ROUTEQ_FLOWER_BASIC_AUTH=user:password (comma-separate several);
+    they are handed to Flower in its environment, never on the command line.
+    """
+    from routeq.embedded import resolve_endpoints
+
+    credentials = os.environ.get("ROUTEQ_FLOWER_BASIC_AUTH", "")
+    if not credentials or any(":" not in pair for pair in credentials.split(",")):
+        raise RouteqError(
+            "set ROUTEQ_FLOWER_BASIC_AUTH=user:password: Flower can revoke tasks and shut "
+            "workers down, so routeq does not serve it without authentication"
+        )
+    settings = _settings()
+    endpoints = resolve_endpoints(settings)
+    env = dict(
+        os.environ,
+        ROUTEQ_DATABASE_URL=endpoints.database_url,
+        ROUTEQ_BROKER_URL=endpoints.broker_url,
+        FLOWER_BASIC_AUTH=credentials,
+    )
+    if settings.config_file is not None:
+        env["ROUTEQ_CONFIG"] = str(settings.config_file.resolve())
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "routeq.worker.main",
+        "flower",
+        f"--address={address}",
+        f"--port={port}",
+        "--purge_offline_workers=300",
+    ]
+    sys.stdout.flush()
+    os.execvpe(sys.executable, argv, env)
+
+
 @embedded_app.command("stop")
 def embedded_stop() -> None:
     """Stop the embedded Postgres and Redis."""

@@ -1,0 +1,23 @@
+# One image for every routeq service: route/judge/tier workers, Flower, the metrics exporter,
+# the migration job and the simulated model server. Build: docker build -t routeq:latest .
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    ROUTEQ_CONFIG=/etc/routeq/routeq.toml
+
+WORKDIR /app
+# Dependencies first, so a code change does not reinstall them.
+COPY pyproject.toml README.md ./
+COPY src ./src
+COPY migrations ./migrations
+# Editable: the Alembic migrations are read from /app/migrations next to the source.
+RUN pip install -e . \
+    && useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin routeq
+COPY ops/compose/routeq.toml /etc/routeq/routeq.toml
+
+USER 10001
+ENTRYPOINT ["routeq"]
+CMD ["--help"]

@@ -1,0 +1,373 @@
+"""``routeq check``: validate a deployment and say what is wrong and how to fix it.
+
+Each check is isolated, so one broken service never hides the state of the others: an operator
+sees every problem in one run instead of fixing them one at a time. The checks only look; they
+never start the embedded servers, never migrate, and never print a password or an API key (URLs
+are shown with the password hidden, and every detail is scrubbed of the secrets in play).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import httpx
+import redis
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.pool import NullPool
+
+from routeq.config import ModelEndpoint, Settings
+from routeq.errors import ProviderError
+from routeq.ledger.migrate import alembic_config, current_head
+from routeq.providers import ChatRequest, provider_for
+
+# A request every chat model can answer cheaply: it proves the endpoint, model and key work.
+PROBE_REQUEST = ChatRequest(messages=[{"role": "user", "content": "Reply with OK."}], max_tokens=5)
+_MAX_REASON = 300  # keep each detail to one readable line
+_MIN_SECRET = 4  # shorter "secrets" would garble ordinary words when scrubbed
+_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check: ``detail`` says what was found, or what is wrong and how to fix it."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def run_checks(settings: Settings, *, timeout_s: float = 5.0) -> list[CheckResult]:
+    """Run every check in order; a failing (or crashing) check never stops the ones after it."""
+    results = [
+        _isolated("config", lambda: _check_config(settings)),
+        _isolated("database", lambda: _check_database(settings.database_url, timeout_s)),
+    ]
+    results.append(_schema_result(settings.database_url, results[-1], timeout_s))
+    results.append(_isolated("broker", lambda: _check_broker(settings.broker_url, timeout_s)))
+    results.extend(_check_endpoints(settings, timeout_s))
+    secrets = _secrets(settings)
+    return [replace(result, detail=_scrub(result.detail, secrets)) for result in results]
+
+
+def print_checks(console: Console, results: list[CheckResult]) -> None:
+    """A ✓/✗ table, then a one-line verdict. Details are plain Text: an error message that
+    happens to contain ``[brackets]`` must be shown as is, not interpreted as markup."""
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for result in results:
+        mark = Text("✓", style="green") if result.ok else Text("✗", style="bold red")
+        table.add_row(mark, Text(result.name), Text(result.detail))
+    console.print(table)
+    failed = sum(not result.ok for result in results)
+    if failed:
+        console.print(Text(f"{failed} of {len(results)} checks failed", style="bold red"))
+    else:
+        console.print(Text(f"all {len(results)} checks passed", style="green"))
+
+
+# -- isolation and secrets -------------------------------------------------------------------------
+
+
+def _isolated(name: str, check: Callable[[], CheckResult]) -> CheckResult:
+    """Turn a bug or an unforeseen error in one check into that check's failure."""
+    try:
+        return check()
+    except Exception as exc:
+        return CheckResult(name, False, f"the check itself failed: {_reason(exc)}")
+
+
+def _secrets(settings: Settings) -> list[str]:
+    """Every secret the checks could meet: URL passwords and the API keys' values."""
+    found: list[str | None] = [
+        *_url_passwords(settings.database_url),
+        *_url_passwords(settings.broker_url),
+        *(endpoint.api_key() for _, endpoint in _endpoints(settings)),
+    ]
+    return [secret for secret in found if secret and len(secret) >= _MIN_SECRET]
+
+
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    """Last line of defence: a driver or provider message that quotes a secret loses it."""
+    for secret in secrets:
+        for form in {secret, quote(secret, safe="")}:
+            text = text.replace(form, "***")
+    return text
+
+
+def _url_passwords(url: str | None) -> list[str]:
+    """The passwords a URL carries: in its authority (decoded) and in a ``password=`` parameter."""
+    if url is None:
+        return []
+    try:
+        parts = urlsplit(url)
+        found = [unquote(parts.password)] if parts.password else []
+    except ValueError:
+        return []
+    return found + [value for key, value in parse_qsl(parts.query) if key.lower() == "password"]
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password (in the authority or a ``password=`` parameter) hidden. The rest
+    is left byte for byte as configured, so the operator recognises the URL they set."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparseable URL)"
+    if parts.password is not None:
+        userinfo, host = parts.netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        url = url.replace(parts.netloc, f"{user}:***@{host}", 1)
+    return _PASSWORD_PARAM.sub(r"\1***", url)
+
+
+def _message(exc: BaseException) -> str:
+    """An exception's message on one line, cut to a readable length."""
+    message = " ".join(str(exc).split()).rstrip(".") or "(no message)"
+    if len(message) > _MAX_REASON:
+        message = message[: _MAX_REASON - 1] + "…"
+    return message
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as one short line: its type, then its message."""
+    return f"{type(exc).__name__}: {_message(exc)}"
+
+
+# -- config ----------------------------------------------------------------------------------------
+
+
+def _check_config(settings: Settings) -> CheckResult:
+    """Loading errors were already reported by load_settings; here we only say what was read."""
+    source = str(settings.config_file) if settings.config_file is not None else "defaults"
+    tiers = ", ".join(f"{tier.name} ({tier.model})" for tier in settings.tiers)
+    judge = settings.judge.model.model if settings.judge.model is not None else "heuristics only"
+    if not settings.judge.enabled:
+        judge = "disabled"
+    return CheckResult("config", True, f"loaded from {source}; tiers: {tiers}; judge: {judge}")
+
+
+# -- database --------------------------------------------------------------------------------------
+
+
+def _unset(what: str, variable: str) -> str:
+    return (
+        f"{what} not set: the embedded default is used by local commands; "
+        f"set {variable} for a deployment"
+    )
+
+
+def _engine(url: str, timeout_s: float) -> sa.Engine:
+    """A throwaway engine: no pool to leave behind, and a connect timeout so a blackholed host
+    cannot hang the check (libpq reads 0 as "wait forever", hence at least one second)."""
+    return sa.create_engine(
+        url,
+        poolclass=NullPool,
+        hide_parameters=True,
+        connect_args={"connect_timeout": max(1, math.ceil(timeout_s))},
+    )
+
+
+def _db_url_shown(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return safe_url(url)
+
+
+def _db_reason(exc: BaseException) -> str:
+    """The driver's own message (SQLAlchemy's wrapper adds a link and the SQL, not the cause)."""
+    original = getattr(exc, "orig", None)
+    return _reason(original if isinstance(original, BaseException) else exc)
+
+
+def _check_database(url: str | None, timeout_s: float) -> CheckResult:
+    if url is None:
+        return CheckResult("database", False, _unset("database_url", "ROUTEQ_DATABASE_URL"))
+    shown = _db_url_shown(url)
+    engine = _engine(url, timeout_s)
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(sa.text("SHOW server_version")).scalar_one()
+    except Exception as exc:
+        return CheckResult(
+            "database",
+            False,
+            f"cannot connect to {shown}: {_db_reason(exc)}; check database_url "
+            "(ROUTEQ_DATABASE_URL) and that Postgres is up",
+        )
+    finally:
+        engine.dispose()
+    return CheckResult("database", True, f"connected to {shown} (PostgreSQL {version})")
+
+
+def _schema_result(url: str | None, database: CheckResult, timeout_s: float) -> CheckResult:
+    """The schema can only be read from a reachable database; otherwise say why it was not."""
+    if url is None:
+        return CheckResult("database schema", False, "not checked: database_url is not set")
+    if not database.ok:
+        return CheckResult(
+            "database schema", False, "not checked: the database is not reachable (see above)"
+        )
+    return _isolated("database schema", lambda: _check_schema(url, timeout_s))
+
+
+def _check_schema(url: str, timeout_s: float) -> CheckResult:
+    head = current_head()
+    engine = _engine(url, timeout_s)
+    try:
+        with engine.connect() as conn:
+            revisions = _current_revisions(conn)
+    finally:
+        engine.dispose()
+    return _compare_revisions(revisions, head)
+
+
+def _current_revisions(conn: Connection) -> tuple[str, ...]:
+    return tuple(MigrationContext.configure(conn).get_current_heads())
+
+
+def _compare_revisions(revisions: tuple[str, ...], head: str | None) -> CheckResult:
+    name = "database schema"
+    if not revisions:
+        return CheckResult(
+            name, False, "no routeq schema (no alembic_version): run `routeq db upgrade`"
+        )
+    if revisions == (head,):
+        return CheckResult(name, True, f"migrated to the latest revision ({head})")
+    current = ", ".join(revisions)
+    if not all(_known_revision(revision) for revision in revisions):
+        return CheckResult(
+            name,
+            False,
+            f"database is at revision {current}, which this routeq does not know (head is "
+            f"{head}); it was migrated by a newer routeq: upgrade routeq here",
+        )
+    return CheckResult(
+        name, False, f"database is at revision {current}, head is {head}: run `routeq db upgrade`"
+    )
+
+
+def _known_revision(revision: str) -> bool:
+    scripts = ScriptDirectory.from_config(alembic_config("postgresql://unused"))
+    try:
+        return scripts.get_revision(revision) is not None
+    except Exception:  # alembic raises its own errors for unknown ids
+        return False
+
+
+# -- broker ----------------------------------------------------------------------------------------
+
+
+def _check_broker(url: str | None, timeout_s: float) -> CheckResult:
+    if url is None:
+        return CheckResult("broker", False, _unset("broker_url", "ROUTEQ_BROKER_URL"))
+    shown = safe_url(url)
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    try:
+        client.ping()
+        version = client.info("server").get("redis_version", "unknown")
+    except Exception as exc:
+        return CheckResult(
+            "broker",
+            False,
+            f"cannot reach Redis at {shown}: {_reason(exc)}; check broker_url "
+            "(ROUTEQ_BROKER_URL) and that Redis is up",
+        )
+    finally:
+        client.close()
+    return CheckResult("broker", True, f"Redis {version} answered at {shown}")
+
+
+# -- model endpoints -------------------------------------------------------------------------------
+
+
+def _endpoints(settings: Settings) -> list[tuple[str, ModelEndpoint]]:
+    """Every model workers will call: each tier, then the LLM judge when judging uses one."""
+    found: list[tuple[str, ModelEndpoint]] = [(f"tier {t.name}", t) for t in settings.tiers]
+    if settings.judge.enabled and settings.judge.model is not None:
+        found.append(("judge", settings.judge.model))
+    return found
+
+
+def _check_endpoints(settings: Settings, timeout_s: float) -> list[CheckResult]:
+    """One HTTP client for every probe, as a worker shares one across its calls."""
+    results: list[CheckResult] = []
+    with httpx.Client(follow_redirects=False) as http:
+        for name, endpoint in _endpoints(settings):
+            probe = _probe(name, endpoint, http, timeout_s)
+            results.append(_isolated(name, probe))
+    return results
+
+
+def _probe(
+    name: str, endpoint: ModelEndpoint, http: httpx.Client, timeout_s: float
+) -> Callable[[], CheckResult]:
+    """Bind one endpoint's check now (a lambda in the loop would see only the last one)."""
+    return lambda: _check_endpoint(name, endpoint, http, timeout_s)
+
+
+def _check_endpoint(
+    name: str, endpoint: ModelEndpoint, http: httpx.Client, timeout_s: float
+) -> CheckResult:
+    """Key first (a request without it proves nothing), then one tiny real request through the
+    same adapter the workers use, so the check fails exactly when the workers would."""
+    if endpoint.api_key_env is not None and not os.environ.get(endpoint.api_key_env):
+        return CheckResult(
+            name,
+            False,
+            f"environment variable {endpoint.api_key_env} is not set ({name} needs it); "
+            "export the API key in it wherever routeq workers run",
+        )
+    capped = endpoint.model_copy(update={"timeout_s": min(endpoint.timeout_s, timeout_s)})
+    started = time.perf_counter()
+    try:
+        response = provider_for(capped, http).complete(PROBE_REQUEST)
+    except ProviderError as exc:
+        return CheckResult(name, False, _endpoint_failure(capped, exc))
+    elapsed_ms = round((time.perf_counter() - started) * 1000)
+    key = f", key from {endpoint.api_key_env}" if endpoint.api_key_env else ""
+    where = safe_url(endpoint.base_url)
+    return CheckResult(
+        name, True, f"answered in {elapsed_ms} ms (model {response.model} at {where}{key})"
+    )
+
+
+def _endpoint_failure(endpoint: ModelEndpoint, exc: ProviderError) -> str:
+    """The provider's error plus the most likely fix for that kind of failure."""
+    where = safe_url(endpoint.base_url)
+    message = _message(exc)
+    status = exc.status_code
+    if status is None and message.startswith("connection failed"):
+        return f"cannot connect to {where}: {message}; check base_url and that the server is up"
+    if status is None and message.startswith("timed out"):
+        return (
+            f"no answer from {where}: {message}; check base_url and that the server is up "
+            "(or that it is not overloaded)"
+        )
+    if status in (401, 403):
+        fix = (
+            f"check the API key in {endpoint.api_key_env}"
+            if endpoint.api_key_env
+            else "set api_key_env to the variable that holds the API key"
+        )
+        return f"{where} refused the request: {message}; {fix}"
+    if status == 404:
+        return (
+            f"{where} answered {message}; check base_url (it should end at the API root, "
+            f"e.g. /v1) and that model {endpoint.model!r} exists there"
+        )
+    return f"{where} (model {endpoint.model}) failed: {message}"
