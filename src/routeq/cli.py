@@ -339,6 +339,19 @@ def _output_format(out: Path, given: str | None) -> OutputFormat:
 
 
 @app.command()
+def check(
+    timeout: Annotated[float, typer.Option(help="seconds each check may take")] = 5.0,
+) -> None:
+    """Validate a deployment: config, database (reachable, migrated), broker, every endpoint."""
+    from routeq.check import print_checks, run_checks
+
+    results = run_checks(_settings(), timeout_s=timeout)
+    print_checks(console, results)
+    if not all(result.ok for result in results):
+        raise SystemExit(1)
+
+
+@app.command()
 def metrics(
     port: Annotated[int, typer.Option()] = 9464,
     address: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
