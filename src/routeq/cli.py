@@ -43,12 +43,17 @@ def _settings() -> Settings:
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(
+    wait: Annotated[
+        float, typer.Option(help="seconds to wait for the database to accept connections")
+    ] = 0.0,
+) -> None:
     """Apply the Alembic migrations to the configured (or embedded) database."""
     from routeq.embedded import resolve_endpoints
-    from routeq.ledger.migrate import upgrade
+    from routeq.ledger.migrate import upgrade, wait_for_database
 
     endpoints = resolve_endpoints(_settings())
+    wait_for_database(endpoints.database_url, wait)
     upgrade(endpoints.database_url)
     console.print("database schema is up to date")
 
