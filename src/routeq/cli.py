@@ -344,6 +344,34 @@ def _output_format(out: Path, given: str | None) -> OutputFormat:
 
 
 @app.command()
+def recover(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list, do not publish")] = False,
+) -> None:
+    """Re-publish hops whose message may be lost (after losing Redis, or a crash between a
+    commit and its publish): queued hops, and running hops past their lease. Safe to repeat."""
+    from collections import Counter
+
+    from routeq.embedded import resolve_endpoints
+    from routeq.ledger import Ledger, make_engine
+    from routeq.worker.celery_app import create_app
+    from routeq.worker.publisher import Publisher
+
+    settings = _settings()
+    endpoints = resolve_endpoints(settings)
+    ledger = Ledger(make_engine(endpoints.database_url, pool_size=1))
+    stranded = ledger.stranded(lease_s=settings.worker.task_time_limit_s)
+    kinds = Counter(hop.kind.value for hop in stranded)
+    summary = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "none"
+    if not dry_run:
+        publisher = Publisher(create_app(settings, endpoints.broker_url), settings)
+        for hop in stranded:
+            publisher.publish(hop)
+    verb = "would re-publish" if dry_run else "re-published"
+    console.print(f"{verb} {len(stranded)} hops: {summary}")
+    ledger.engine.dispose()
+
+
+@app.command()
 def check(
     timeout: Annotated[float, typer.Option(help="seconds each check may take")] = 5.0,
 ) -> None:

@@ -489,6 +489,28 @@ class Ledger:
             ).scalar_one_or_none()
             return [] if root is None else family_backlog(conn, root)
 
+    def stranded(self, lease_s: float) -> list[NextHop]:
+        """Every hop that may have lost its message: the backlog of each query (or split
+        document) with a queued hop, and running hops whose lease has expired (their worker
+        died and Redis lost the unacked message). Re-publishing them all is safe: the claim
+        lets one delivery work and turns duplicates away."""
+        with self.engine.begin() as conn:
+            roots = conn.execute(
+                select(func.coalesce(queries.c.parent_id, queries.c.id))
+                .select_from(hops.join(queries, queries.c.id == hops.c.query_id))
+                .where(hops.c.status == HopStatus.QUEUED.value)
+                .distinct()
+            ).scalars()
+            stranded = [hop for root in list(roots) for hop in family_backlog(conn, root)]
+            expired = conn.execute(
+                select(hops.c.query_id, hops.c.seq, hops.c.kind, hops.c.tier, hops.c.model).where(
+                    hops.c.status == HopStatus.RUNNING.value,
+                    hops.c.started_at < func.now() - _seconds(lease_s),
+                )
+            ).all()
+        stranded += [NextHop(r.query_id, r.seq, HopKind(r.kind), r.tier, r.model) for r in expired]
+        return list(dict.fromkeys(stranded))  # a family reached twice is published once
+
     # -- workers: writes -------------------------------------------------------------------------
 
     def record_request(
