@@ -471,7 +471,7 @@ def test_postgres_and_redis_are_persistent_and_password_protected() -> None:
 def test_migrate_job_runs_the_alembic_upgrade() -> None:
     (job,) = _of_kind("Job")
     (container,) = _containers(job)
-    assert container["args"] == ["db", "upgrade"]
+    assert container["args"][:2] == ["db", "upgrade"] and "--wait" in container["args"]
     assert _pod_spec(job)["restartPolicy"] in {"Never", "OnFailure"}
     assert job["spec"]["backoffLimit"] >= 3, "first installs wait for Postgres by retrying"
 
