@@ -9,13 +9,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     ROUTEQ_CONFIG=/etc/routeq/routeq.toml
 
 WORKDIR /app
-# Dependencies first, so a code change does not reinstall them.
+# Dependencies first (against a placeholder package), so a code change does not reinstall them.
+# Without the [embedded] extra: a deployment always configures its database and broker.
 COPY pyproject.toml README.md ./
+RUN mkdir -p src/routeq && touch src/routeq/__init__.py && pip install -e . \
+    && useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin routeq
+# Editable install: the Alembic migrations are read from /app/migrations next to the source.
 COPY src ./src
 COPY migrations ./migrations
-# Editable: the Alembic migrations are read from /app/migrations next to the source.
-RUN pip install -e . \
-    && useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin routeq
 COPY ops/compose/routeq.toml /etc/routeq/routeq.toml
 
 USER 10001

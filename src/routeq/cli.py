@@ -206,6 +206,7 @@ def sim_server(
     from routeq.sim import SimServer, default_sim_config, load_sim_config
 
     sim_config = load_sim_config(config) if config else default_sim_config(seed)
+    _exit_on_sigterm()
     with SimServer(sim_config, host=host, port=port) as server:
         console.print(
             f"SIMULATED model server on {server.url} (seed {sim_config.seed}); "
@@ -318,6 +319,17 @@ def batch_results(
         follow.write_and_report(console, client, client.batch(ref), out, fmt)
 
 
+def _exit_on_sigterm() -> None:
+    """Stop on SIGTERM like on Ctrl-C. As PID 1 in a container a process gets no default
+    action for SIGTERM, so without a handler every stop would wait out the grace period."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _summary_spec(
     settings: Settings,
     min_words: int | None,
@@ -345,6 +357,9 @@ def _output_format(out: Path, given: str | None) -> OutputFormat:
 
 @app.command()
 def recover(
+    older_than: Annotated[
+        float, typer.Option(help="only hops queued at least this many seconds ago")
+    ] = 60.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list, do not publish")] = False,
 ) -> None:
     """Re-publish hops whose message may be lost (after losing Redis, or a crash between a
@@ -359,7 +374,7 @@ def recover(
     settings = _settings()
     endpoints = resolve_endpoints(settings)
     ledger = Ledger(make_engine(endpoints.database_url, pool_size=1))
-    stranded = ledger.stranded(lease_s=settings.worker.task_time_limit_s)
+    stranded = ledger.stranded(settings.worker.task_time_limit_s, min_age_s=older_than)
     kinds = Counter(hop.kind.value for hop in stranded)
     summary = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "none"
     if not dry_run:
@@ -409,6 +424,7 @@ def metrics(
             queue_names(settings),
         )
     )
+    _exit_on_sigterm()
     server, thread = start_http_server(port, addr=address, registry=registry)
     console.print(f"routeq metrics on http://{address}:{server.server_port}/metrics")
     try:
@@ -435,6 +451,11 @@ def flower(
         raise RouteqError(
             "set ROUTEQ_FLOWER_BASIC_AUTH=user:password: Flower can revoke tasks and shut "
             "workers down, so routeq does not serve it without authentication"
+        )
+    if "change-me" in credentials:
+        raise RouteqError(
+            "ROUTEQ_FLOWER_BASIC_AUTH still holds the placeholder from .env.example; "
+            "choose a real password"
         )
     settings = _settings()
     endpoints = resolve_endpoints(settings)

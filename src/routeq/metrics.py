@@ -3,7 +3,8 @@
 The ledger is the source of truth, so the exporter does not count events in worker memory
 (which would be lost on restart and split across processes): every scrape asks Postgres how many
 queries, hops, escalations and dollars there are, and Redis how long each queue is. Counters are
-monotonic because finished rows never change state. ``read_snapshot`` does the I/O;
+monotonic because finished rows never change state (deleting old rows would break that: retention
+needs a rollup table feeding the counters first). ``read_snapshot`` does the I/O;
 ``metric_families`` turns a snapshot into metrics and is pure, so it unit-tests without services.
 
 Metric names (the Grafana dashboard in ops/grafana is built on these):
@@ -22,6 +23,7 @@ Metric names (the Grafana dashboard in ops/grafana is built on these):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -36,6 +38,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
+
+log = logging.getLogger("routeq.metrics")
 
 LATENCY_BUCKETS_S: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -111,7 +115,8 @@ def read_snapshot(engine: Engine, broker: redis.Redis, queues: Sequence[str]) ->
                 name: [tuple(row) for row in conn.execute(text(sql))] for name, sql in _SQL.items()
             }
         snapshot.database_up = True
-    except Exception:  # a scrape must answer even when the database does not
+    except Exception as error:  # a scrape must answer even when the database does not
+        log.warning("metrics: database unavailable: %s", type(error).__name__)
         rows = {}
     snapshot.queries = [(r[0], int(r[1])) for r in rows.get("queries", [])]
     snapshot.finished = [(r[0], r[1], int(r[2])) for r in rows.get("finished", [])]
@@ -130,8 +135,8 @@ def read_snapshot(engine: Engine, broker: redis.Redis, queues: Sequence[str]) ->
             pipe.llen(queue)
         snapshot.queue_depth = list(zip(queues, (int(n) for n in pipe.execute()), strict=True))
         snapshot.broker_up = True
-    except redis.RedisError:
-        pass
+    except redis.RedisError as error:
+        log.warning("metrics: broker unavailable: %s", type(error).__name__)
     return snapshot
 
 

@@ -2,7 +2,7 @@
 
 No Docker engine runs here, so this test reads the compose file and starts each routeq service's
 own command with its own environment. Only what a container network would provide is replaced:
-host names and ports (postgres, redis, sim) and the secrets, which come from .env.example.
+host names and ports (postgres, redis, sim) and the secrets (.env.example's keys, with values).
 Then it runs queries through them and checks Flower (with auth), the metrics endpoint and the
 services' own health checks.
 """
@@ -42,6 +42,8 @@ EXAMPLE_ENV = dict(
     for line in (REPO / ".env.example").read_text().splitlines()
     if line and not line.startswith("#")
 )
+# The secrets a real .env would hold: the example's keys, with the placeholders replaced.
+SECRETS = {key: value.replace("change-me-", "compose-test-") for key, value in EXAMPLE_ENV.items()}
 QUESTIONS = [f"What is {n} + {n}? (compose check {n})" for n in range(10)]
 
 
@@ -74,7 +76,7 @@ class ComposeProcesses:
         declared = {
             key: re.sub(
                 r"\$\{([A-Z_]+)[^}]*\}",
-                lambda match: EXAMPLE_ENV.get(match.group(1), ""),
+                lambda match: SECRETS.get(match.group(1), ""),
                 str(value),
             )
             for key, value in SERVICES[name]["environment"].items()
@@ -220,7 +222,7 @@ def test_the_compose_services_run_queries_and_expose_flower_and_metrics(
     assert all(result.status == "done" for result in results)
 
     # Then Flower refuses anonymous users and shows the tasks, by id only, to authorised ones
-    auth = EXAMPLE_ENV["ROUTEQ_FLOWER_BASIC_AUTH"]
+    auth = SECRETS["ROUTEQ_FLOWER_BASIC_AUTH"]
     flower = stack.url("flower")
     assert get(f"{flower}/")[0] == 401
     assert get(f"{flower}/api/tasks", auth="admin:wrong")[0] == 401

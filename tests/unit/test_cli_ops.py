@@ -36,3 +36,12 @@ def test_flower_refuses_to_run_without_basic_auth(
     assert isinstance(result.exception, RouteqError)
     assert "ROUTEQ_FLOWER_BASIC_AUTH=user:password" in str(result.exception)
     assert not (clean_env / ".routeq").exists()  # refused before starting anything
+
+
+def test_flower_refuses_the_placeholder_password_from_the_env_example(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROUTEQ_FLOWER_BASIC_AUTH", "admin:change-me-flower")
+    result = runner.invoke(app, ["flower"])
+    assert isinstance(result.exception, RouteqError)
+    assert "placeholder" in str(result.exception)

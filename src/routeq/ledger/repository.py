@@ -489,16 +489,20 @@ class Ledger:
             ).scalar_one_or_none()
             return [] if root is None else family_backlog(conn, root)
 
-    def stranded(self, lease_s: float) -> list[NextHop]:
+    def stranded(self, lease_s: float, min_age_s: float = 0.0) -> list[NextHop]:
         """Every hop that may have lost its message: the backlog of each query (or split
-        document) with a queued hop, and running hops whose lease has expired (their worker
-        died and Redis lost the unacked message). Re-publishing them all is safe: the claim
-        lets one delivery work and turns duplicates away."""
+        document) with a hop queued for at least ``min_age_s``, and running hops whose lease
+        has expired (their worker died and Redis lost the unacked message). Re-publishing
+        them is safe, since the claim lets one delivery work and turns duplicates away; the
+        age keeps a routine run from doubling a healthy backlog."""
         with self.engine.begin() as conn:
             roots = conn.execute(
                 select(func.coalesce(queries.c.parent_id, queries.c.id))
                 .select_from(hops.join(queries, queries.c.id == hops.c.query_id))
-                .where(hops.c.status == HopStatus.QUEUED.value)
+                .where(
+                    hops.c.status == HopStatus.QUEUED.value,
+                    hops.c.created_at <= func.now() - _seconds(min_age_s),
+                )
                 .distinct()
             ).scalars()
             stranded = [hop for root in list(roots) for hop in family_backlog(conn, root)]

@@ -51,7 +51,9 @@ def configure_runtime(factory: Callable[[], Runtime]) -> None:
 def build_runtime(settings: Settings, database_url: str, app: Celery) -> Runtime:
     return Runtime(
         settings=settings,
-        ledger=Ledger(make_engine(database_url, pool_size=2)),
+        # One connection per process: a task uses one at a time, and a fleet of workers
+        # must fit the database's max_connections.
+        ledger=Ledger(make_engine(database_url, pool_size=1)),
         publisher=Publisher(app, settings),
         policy=build_policy(settings),
         http=httpx.Client(limits=httpx.Limits(max_connections=20), follow_redirects=False),
