@@ -80,7 +80,6 @@ def worker(
     name: Annotated[str | None, typer.Option(help="worker node name")] = None,
 ) -> None:
     """Run a Celery worker. With no --queue/--tier it consumes every routeq queue."""
-    from routeq.embedded import resolve_endpoints
     from routeq.worker.celery_app import queue_names
 
     settings = _settings()
@@ -91,14 +90,7 @@ def worker(
         raise RouteqError(
             f"unknown queue(s) {', '.join(unknown)}; routeq's queues: {', '.join(known)}"
         )
-    endpoints = resolve_endpoints(settings)
-    env = dict(
-        os.environ,
-        ROUTEQ_DATABASE_URL=endpoints.database_url,
-        ROUTEQ_BROKER_URL=endpoints.broker_url,
-    )
-    if settings.config_file is not None:
-        env["ROUTEQ_CONFIG"] = str(settings.config_file.resolve())
+    env = _celery_env(settings)
     selected = chosen or known
     if concurrency is None:
         concurrency = settings.tier(tiers[0]).max_concurrency if tiers and len(chosen) == 1 else 2
@@ -319,6 +311,23 @@ def batch_results(
         follow.write_and_report(console, client, client.batch(ref), out, fmt)
 
 
+def _celery_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a Celery process (worker, Flower) that ``routeq.worker.main`` loads:
+    connection URLs resolved (the embedded servers started when unset) and the config file."""
+    from routeq.embedded import resolve_endpoints
+
+    endpoints = resolve_endpoints(settings)
+    env = dict(
+        os.environ,
+        ROUTEQ_DATABASE_URL=endpoints.database_url,
+        ROUTEQ_BROKER_URL=endpoints.broker_url,
+        **extra,
+    )
+    if settings.config_file is not None:
+        env["ROUTEQ_CONFIG"] = str(settings.config_file.resolve())
+    return env
+
+
 def _exit_on_sigterm() -> None:
     """Stop on SIGTERM like on Ctrl-C. As PID 1 in a container a process gets no default
     action for SIGTERM, so without a handler every stop would wait out the grace period."""
@@ -444,7 +453,6 @@ def flower(
     Credentials come from ROUTEQ_FLOWER_BASIC_AUTH=user:password (comma-separate several);
     they are handed to Flower in its environment, never on the command line.
     """
-    from routeq.embedded import resolve_endpoints
 
     credentials = os.environ.get("ROUTEQ_FLOWER_BASIC_AUTH", "")
     if not credentials or any(":" not in pair for pair in credentials.split(",")):
@@ -457,16 +465,7 @@ def flower(
             "ROUTEQ_FLOWER_BASIC_AUTH still holds the placeholder from .env.example; "
             "choose a real password"
         )
-    settings = _settings()
-    endpoints = resolve_endpoints(settings)
-    env = dict(
-        os.environ,
-        ROUTEQ_DATABASE_URL=endpoints.database_url,
-        ROUTEQ_BROKER_URL=endpoints.broker_url,
-        FLOWER_BASIC_AUTH=credentials,
-    )
-    if settings.config_file is not None:
-        env["ROUTEQ_CONFIG"] = str(settings.config_file.resolve())
+    env = _celery_env(_settings(), FLOWER_BASIC_AUTH=credentials)
     argv = [
         sys.executable,
         "-m",

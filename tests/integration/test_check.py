@@ -7,7 +7,6 @@ import json
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
@@ -18,7 +17,6 @@ import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from rich.console import Console
-from sqlalchemy.exc import OperationalError
 
 import routeq.check
 from routeq.check import CheckResult, print_checks, run_checks
@@ -67,25 +65,6 @@ HEALTHY_NAMES = [
 def sim() -> Iterator[SimServer]:
     with SimServer(default_sim_config()) as server:
         yield server
-
-
-@pytest.fixture
-def scratch_url(database_url: str) -> Iterator[str]:
-    """A brand-new empty database (no routeq schema), dropped afterwards."""
-    name = f"routeq_check_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as error:  # pragma: no cover - database_url already checked
-        admin.dispose()
-        pytest.skip(f"cannot create a scratch database: {error}")
-    try:
-        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def make_settings(

@@ -26,10 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 import yaml
 
-from conftest import ADMIN_URL
 from routeq import Client
 from routeq.config import load_settings
 
@@ -165,24 +163,9 @@ def get(url: str, auth: str | None = None) -> tuple[int, str]:
 
 
 @pytest.fixture
-def empty_database(database_url: str) -> Iterator[str]:
-    """A new database with no schema: the compose migration service must create it."""
-    name = f"routeq_compose_{os.getpid()}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture
-def stack(tmp_path: Path, empty_database: str, broker_url: str) -> Iterator[ComposeProcesses]:
-    processes = ComposeProcesses(tmp_path, empty_database, broker_url)
+def stack(tmp_path: Path, scratch_url: str, broker_url: str) -> Iterator[ComposeProcesses]:
+    """The compose services, on a database with no schema: `migrate` must create it."""
+    processes = ComposeProcesses(tmp_path, scratch_url, broker_url)
     try:
         yield processes
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +12,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from routeq.ledger import (
     Base,
@@ -97,25 +96,6 @@ def test_migrations_and_models_agree(migrated_url: str) -> None:
         engine.dispose()
     assert differences == [], f"models and migrations disagree: {differences}"
     assert revision == current_head()
-
-
-@pytest.fixture
-def scratch_url(database_url: str) -> Iterator[str]:
-    """A brand-new empty database, dropped afterwards."""
-    name = f"routeq_scratch_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as error:  # pragma: no cover - database_url already checked
-        admin.dispose()
-        pytest.skip(f"cannot create a scratch database: {error}")
-    try:
-        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_upgrade_on_an_empty_database_reaches_head(scratch_url: str) -> None:
