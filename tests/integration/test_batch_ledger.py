@@ -239,3 +239,42 @@ def test_re_registering_an_in_flight_document_republishes_its_waiting_hops(
     again = store.register(batch.id, [doc("a")], document_query(SPEC))
     assert [e.action for e in again.documents] == ["kept"]
     assert again.publish == [NextHop(entry.query_id, 1, HopKind.ROUTE)]
+
+
+def split_with_keys(ledger: Ledger, keys: list[str]) -> tuple[uuid.UUID, list[NextHop]]:
+    """A document split into parts with the given cache keys; returns what was published."""
+    [root] = ledger.submit([NewQuery("long text", 9000, task={"kind": "summarize"})])
+    claim = ledger.claim(root.query_id, 1, lease_s=LEASE, max_deliveries=MAX_DELIVERIES)
+    assert claim.hop is not None
+    parts = [
+        NewQuery(f"part {key}", 10, task={"role": "part"}, parent_id=root.query_id, cache_key=key)
+        for key in keys
+    ]
+    combine = NextHop(root.query_id, 2, HopKind.COMBINE, reason="split")
+    finished = ledger.finish_hop(
+        claim.hop, status=HopStatus.DONE, values={}, next_hop=combine, children=parts
+    )
+    return root.query_id, finished.publish
+
+
+def test_retrying_a_split_document_does_not_pay_again_for_its_finished_parts(
+    ledger: Ledger,
+) -> None:
+    # Given a first attempt whose part A finished and part B failed
+    first, published = split_with_keys(ledger, ["piece:A", "piece:B"])
+    part_a, part_b = (hop.query_id for hop in published)
+    finish_query(ledger, part_a, QS.DONE, cost="0.3")
+    assert finish_query(ledger, part_b, QS.FAILED) == [NextHop(first, 2, HopKind.COMBINE)]
+    # When the document is split again (a retry of the failed document)
+    second, published = split_with_keys(ledger, ["piece:A", "piece:B"])
+    # Then only part B is routed again; part A is reused, done, at no cost
+    assert len(published) == 1 and published[0].kind is HopKind.ROUTE
+    reused = [c for c in ledger.children(second) if c.status == "done"]
+    assert len(reused) == 1 and "reused the summary of query" in (reused[0].reason or "")
+    assert ledger.view(reused[0].id).total_cost == 0 and ledger.view(reused[0].id).hops == []
+    assert finish_query(ledger, published[0].query_id, QS.DONE) == [
+        NextHop(second, 2, HopKind.COMBINE)
+    ]
+    # And a document whose every part was summarised before combines at once
+    third, published = split_with_keys(ledger, ["piece:A", "piece:B"])
+    assert [(h.query_id, h.seq, h.kind) for h in published] == [(third, 2, HopKind.COMBINE)]

@@ -9,6 +9,7 @@ judged and escalated like any other query and its cost lands in the ledger.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from routeq.batch.chunking import chunk_budget, plan_reduce, split_text
@@ -29,6 +30,13 @@ class Piece:
     text: str
     tokens: int
     task: SummaryTask
+
+
+def piece_cache_key(piece: Piece) -> str:
+    """Key under which a finished piece's summary is reused: its exact text, role and spec.
+    A document that failed because one part failed is retried without paying for the rest."""
+    digest = hashlib.sha256(piece.text.encode("utf-8")).hexdigest()
+    return f"piece:{piece.task.role}:{digest}:{piece.task.spec.key()}"
 
 
 def prompt_overhead(task: SummaryTask, tier: TierConfig) -> int:

@@ -251,6 +251,42 @@ def submit_query(conn: Connection, item: NewQuery) -> Submitted:
     return Submitted(query_id, created=True)
 
 
+def _reuse_finished_piece(conn: Connection, child: NewQuery) -> bool:
+    """Create ``child`` already done when a finished query had the same ``cache_key`` (the same
+    piece text, role and spec): retrying a split document whose other parts succeeded must
+    not pay for those parts again. Returns False when there is nothing to reuse."""
+    if child.cache_key is None:
+        return False
+    earlier = conn.execute(
+        select(queries.c.id, queries.c.final_answer, queries.c.final_tier, queries.c.final_model)
+        .where(queries.c.cache_key == child.cache_key, queries.c.status == QueryStatus.DONE.value)
+        .order_by(queries.c.finished_at.desc())
+        .limit(1)
+    ).one_or_none()
+    if earlier is None:
+        return False
+    conn.execute(
+        insert(queries).values(
+            id=uuid.uuid4(),
+            text=child.text,
+            input_tokens=child.input_tokens,
+            metadata=child.metadata,
+            user_id=child.user,
+            task=child.task,
+            parent_id=child.parent_id,
+            cache_key=child.cache_key,
+            batch_document_id=child.batch_document_id,
+            status=QueryStatus.DONE.value,
+            final_answer=earlier.final_answer,
+            final_tier=earlier.final_tier,
+            final_model=earlier.final_model,
+            final_reason=f"reused the summary of query {earlier.id} (same text, role and spec)",
+            finished_at=func.now(),
+        )
+    )
+    return True
+
+
 def _waiting_combine(conn: Connection, parent_id: uuid.UUID) -> NextHop | None:
     """The split document's queued combine hop, if none of its pieces is still live.
 
@@ -607,9 +643,14 @@ class Ledger:
         if owned is None:
             conn.rollback()
             return Finished(owned=False)
-        submitted = [submit_query(conn, child) for child in children]
-        routes = [NextHop(entry.query_id, 1, HopKind.ROUTE) for entry in submitted]
-        return Finished(True, routes + self._move_on(conn, hop, next_hop, outcome))
+        routes = []
+        for child in children:
+            if not _reuse_finished_piece(conn, child):
+                routes.append(NextHop(submit_query(conn, child).query_id, 1, HopKind.ROUTE))
+        publish = routes + self._move_on(conn, hop, next_hop, outcome)
+        if children and next_hop is not None and next_hop.kind is HopKind.COMBINE and not routes:
+            publish.append(next_hop)  # every piece was summarised before: combine right away
+        return Finished(True, publish)
 
     def fail_exhausted(
         self, hop: ClaimedHop, outcome: QueryOutcome | None, next_hop: NextHop | None

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from routeq.batch.mapreduce import Piece, part_budget, plan_combines, split_document
+from routeq.batch.mapreduce import (
+    Piece,
+    part_budget,
+    piece_cache_key,
+    plan_combines,
+    split_document,
+)
 from routeq.batch.spec import SummaryTask, instructions, summary_messages
 from routeq.config import ModelEndpoint, TierConfig
 from routeq.errors import ProviderError
@@ -139,7 +145,8 @@ def _split(
 
 
 def _children(query: QueryInput, pieces: list[Piece]) -> list[NewQuery]:
-    """Child queries of a split document: they inherit its metadata, user and batch."""
+    """Child queries of a split document: they inherit its metadata, user and batch. A piece
+    summarised before (same text, role and spec) is reused instead of paid for again."""
     return [
         NewQuery(
             text=piece.text,
@@ -148,6 +155,7 @@ def _children(query: QueryInput, pieces: list[Piece]) -> list[NewQuery]:
             user=query.user,
             task=piece.task.model_dump(mode="json"),
             parent_id=query.id,
+            cache_key=piece_cache_key(piece),
             batch_document_id=query.batch_document_id,
         )
         for piece in pieces
