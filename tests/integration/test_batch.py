@@ -71,8 +71,8 @@ def test_a_batch_of_100_plus_documents_accounts_for_every_input(
             progress = handle.wait(timeout=300)
             results = handle.results()
 
-            # Then every input has exactly one row, in exactly one final state
-            assert sorted(r.doc_id for r in results) == sorted(d.doc_id for d in inputs)
+            # Then every input has exactly one row, in input order, in exactly one final state
+            assert [r.doc_id for r in results] == [d.doc_id for d in inputs]
             assert {r.status for r in results} <= FINAL
             assert progress.total == len(inputs) and progress.complete
             rejected = {r.doc_id: r.reason for r in results if r.status == "rejected"}

@@ -86,7 +86,7 @@ def prepare(documents: Sequence[Document], max_chars: int) -> list[DocumentIn]:
     prepared: list[DocumentIn] = []
     first_source: dict[str, str] = {}
     copies: dict[str, int] = {}
-    for doc in documents:
+    for position, doc in enumerate(documents):
         doc_id, reason = doc.doc_id, doc.rejected
         if doc_id in first_source:
             copies[doc_id] = copies.get(doc_id, 1) + 1
@@ -101,7 +101,9 @@ def prepare(documents: Sequence[Document], max_chars: int) -> list[DocumentIn]:
             reason = _unsendable(doc, max_chars)
         if reason is not None or doc.text is None:
             prepared.append(
-                DocumentIn(doc_id, doc.source, doc.format, rejected=reason or "rejected")
+                DocumentIn(
+                    doc_id, doc.source, doc.format, rejected=reason or "rejected", position=position
+                )
             )
             continue
         prepared.append(
@@ -113,6 +115,7 @@ def prepare(documents: Sequence[Document], max_chars: int) -> list[DocumentIn]:
                 content_hash=doc.content_hash,
                 input_tokens=count_tokens(doc.text),
                 metadata=dict(doc.metadata),
+                position=position,
             )
         )
     return prepared

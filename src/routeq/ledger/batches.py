@@ -67,6 +67,7 @@ class DocumentIn:
     input_tokens: int | None = None
     rejected: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    position: int | None = None  # place in the producer's input, for results in input order
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,13 @@ class BatchStore:
     ) -> tuple[Registered, list[NextHop]]:
         conn.execute(
             pg_insert(documents)
-            .values(batch_id=batch_id, doc_id=item.doc_id, source=item.source, format=item.format)
+            .values(
+                batch_id=batch_id,
+                doc_id=item.doc_id,
+                source=item.source,
+                format=item.format,
+                position=item.position,
+            )
             .on_conflict_do_nothing(constraint="uq_batch_documents_doc")
         )
         row = conn.execute(
@@ -330,10 +337,12 @@ class BatchStore:
         )
 
     def results(self, batch_id: uuid.UUID) -> list[DocumentResult]:
-        """Every document of the batch, in registration order, with its summary so far."""
+        """Every document of the batch, in input order, with its summary so far."""
         with self.engine.connect() as conn:
             docs = conn.execute(
-                select(documents).where(documents.c.batch_id == batch_id).order_by(documents.c.id)
+                select(documents)
+                .where(documents.c.batch_id == batch_id)
+                .order_by(documents.c.position.asc().nulls_last(), documents.c.id)
             ).all()
             costs = dict(
                 conn.execute(

@@ -231,6 +231,7 @@ class BatchDocument(Base):
     )
     reused: Mapped[bool] = mapped_column(default=False, server_default="false")
     submissions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    position: Mapped[int | None] = mapped_column(Integer)  # in the first producer's input
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
