@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import httpx
-import redis
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -27,6 +26,7 @@ from rich.text import Text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import NullPool
 
+from routeq.broker import broker_client
 from routeq.config import ModelEndpoint, Settings
 from routeq.errors import ProviderError
 from routeq.ledger.migrate import alembic_config, current_head
@@ -276,7 +276,7 @@ def _check_broker(url: str | None, timeout_s: float) -> CheckResult:
     if url is None:
         return CheckResult("broker", False, _unset("broker_url", "ROUTEQ_BROKER_URL"))
     shown = safe_url(url)
-    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    client = broker_client(url, timeout_s)
     try:
         client.ping()
         version = client.info("server").get("redis_version", "unknown")

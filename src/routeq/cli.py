@@ -418,9 +418,10 @@ def metrics(
 
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from routeq.broker import broker_client
     from routeq.embedded import resolve_endpoints
     from routeq.ledger import make_engine
-    from routeq.metrics import LedgerCollector, broker_client
+    from routeq.metrics import LedgerCollector
     from routeq.worker.celery_app import queue_names
 
     settings = _settings()

@@ -233,15 +233,3 @@ class LedgerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from metric_families(read_snapshot(self._engine, self._broker, self._queues))
-
-
-def broker_client(broker_url: str, timeout_s: float = 5.0) -> redis.Redis:
-    """A redis-py client for a broker URL, including kombu's ``redis+socket://`` form."""
-    if broker_url.startswith("redis+socket://"):
-        return redis.Redis(
-            unix_socket_path=broker_url.removeprefix("redis+socket://"),
-            socket_timeout=timeout_s,
-        )
-    return redis.Redis.from_url(
-        broker_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-    )
