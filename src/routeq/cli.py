@@ -312,20 +312,14 @@ def batch_results(
 
 
 def _celery_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment of a Celery process (worker, Flower) that ``routeq.worker.main`` loads:
-    connection URLs resolved (the embedded servers started when unset) and the config file."""
+    """The environment of a Celery process (worker, Flower): connection URLs resolved (the
+    embedded servers started when unset) and the config file."""
     from routeq.embedded import resolve_endpoints
+    from routeq.local import worker_env
 
     endpoints = resolve_endpoints(settings)
-    env = dict(
-        os.environ,
-        ROUTEQ_DATABASE_URL=endpoints.database_url,
-        ROUTEQ_BROKER_URL=endpoints.broker_url,
-        **extra,
-    )
-    if settings.config_file is not None:
-        env["ROUTEQ_CONFIG"] = str(settings.config_file.resolve())
-    return env
+    urls = {"database_url": endpoints.database_url, "broker_url": endpoints.broker_url}
+    return worker_env(settings.model_copy(update=urls), **extra)
 
 
 def _exit_on_sigterm() -> None:

@@ -7,13 +7,9 @@ totals and what sending everything to the top tier would have cost.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 from decimal import Decimal
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -29,6 +25,7 @@ from routeq.config import (
 )
 from routeq.embedded import resolve_endpoints, state_dir, stop
 from routeq.ledger.migrate import upgrade
+from routeq.local import start_worker, stop_worker
 from routeq.pricing import call_cost
 from routeq.sim import SimServer, default_sim_config
 
@@ -90,9 +87,8 @@ def run_demo(
             config_path, database_url=endpoints.database_url, broker_url=endpoints.broker_url
         )
         try:
-            worker = _start_worker(
-                config_path, endpoints.database_url, endpoints.broker_url, root / "demo-worker.log"
-            )
+            (root / "demo-worker.log").unlink(missing_ok=True)  # this run's log only
+            worker = start_worker(settings, 4, root / "demo-worker.log")
             console.print(f"simulated models on {sim.url}; worker log: {root / 'demo-worker.log'}")
             with Client(settings) as client:
                 started = time.monotonic()
@@ -102,32 +98,10 @@ def run_demo(
             _print_results(console, settings, demo_queries(queries), results, elapsed)
         finally:
             if worker is not None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+                stop_worker(worker)
             if endpoints.started and not keep_running:
                 stop(base, endpoints.started)
     return results
-
-
-def _start_worker(
-    config: Path, database_url: str, broker_url: str, log_path: Path
-) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        ROUTEQ_CONFIG=str(config),
-        ROUTEQ_DATABASE_URL=database_url,
-        ROUTEQ_BROKER_URL=broker_url,
-    )
-    log = log_path.open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "routeq", "worker", "--concurrency", "4", "--loglevel", "warning"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
 
 
 def all_top_tier_cost(top: TierConfig, results: list[Result]) -> Decimal:

@@ -77,38 +77,47 @@ def local_stack(settings: Settings, *, workers: int | None = None) -> Iterator[L
             workers = DEFAULT_LOCAL_WORKERS if settings.broker_url is None else 0
         if workers > 0:
             stack.worker_log = state_dir(settings) / "worker.log"
-            worker = _start_worker(stack.settings, workers, stack.worker_log)
+            worker = start_worker(stack.settings, workers, stack.worker_log)
             stack.started.append(f"{workers} worker processes (log: {stack.worker_log})")
         yield stack
     finally:
         if worker is not None:
-            _stop_worker(worker)
+            stop_worker(worker)
         if sim is not None:
             sim.stop()
         if endpoints.started:
             stop(settings, endpoints.started)
 
 
-def _start_worker(settings: Settings, count: int, log_path: Path) -> subprocess.Popen[bytes]:
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a process that loads ``routeq.worker.main`` (a worker, Flower):
+    the connection URLs of ``settings`` (which must be set) and its config file."""
+    assert settings.database_url is not None and settings.broker_url is not None
     env = dict(
         os.environ,
-        ROUTEQ_DATABASE_URL=str(settings.database_url),
-        ROUTEQ_BROKER_URL=str(settings.broker_url),
+        ROUTEQ_DATABASE_URL=settings.database_url,
+        ROUTEQ_BROKER_URL=settings.broker_url,
+        **extra,
     )
     if settings.config_file is not None:
         env["ROUTEQ_CONFIG"] = str(settings.config_file.resolve())
+    return env
+
+
+def start_worker(settings: Settings, count: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """``routeq worker`` with ``count`` processes on every queue, logging to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "routeq", "worker", "-c", str(count), "--loglevel", "warning"],
-        env=env,
+        env=worker_env(settings),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C in the terminal reaches the CLI, not the worker
     )
 
 
-def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
     """Warm shutdown: SIGTERM to the main process only, which lets running tasks finish (a
     signal to the whole group would kill the pool children mid-call). SIGKILL to the group is
     the backstop, also on a second Ctrl-C; an interrupted hop is redelivered next time."""
