@@ -27,7 +27,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from prometheus_client.core import (
@@ -40,6 +40,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
 
 log = logging.getLogger("routeq.metrics")
+
+_Family = TypeVar("_Family", GaugeMetricFamily, CounterMetricFamily)
 
 LATENCY_BUCKETS_S: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -208,16 +210,17 @@ def _bound(value: float) -> str:
 def _gauge(
     name: str, documentation: str, labels: list[str], rows: Iterable[tuple[Any, ...]]
 ) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, documentation, labels=labels)
-    for *values, number in rows:
-        family.add_metric([str(v) for v in values], float(number))
-    return family
+    return _filled(GaugeMetricFamily(name, documentation, labels=labels), rows)
 
 
 def _counter(
     name: str, documentation: str, labels: list[str], rows: Iterable[tuple[Any, ...]]
 ) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, documentation, labels=labels)
+    return _filled(CounterMetricFamily(name, documentation, labels=labels), rows)
+
+
+def _filled(family: _Family, rows: Iterable[tuple[Any, ...]]) -> _Family:
+    """Add one sample per row: the label values, then the number."""
     for *values, number in rows:
         family.add_metric([str(v) for v in values], float(number))
     return family
