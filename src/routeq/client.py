@@ -97,14 +97,19 @@ class BatchHandle:
     """A submitted batch. Progress and results come from the ledger, not from this process."""
 
     def __init__(
-        self, client: Client, info: BatchInfo, actions: dict[str, int], interrupted: bool
+        self,
+        client: Client,
+        info: BatchInfo,
+        actions: dict[str, int],
+        interrupted: bool,
+        spent_at_start: Decimal | None = None,
     ) -> None:
         self._client = client
         self.id = info.id
         self.name = info.name
         self.actions = actions  # submitted / retried / kept / reused / rejected counts
         self.interrupted = interrupted  # registration stopped early; re-run to add the rest
-        self.spent_at_start: Decimal | None = None  # the batch's spend before this submission
+        self.spent_at_start = spent_at_start  # the batch's spend before this submission
 
     def progress(self) -> BatchProgress:
         return self._client.batches.progress(self.id)
@@ -267,9 +272,7 @@ class Client:
                 self._publisher.publish(hop)
             for entry in registration.documents:
                 actions[entry.action] = actions.get(entry.action, 0) + 1
-        handle = BatchHandle(self, info, actions, interrupted)
-        handle.spent_at_start = spent_at_start
-        return handle
+        return BatchHandle(self, info, actions, interrupted, spent_at_start)
 
     def batch(self, ref: str | uuid.UUID) -> BatchHandle:
         """A batch by id or name, to follow it or read its results."""
