@@ -7,7 +7,6 @@ never a message about a query that does not exist.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,6 +22,7 @@ from routeq.batch.submit import (
     default_batch_name,
     document_query,
     documents_from_records,
+    metadata_problem,
     prepare,
 )
 from routeq.config import Settings, load_settings
@@ -179,8 +179,17 @@ class Client:
         return [QueryHandle(self, entry.query_id, entry.created) for entry in submitted]
 
     def _validate(self, index: int, item: str | Mapping[str, Any]) -> NewQuery:
-        fields: Mapping[str, Any] = {"text": item} if isinstance(item, str) else item
+        """The ledger row for one submitted item, or InvalidQueryError saying what to fix.
+
+        Everything a worker would choke on later is refused here, before anything is written:
+        a bad query must fail its producer once, not crash workers on every redelivery.
+        """
         where = f"query #{index}" if index else "query"
+        if not isinstance(item, str | Mapping):
+            raise InvalidQueryError(
+                f"{where}: expected a string or a mapping with 'text', got {type(item).__name__}"
+            )
+        fields: Mapping[str, Any] = {"text": item} if isinstance(item, str) else item
         text = fields.get("text")
         if not isinstance(text, str):
             raise InvalidQueryError(f"{where}: text must be a string, got {type(text).__name__}")
@@ -188,6 +197,13 @@ class Client:
             raise InvalidQueryError(f"{where}: text is empty; send the question to route")
         if "\x00" in text:
             raise InvalidQueryError(f"{where}: text contains a NUL character; remove it")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidQueryError(
+                f"{where}: text contains a lone surrogate at character {exc.start:,} (not valid "
+                "Unicode, so the ledger cannot store it); decode the source text properly"
+            ) from None
         if len(text) > self.settings.max_query_chars:
             raise InvalidQueryError(
                 f"{where}: {len(text):,} characters exceeds max_query_chars "
@@ -201,13 +217,17 @@ class Client:
                 f"{largest.name}, {largest.context_window:,} tokens including "
                 f"{largest.max_output_tokens:,} for the answer); shorten or split the text"
             )
-        metadata = dict(fields.get("metadata") or {})
-        try:
-            encoded = json.dumps(metadata, allow_nan=False)  # JSONB has no NaN or Infinity
-        except (TypeError, ValueError) as exc:
-            raise InvalidQueryError(f"{where}: metadata must be JSON-serialisable: {exc}") from None
-        if "\\u0000" in encoded:
-            raise InvalidQueryError(f"{where}: metadata contains a NUL character; remove it")
+        raw_metadata = fields.get("metadata") or {}
+        if not isinstance(raw_metadata, Mapping):
+            raise InvalidQueryError(
+                f"{where}: metadata must be a mapping (a JSON object), got "
+                f"{type(raw_metadata).__name__}"
+            )
+        metadata = dict(raw_metadata)
+        # Depth and size limits: routeq.batch.submit.MAX_METADATA_DEPTH / MAX_METADATA_BYTES.
+        problem = metadata_problem(metadata)
+        if problem is not None:
+            raise InvalidQueryError(f"{where}: {problem}")
         key = fields.get("idempotency_key")
         if key is not None and (not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY_LENGTH):
             raise InvalidQueryError(

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from routeq.batch.ingest import Document, hash_text, normalize_text
 from routeq.batch.spec import SummarySpec, SummaryTask, cache_key
@@ -21,6 +21,82 @@ from routeq.ledger.repository import NewQuery
 from routeq.tokens import count_tokens
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
+
+MAX_METADATA_DEPTH: Final = 32
+"""Most levels of nested objects and arrays in a query's or document's metadata (the metadata
+object itself is level 1).
+
+Metadata travels through recursive code after it is accepted: JSON encoders and decoders (the
+ledger's JSONB column, the child queries of a split document), ``str()`` in routing rules.
+Python stops recursion near 1,000 frames, and a worker that meets metadata nested ~960 levels
+deep dies with RecursionError on every attempt. Real metadata (tags, ids, a small record) needs
+a handful of levels; 32 leaves room for that and stays far from any recursion limit. Checked
+without recursion, before anything serialises the metadata."""
+
+MAX_METADATA_BYTES: Final = 64 * 1024
+"""Largest metadata accepted, in bytes of compact UTF-8 JSON (64 KiB).
+
+Metadata is stored with the query, loaded with it at every hop and copied into every part of a
+split document, so an unbounded blob multiplies into ledger rows and worker memory. 64 KiB is
+far above labels and ids; keep bigger data elsewhere and put a reference (an id, a URL) in
+metadata."""
+
+
+def metadata_problem(metadata: Mapping[str, Any]) -> str | None:
+    """Why ``metadata`` cannot be stored and routed, or None: too deep, not JSON, too large.
+
+    The depth (and a size bound: every value takes at least one byte of JSON) is measured with
+    an explicit stack before ``json.dumps`` runs, since the encoder itself recurses and would
+    raise RecursionError on the very input the limit exists to refuse. The message names the
+    limit and says how to fix the metadata.
+    """
+    seen = 0
+    stack: list[tuple[object, int]] = [(metadata, 1)]
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_METADATA_BYTES:
+            return (
+                f"metadata holds more than {MAX_METADATA_BYTES:,} values, over the limit of "
+                f"{MAX_METADATA_BYTES:,} bytes (64 KiB) as JSON; keep large data elsewhere and "
+                "put a reference (an id or a URL) in metadata"
+            )
+        if isinstance(value, Mapping):
+            children: Iterable[object] = value.values()
+        elif isinstance(value, list | tuple):
+            children = value
+        else:
+            continue
+        if depth > MAX_METADATA_DEPTH:
+            return (
+                f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep (objects and "
+                "arrays within each other, or a container that contains itself); the limit is "
+                f"{MAX_METADATA_DEPTH}: flatten it, e.g. store deep structures as a JSON string"
+            )
+        stack.extend((child, depth + 1) for child in children)
+    try:
+        # JSONB has no NaN or Infinity; compact separators measure what is stored.
+        encoded = json.dumps(metadata, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as error:
+        return (
+            f"metadata is not JSON ({error}); metadata must be JSON-serialisable: use plain "
+            "values (strings, finite numbers, booleans, null, lists and objects)"
+        )
+    if "\\u0000" in encoded:  # JSON escapes NUL even with ensure_ascii=False
+        return "metadata contains a NUL character, which the ledger cannot store; remove it"
+    try:
+        size = len(encoded.encode("utf-8"))
+    except UnicodeEncodeError:
+        return (
+            "metadata contains a lone surrogate (text that is not valid Unicode, often from "
+            "decoding bytes with errors='surrogateescape'); decode the source text properly"
+        )
+    if size > MAX_METADATA_BYTES:
+        return (
+            f"metadata is {size:,} bytes as JSON, over the limit of {MAX_METADATA_BYTES:,} bytes "
+            "(64 KiB); keep large data elsewhere and put a reference (an id or a URL) in metadata"
+        )
+    return None
 
 
 def default_batch_name(
@@ -56,14 +132,27 @@ def documents_from_records(records: Iterable[Document | Mapping[str, Any]]) -> l
         if isinstance(record, Document):
             documents.append(record)
             continue
+        if not isinstance(record, Mapping):
+            raise InvalidQueryError(
+                f"document #{index}: expected a Document or a mapping with 'id' and 'text', got "
+                f"{type(record).__name__}"
+            )
         raw_id = record.get("id")
         if raw_id is None or isinstance(raw_id, bool) or not str(raw_id).strip():
             raise InvalidQueryError(f"document #{index}: 'id' is missing or empty")
         doc_id, text = str(raw_id), record.get("text")
-        metadata = record.get("metadata") or {}
         source = str(record.get("source") or f"record #{index}")
+        if _lone_surrogate(doc_id + source) is not None:
+            raise InvalidQueryError(
+                f"document #{index}: 'id' or 'source' is not valid Unicode (a lone surrogate); "
+                "decode it properly"
+            )
+        metadata = record.get("metadata") or {}
         if not isinstance(text, str) or not text.strip():
             reason = f"{source} ({doc_id}): 'text' must be a non-empty string"
+            documents.append(Document(doc_id, source, None, format="record", rejected=reason))
+        elif (at := _lone_surrogate(text)) is not None:
+            reason = f"{source} ({doc_id}): {_surrogate_reason(at)}"
             documents.append(Document(doc_id, source, None, format="record", rejected=reason))
         elif not isinstance(metadata, Mapping):
             reason = f"{source} ({doc_id}): 'metadata' must be a mapping"
@@ -131,11 +220,33 @@ def _unsendable(doc: Document, max_chars: int) -> str | None:
             f"{doc.source}: {len(text):,} characters exceeds max_query_chars ({max_chars:,}); "
             "split the document or raise the limit"
         )
-    try:
-        json.dumps(doc.metadata, allow_nan=False)  # stored as JSONB: no NaN, no objects
-    except (TypeError, ValueError) as error:
-        return f"{doc.source}: metadata is not JSON ({error}); pass plain values"
+    at = _lone_surrogate(text)
+    if at is not None:
+        return f"{doc.source}: {_surrogate_reason(at)}"
+    problem = metadata_problem(doc.metadata)
+    if problem is not None:
+        return f"{doc.source}: {problem}"
     return None
+
+
+def _lone_surrogate(text: str) -> int | None:
+    """Index of the first character UTF-8 cannot encode (a lone surrogate), or None.
+
+    Such text comes from decoding bytes with ``errors="surrogateescape"``; hashing it, and the
+    ledger's UTF-8 connection, would raise on it.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return error.start
+    return None
+
+
+def _surrogate_reason(at: int) -> str:
+    return (
+        f"text contains a lone surrogate at character {at:,} (not valid Unicode, so the ledger "
+        "cannot store it); decode the source text properly"
+    )
 
 
 def document_query(spec: SummarySpec, user: str | None = None) -> QueryMaker:

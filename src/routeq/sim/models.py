@@ -24,12 +24,13 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Literal
 
 __all__ = [
     "CODE_KEYWORDS",
+    "ECHOED_SPECIAL_TOKEN",
     "ESCALATE_TOKEN",
     "Fault",
     "FinishReason",
@@ -66,6 +67,9 @@ OutcomeKind = Literal[
 CODE_KEYWORDS: tuple[str, ...] = ("code", "function", "python", "script", "implement")
 #: When a system message contains this token, a bad answer may be a bare escalation request.
 ESCALATE_TOKEN = "[ESCALATE]"
+#: What an ``echo_special`` model writes into its answers: a tokenizer special token's spelling,
+#: as a model that leaks its end-of-text marker does, for tests that token counting survives it.
+ECHOED_SPECIAL_TOKEN = "<|endoftext|>"
 
 _CHARS_PER_TOKEN = 4
 _TOKENS_PER_MESSAGE = 4
@@ -102,6 +106,12 @@ class SimModel:
     order 429, 500, timeout, malformed) before any answer is produced, so
     their sum must not exceed 1.  A ``judge`` model ignores ``quality`` and
     scores the answer it is shown from that answer's ``[sim:...]`` marker.
+
+    Two knobs reproduce provider quirks that must not crash a worker, for fault tests:
+    ``omit_usage`` answers without a ``usage`` object (as some OpenAI-compatible servers do),
+    so the caller has to estimate tokens itself; ``echo_special`` ends every answer (for a
+    judge: its reason) with :data:`ECHOED_SPECIAL_TOKEN`, text a strict tokenizer refuses
+    (a ``max_tokens`` cut can remove it with the rest of the answer's tail).
     """
 
     name: str
@@ -114,6 +124,8 @@ class SimModel:
     fault_malformed: float = 0.0
     retry_after_s: float = 0.05
     judge: bool = False
+    omit_usage: bool = False
+    echo_special: bool = False
 
     def __post_init__(self) -> None:
         """Reject impossible settings early, naming the offending field."""
@@ -170,6 +182,7 @@ class SimOutcome:
     server turns the fault into an HTTP error or a broken body).  ``quality``
     is the sampled quality of the answer, the number shown in its marker;
     ``kind`` tells tests and benchmarks which branch produced the answer.
+    ``omit_usage`` (from the model's knob) tells the server to send no ``usage`` object.
     """
 
     fault: Fault | None = None
@@ -179,11 +192,23 @@ class SimOutcome:
     completion_tokens: int = 0
     quality: float = 0.0
     kind: OutcomeKind = "good"
+    omit_usage: bool = False
 
     @property
     def ok(self) -> bool:
         """True when this outcome is a completion rather than a fault."""
         return self.fault is None
+
+    @property
+    def usage(self) -> dict[str, int] | None:
+        """The response's OpenAI ``usage`` object, or None when the model omits it."""
+        if self.omit_usage:
+            return None
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
 
 
 def default_sim_config(seed: int = 0) -> SimConfig:
@@ -201,7 +226,7 @@ def default_sim_config(seed: int = 0) -> SimConfig:
 
 _FLOAT_FIELDS = frozenset({"quality", "latency_ms", "retry_after_s", *_PROB_FIELDS})
 _INT_FIELDS = frozenset({"output_tokens"})
-_BOOL_FIELDS = frozenset({"judge"})
+_BOOL_FIELDS = frozenset({"judge", "omit_usage", "echo_special"})
 _STR_FIELDS = frozenset({"name"})
 _MODEL_FIELDS = frozenset(f.name for f in fields(SimModel))
 
@@ -414,12 +439,19 @@ def complete(
 
     Used directly by the server after a simulated timeout has stalled: the
     late answer is the normal one.  Raises :class:`KeyError` for an unknown model.
+    The model's ``omit_usage`` and ``echo_special`` knobs apply here, so a late answer
+    has them too.
     """
     model = config.models[model_name]
     prompt_tokens = estimate_prompt_tokens(messages)
     if model.judge:
-        return _judge(config, model, messages, prompt_tokens)
-    return _answer(config, model, messages, _prompt_key(messages), prompt_tokens)
+        outcome = _judge(config, model, messages, prompt_tokens)
+    else:
+        outcome = _answer(config, model, messages, _prompt_key(messages), prompt_tokens)
+        if model.echo_special:
+            content = f"{outcome.content} {ECHOED_SPECIAL_TOKEN}"
+            outcome = replace(outcome, content=content, completion_tokens=_count_tokens(content))
+    return replace(outcome, omit_usage=True) if model.omit_usage else outcome
 
 
 def _roll_fault(model: SimModel, r: float) -> Fault | None:
@@ -1030,7 +1062,10 @@ def _judge(
     else:
         seen = _unit(config.seed, model.name, text, "judge")
         score = 1 + int(9 * seen)
-    content = json.dumps({"score": score, "reason": f"simulated judge: answer quality {seen:.2f}"})
+    reason = f"simulated judge: answer quality {seen:.2f}"
+    if model.echo_special:  # inside the reason, so the verdict stays valid JSON
+        reason = f"{reason} {ECHOED_SPECIAL_TOKEN}"
+    content = json.dumps({"score": score, "reason": reason})
     return SimOutcome(
         content=content,
         finish_reason="stop",
@@ -1056,12 +1091,9 @@ def truncate_outcome(outcome: SimOutcome, max_tokens: int | None) -> SimOutcome:
     if marker is not None:
         limit = max(limit, marker.end() + 1)
     content = outcome.content[:limit]
-    return SimOutcome(
-        fault=None,
+    return replace(
+        outcome,
         content=content,
         finish_reason="length",
-        prompt_tokens=outcome.prompt_tokens,
         completion_tokens=min(max_tokens, _count_tokens(content)),
-        quality=outcome.quality,
-        kind=outcome.kind,
     )
