@@ -12,9 +12,9 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import sqlalchemy as sa
@@ -31,11 +31,17 @@ from routeq.config import ModelEndpoint, Settings
 from routeq.errors import ProviderError
 from routeq.ledger.migrate import alembic_config, current_head
 from routeq.providers import ChatRequest, provider_for
+from routeq.secrets import (
+    api_key_problem,
+    configured_secrets,
+    register_settings,
+    scrub,
+    url_passwords,
+)
 
 # A request every chat model can answer cheaply: it proves the endpoint, model and key work.
 PROBE_REQUEST = ChatRequest(messages=[{"role": "user", "content": "Reply with OK."}], max_tokens=5)
 _MAX_REASON = 300  # keep each detail to one readable line
-_MIN_SECRET = 4  # shorter "secrets" would garble ordinary words when scrubbed
 _PASSWORD_PARAM = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
@@ -50,6 +56,7 @@ class CheckResult:
 
 def run_checks(settings: Settings, *, timeout_s: float = 5.0) -> list[CheckResult]:
     """Run every check in order; a failing (or crashing) check never stops the ones after it."""
+    register_settings(settings)  # so every message scrubbed on the way knows the secrets
     results = [
         _isolated("config", lambda: _check_config(settings)),
         _isolated("database", lambda: _check_database(settings.database_url, timeout_s)),
@@ -58,19 +65,20 @@ def run_checks(settings: Settings, *, timeout_s: float = 5.0) -> list[CheckResul
     results.append(_isolated("broker", lambda: _check_broker(settings.broker_url, timeout_s)))
     results.extend(_check_endpoints(settings, timeout_s))
     secrets = _secrets(settings)
-    return [replace(result, detail=_scrub(result.detail, secrets)) for result in results]
+    return [replace(result, detail=scrub(result.detail, secrets)) for result in results]
 
 
 def print_checks(console: Console, results: list[CheckResult]) -> None:
     """A ✓/✗ table, then a one-line verdict. Details are plain Text: an error message that
-    happens to contain ``[brackets]`` must be shown as is, not interpreted as markup."""
+    happens to contain ``[brackets]`` must be shown as is, not interpreted as markup. Details are
+    scrubbed once more: results may come from elsewhere than :func:`run_checks`."""
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("", no_wrap=True)
     table.add_column("check", no_wrap=True)
     table.add_column("detail", overflow="fold")
     for result in results:
         mark = Text("✓", style="green") if result.ok else Text("✗", style="bold red")
-        table.add_row(mark, Text(result.name), Text(result.detail))
+        table.add_row(mark, Text(result.name), Text(scrub(result.detail)))
     console.print(table)
     failed = sum(not result.ok for result in results)
     if failed:
@@ -92,32 +100,11 @@ def _isolated(name: str, check: Callable[[], CheckResult]) -> CheckResult:
 
 def _secrets(settings: Settings) -> list[str]:
     """Every secret the checks could meet: URL passwords and the API keys' values."""
-    found: list[str | None] = [
-        *_url_passwords(settings.database_url),
-        *_url_passwords(settings.broker_url),
-        *(endpoint.api_key() for _, endpoint in _endpoints(settings)),
+    return [
+        *url_passwords(settings.database_url),
+        *url_passwords(settings.broker_url),
+        *configured_secrets(settings),
     ]
-    return [secret for secret in found if secret and len(secret) >= _MIN_SECRET]
-
-
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    """Last line of defence: a driver or provider message that quotes a secret loses it."""
-    for secret in secrets:
-        for form in {secret, quote(secret, safe="")}:
-            text = text.replace(form, "***")
-    return text
-
-
-def _url_passwords(url: str | None) -> list[str]:
-    """The passwords a URL carries: in its authority (decoded) and in a ``password=`` parameter."""
-    if url is None:
-        return []
-    try:
-        parts = urlsplit(url)
-        found = [unquote(parts.password)] if parts.password else []
-    except ValueError:
-        return []
-    return found + [value for key, value in parse_qsl(parts.query) if key.lower() == "password"]
 
 
 def safe_url(url: str) -> str:
@@ -135,8 +122,10 @@ def safe_url(url: str) -> str:
 
 
 def _message(exc: BaseException) -> str:
-    """An exception's message on one line, cut to a readable length."""
-    message = " ".join(str(exc).split()).rstrip(".") or "(no message)"
+    """An exception's message on one line, cut to a readable length. Scrubbed first: a secret
+    with a space or newline in it would no longer match once the whitespace is collapsed, and a
+    cut could leave part of one behind."""
+    message = " ".join(scrub(str(exc)).split()).rstrip(".") or "(no message)"
     if len(message) > _MAX_REASON:
         message = message[: _MAX_REASON - 1] + "…"
     return message
@@ -332,6 +321,10 @@ def _check_endpoint(
             f"environment variable {endpoint.api_key_env} is not set ({name} needs it); "
             "export the API key in it wherever routeq workers run",
         )
+    if endpoint.api_key_env is not None:  # set, but changed since the configuration was loaded
+        problem = api_key_problem(endpoint.api_key_env, os.environ[endpoint.api_key_env])
+        if problem is not None:
+            return CheckResult(name, False, f"{problem} ({name} needs it)")
     capped = endpoint.model_copy(update={"timeout_s": min(endpoint.timeout_s, timeout_s)})
     started = time.perf_counter()
     try:

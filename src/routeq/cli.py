@@ -166,8 +166,26 @@ def status(
 
 
 def _print_result(result: Result, as_json: bool) -> None:
-    from routeq.report import hops_table
+    """Print a query for ``routeq submit --wait`` and ``routeq status``. Everything shown is
+    scrubbed of API keys and passwords first: the reasons and hop errors hold provider and httpx
+    texts, which can quote a key (ledger rows written before scrubbing existed still do). The
+    answer loses only known secrets: credential-shaped text in it is usually an example."""
+    from dataclasses import replace
 
+    from routeq.report import hops_table
+    from routeq.secrets import scrub
+
+    def clean(text: str | None) -> str | None:
+        return None if text is None else scrub(text)
+
+    result = replace(
+        result,
+        reason=clean(result.reason),
+        answer=None if result.answer is None else scrub(result.answer, generic=False),
+        hops=[
+            replace(hop, reason=clean(hop.reason), error=clean(hop.error)) for hop in result.hops
+        ],
+    )
     if as_json:
         data = {**asdict(result), "tier_path": result.tier_path}
         console.print_json(json.dumps(data, default=str))  # Decimal, UUID, datetime as text

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from routeq.batch.spec import SummarySpec
 from routeq.errors import ConfigError
+from routeq.secrets import api_key_problem, register_secret_env
 
 CONFIG_ENV_VAR = "ROUTEQ_CONFIG"
 DEFAULT_CONFIG_FILE = "routeq.toml"
@@ -340,6 +341,31 @@ class Settings(BaseSettings):
         default = self.routing.default_tier
         if default is not None and default not in names:
             raise ValueError(f"routing.default_tier names unknown tier {default!r}; known: {known}")
+        return self
+
+    @model_validator(mode="after")
+    def _usable_api_keys(self) -> Settings:
+        """A key that is set must be sendable: a trailing newline (``echo key > file``), a
+        space or a control character fails every request later, inside httpx, with an error
+        that quotes the whole key into the ledger. Fail at load instead, naming the variable,
+        never the value. An unset key stays allowed: clients and the CLI need no keys, and the
+        workers say so when they call. The variables' names are registered with
+        ``routeq.secrets`` so that any text scrubbed in this process loses their values."""
+        endpoints: list[tuple[str, ModelEndpoint]] = [(f"tier {t.name}", t) for t in self.tiers]
+        if self.judge.model is not None:
+            endpoints.append(("judge.model", self.judge.model))
+        register_secret_env(endpoint.api_key_env for _, endpoint in endpoints)
+        users: dict[str, list[str]] = {}  # variable -> the endpoints that read it
+        for label, endpoint in endpoints:
+            if endpoint.api_key_env is not None:
+                users.setdefault(endpoint.api_key_env, []).append(label)
+        problems = [
+            f"{problem} (used by {', '.join(labels)})"
+            for variable, labels in users.items()
+            if (problem := api_key_problem(variable, os.environ.get(variable, ""))) is not None
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     # -- the ladder ---------------------------------------------------------------------------

@@ -9,7 +9,9 @@ from __future__ import annotations
 import email.utils
 import json
 import os
+import socket
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from routeq.config import ModelEndpoint
+from routeq.config import ModelEndpoint, RetryConfig
 from routeq.errors import (
     MalformedResponseError,
     PermanentProviderError,
@@ -27,14 +29,17 @@ from routeq.errors import (
 )
 from routeq.providers import (
     AnthropicProvider,
+    Attempt,
     ChatRequest,
     ChatResponse,
     OpenAIProvider,
     Provider,
+    complete_with_retries,
     parse_retry_after,
     provider_for,
 )
 from routeq.providers.anthropic import ANTHROPIC_VERSION
+from routeq.secrets import register_secret_env
 from routeq.tokens import count_message_tokens, count_tokens
 
 KEY_ENV = "ROUTEQ_TEST_PROVIDER_KEY"
@@ -819,3 +824,196 @@ def non_utc_local_time() -> Iterator[None]:
 @pytest.mark.usefixtures("non_utc_local_time")
 def test_parse_retry_after_asctime_date_is_utc() -> None:
     assert parse_retry_after("Wed Oct 21 07:28:00 2015", now=NOW) == pytest.approx(30.0)
+
+
+# ---------------------------------------------------------------- secrets never leave in errors
+
+ECHOED_KEY = "live-7f3a9c2e5b1d4a8f0e6c"  # not sk-shaped: only knowing the key can remove it
+
+
+@pytest.fixture
+def listening_port() -> Iterator[int]:
+    """A local port that accepts connections and never answers: h11 validates the request's
+    headers before anything is read, so a real client gets httpx's real LocalProtocolError."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield server.getsockname()[1]
+
+
+def assert_nowhere(secret: str, error: BaseException) -> None:
+    """Not in the message, nor in any traceback of it (causes and contexts included)."""
+    shown = "".join(traceback.format_exception(error))
+    assert secret not in str(error)
+    assert secret not in shown
+    assert secret.strip() not in shown
+
+
+@pytest.mark.parametrize("cls", [OpenAIProvider, AnthropicProvider])
+@pytest.mark.parametrize(
+    "body",
+    [
+        lambda key: {"error": {"message": f"Incorrect API key provided: {key}.", "type": "x"}},
+        lambda key: {"type": "error", "error": {"type": "auth", "message": f"bad key {key}"}},
+        lambda key: {"error": f"key {key} revoked"},
+        lambda key: {"detail": f"key {key} revoked"},
+        lambda key: f"<html>key {key} revoked</html>",
+    ],
+    ids=["openai", "anthropic", "error-string", "other-json", "text"],
+)
+def test_a_body_echoing_the_key_is_scrubbed(
+    make: Any, monkeypatch: Any, cls: type[Provider], body: Callable[[str], Any]
+) -> None:
+    monkeypatch.setenv(KEY_ENV, ECHOED_KEY)
+    provider, _ = make(cls, reply(401, body(ECHOED_KEY)), api_key_env=KEY_ENV)
+
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert caught.value.status_code == 401
+    assert "[REDACTED]" in str(caught.value)
+    assert_nowhere(ECHOED_KEY, caught.value)
+
+
+def test_a_key_straddling_the_excerpt_cut_leaves_no_prefix(make: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv(KEY_ENV, ECHOED_KEY)
+    body = "x" * 190 + ECHOED_KEY + " tail"  # the key crosses the 200-character excerpt
+    provider, _ = make(OpenAIProvider, reply(502, body), api_key_env=KEY_ENV)
+
+    with pytest.raises(TransientProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert ECHOED_KEY[:6] not in str(caught.value)
+
+
+def test_a_proxy_echoing_the_request_headers_loses_the_authorization(
+    make: Any, monkeypatch: Any
+) -> None:
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json=openai_error(f"headers were {dict(request.headers)}"))
+
+    provider, recorder = make(OpenAIProvider, echo, api_key_env=None)
+    # A key routeq does not know as a secret: only its header shape can give it away.
+    monkeypatch.setattr(provider, "_api_key", lambda: ECHOED_KEY)
+
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert recorder.last.headers["authorization"] == f"Bearer {ECHOED_KEY}"
+    assert "'authorization': '[REDACTED]'" in str(caught.value)
+    assert_nowhere(ECHOED_KEY, caught.value)
+
+
+def test_another_configured_key_is_scrubbed_too(make: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("ROUTEQ_TEST_PROVIDER_OTHER_KEY", ECHOED_KEY)
+    register_secret_env(["ROUTEQ_TEST_PROVIDER_OTHER_KEY"])  # as loading the settings does
+    provider, _ = make(OpenAIProvider, reply(403, openai_error(f"not {ECHOED_KEY}")))
+
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert_nowhere(ECHOED_KEY, caught.value)
+
+
+def test_a_transport_error_quoting_a_credential_is_scrubbed(make: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv(KEY_ENV, ECHOED_KEY)
+
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"proxy refused {request.headers['authorization']}")
+
+    provider, _ = make(OpenAIProvider, fail, api_key_env=KEY_ENV)
+
+    with pytest.raises(TransientProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert ECHOED_KEY not in str(caught.value)
+    assert "proxy refused Bearer [REDACTED]" in str(caught.value)
+
+
+@pytest.mark.parametrize("cls", [OpenAIProvider, AnthropicProvider])
+@pytest.mark.parametrize("suffix", ["\n", "\r\n", " "], ids=["newline", "crlf", "space"])
+def test_a_key_that_cannot_be_sent_is_refused_at_call_time(
+    make: Any, monkeypatch: Any, cls: type[Provider], suffix: str
+) -> None:
+    provider, recorder = make(cls, reply(200, completion()), api_key_env=KEY_ENV)
+    monkeypatch.setenv(KEY_ENV, ECHOED_KEY + suffix)  # changed after the config was validated
+
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert f"{KEY_ENV} ends with" in str(caught.value)
+    assert not caught.value.retryable
+    assert recorder.requests == []
+    assert_nowhere(ECHOED_KEY, caught.value)
+
+
+def real_illegal_header_error(port: int, key: str) -> httpx.LocalProtocolError:
+    """What httpx itself raises for a header value with a newline: the proof that its text
+    holds the whole key, so the provider tests below are about the real message."""
+    with httpx.Client() as client:
+        try:
+            client.post(f"http://127.0.0.1:{port}/", headers={"Authorization": f"Bearer {key}"})
+        except httpx.LocalProtocolError as exc:
+            return exc
+    raise AssertionError("httpx sent a header value with a newline")
+
+
+@pytest.mark.parametrize("cls", [OpenAIProvider, AnthropicProvider])
+@pytest.mark.parametrize("key_in_env", [True, False], ids=["known-key", "unknown-key"])
+def test_an_illegal_header_value_is_permanent_and_never_quotes_the_key(
+    monkeypatch: Any, listening_port: int, cls: type[Provider], key_in_env: bool
+) -> None:
+    bad_key = ECHOED_KEY + "\n"
+    assert ECHOED_KEY in str(real_illegal_header_error(listening_port, bad_key))
+    if key_in_env:
+        monkeypatch.setenv(KEY_ENV, bad_key)
+    else:
+        monkeypatch.delenv(KEY_ENV, raising=False)
+    with httpx.Client() as client:
+        protocol = "anthropic" if cls is AnthropicProvider else "openai"
+        provider = cls(
+            endpoint(protocol, base_url=f"http://127.0.0.1:{listening_port}/v1", timeout_s=2.0),
+            client,
+        )
+        # Past the call-time check (as a key from elsewhere would be): httpx must refuse it.
+        monkeypatch.setattr(provider, "_api_key", lambda: bad_key)
+        attempts: list[Attempt] = []
+
+        with pytest.raises(PermanentProviderError) as caught:
+            complete_with_retries(
+                provider, REQUEST, RetryConfig(max_retries=3), attempts.append, sleep=lambda s: None
+            )
+
+    error = caught.value
+    assert len(attempts) == 1  # never retried: it can never succeed
+    assert not error.retryable
+    assert "LocalProtocolError" in str(error) and "[REDACTED]" in str(error)
+    assert error.__cause__ is None and error.__context__ is None
+    assert_nowhere(ECHOED_KEY, error)
+
+
+def test_a_non_ascii_header_value_is_permanent(make: Any, monkeypatch: Any) -> None:
+    provider, recorder = make(OpenAIProvider, reply(200, completion()))
+    monkeypatch.setattr(provider, "_api_key", lambda: ECHOED_KEY + "\u00e9")
+
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert "UnicodeEncodeError" in str(caught.value)
+    assert recorder.requests == []
+    assert_nowhere(ECHOED_KEY, caught.value)
+
+
+@pytest.mark.parametrize("base_url", ["http://llm.example.test:abc/v1", "http://[::1/v1"])
+def test_an_invalid_url_is_permanent(make: Any, base_url: str) -> None:
+    provider, recorder = make(OpenAIProvider, reply(200, completion()), base_url=base_url)
+    attempts: list[Attempt] = []
+
+    with pytest.raises(PermanentProviderError) as caught:
+        complete_with_retries(
+            provider, REQUEST, RetryConfig(max_retries=3), attempts.append, sleep=lambda s: None
+        )
+
+    assert "InvalidURL" in str(caught.value) and "check base_url" in str(caught.value)
+    assert len(attempts) == 1
+    assert recorder.requests == []
