@@ -3,8 +3,8 @@
 No Docker engine runs here, so this test reads the compose file and starts each routeq service's
 own command with its own environment. Only what a container network would provide is replaced:
 host names and ports (postgres, redis, sim) and the secrets (.env.example's keys, with values).
-Then it runs queries through them and checks Flower (with auth), the metrics endpoint and the
-services' own health checks.
+Then it runs queries through them and checks Flower (with auth), the metrics endpoint, that
+beat's reconciler runs reach the route worker, and the services' own health checks.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from routeq import Client
@@ -80,10 +81,14 @@ class ComposeProcesses:
             for key, value in SERVICES[name]["environment"].items()
         }
         assert set(self.overrides) <= set(declared), f"{name} lacks routeq's variables"
+        local = {}
+        if "ROUTEQ_BEAT_SCHEDULE" in declared:  # a path in the container: keep it in tmp_path
+            local["ROUTEQ_BEAT_SCHEDULE"] = str(self.tmp_path / name / "celerybeat")
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith("ROUTEQ_")},
             **declared,
             **self.overrides,
+            **local,
             "HOSTNAME": socket.gethostname(),  # what %h expands to, as in a container
         }
 
@@ -151,6 +156,12 @@ def port_open(port: int) -> bool:
     return True
 
 
+def reconciler_runs(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text("SELECT runs FROM reconciler_stats WHERE id = 1")).scalar()
+    return int(runs or 0)
+
+
 def get(url: str, auth: str | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url)
     if auth is not None:
@@ -187,6 +198,13 @@ def test_the_compose_services_run_queries_and_expose_flower_and_metrics(
         stack.start(name)
     for name in workers:
         stack.wait_until(name, lambda name=name: " ready." in stack.log(name))
+    beats = [
+        name for name, service in SERVICES.items() if service.get("command", [])[:1] == ["beat"]
+    ]
+    assert beats == ["beat"], "exactly one beat schedules the reconciler"
+    stack.start("beat")
+    schedule = Path(stack.env("beat")["ROUTEQ_BEAT_SCHEDULE"])
+    stack.wait_until("beat", lambda: any(schedule.parent.glob(schedule.name + "*")))
     stack.start("flower")
     stack.start("metrics")
     stack.wait_until("flower", lambda: port_open(stack.ports["flower"]))
@@ -203,6 +221,13 @@ def test_the_compose_services_run_queries_and_expose_flower_and_metrics(
         handles = client.submit_many(QUESTIONS)
         results = [handle.wait(timeout=120) for handle in handles]
     assert all(result.status == "done" for result in results)
+
+    # And beat's reconciler runs reach the route worker (queue maintenance) and run
+    engine = sa.create_engine(stack.overrides["ROUTEQ_DATABASE_URL"])
+    try:
+        stack.wait_until("beat", lambda: reconciler_runs(engine) >= 1, timeout=60)
+    finally:
+        engine.dispose()
 
     # Then Flower refuses anonymous users and shows the tasks, by id only, to authorised ones
     auth = SECRETS["ROUTEQ_FLOWER_BASIC_AUTH"]
@@ -229,7 +254,7 @@ def test_the_compose_services_run_queries_and_expose_flower_and_metrics(
     status, body = get(f"{flower}/api/queues/length", auth=auth)
     assert status == 200
     queues = {queue["name"] for queue in json.loads(body)["active_queues"]}
-    assert {"route", "judge", "tier.cheap", "tier.mid", "tier.frontier"} <= queues
+    assert {"route", "judge", "maintenance", "tier.cheap", "tier.mid", "tier.frontier"} <= queues
 
     # And the metrics endpoint returns routeq's numbers
     status, text = get(f"{stack.url('metrics')}/metrics")
@@ -248,10 +273,11 @@ def test_the_compose_services_run_queries_and_expose_flower_and_metrics(
         "routeq_model_latency_seconds_bucket{",
         "routeq_judge_verdicts_total{",
         'routeq_queue_depth{queue="tier.cheap"}',
+        "routeq_reconciler_runs_total ",
     ):
         assert name in text, name
 
     # And every service's own health check passes against it
-    for name in [*workers, "flower", "metrics", "sim"]:
+    for name in [*workers, "beat", "flower", "metrics", "sim"]:
         result = stack.health(name)
         assert result.returncode == 0, f"{name}: {shlex.join(result.args)}\n{result.stderr}"

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +19,28 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 DOCKER_COMPOSE = Path(compose.__file__).parent / "docker-compose"
+CONFIG_FILE = REPO / "ops" / "compose" / "routeq.toml"
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
 
 
 def services() -> dict[str, Any]:
     data = yaml.safe_load(COMPOSE_FILE.read_text())
     return dict(data["services"])
+
+
+def duration_s(value: str) -> float:
+    """A compose duration (``9m``, ``1m30s``, ``90s``) in seconds."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|m|s)", value)
+    assert parts and "".join(n + u for n, u in parts) == value, f"not a duration: {value!r}"
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def option_values(command: list[str], *names: str) -> list[str]:
+    return [command[i + 1] for i, arg in enumerate(command[:-1]) if arg in names]
+
+
+def worker_services() -> dict[str, Any]:
+    return {n: s for n, s in services().items() if s.get("command", [])[:1] == ["worker"]}
 
 
 def docker_compose(*args: str, env_file: Path) -> subprocess.CompletedProcess[str]:
@@ -68,26 +88,70 @@ def test_every_long_running_service_has_a_health_check() -> None:
         assert "test" in service.get("healthcheck", {}), f"{name} has no health check"
 
 
-def test_one_worker_service_per_queue_and_none_pinned_to_a_container_name() -> None:
+def test_every_queue_has_one_worker_service_and_none_pinned_to_a_container_name() -> None:
     from routeq.config import load_settings
     from routeq.worker.celery_app import queue_names
 
-    settings = load_settings(REPO / "ops" / "compose" / "routeq.toml")
-    consumed: list[str] = []
+    settings = load_settings(CONFIG_FILE)
+    consumed: dict[str, list[str]] = {}
     for name, service in services().items():
-        command = service.get("command", [])
         assert "container_name" not in service, f"{name}: a container_name prevents --scale"
-        if command[:1] == ["worker"]:
-            if "--tier" in command:
-                consumed.append(f"tier.{command[command.index('--tier') + 1]}")
-            else:
-                consumed.append(command[command.index("-Q") + 1])
-            node = command[command.index("--name") + 1].split("@")[0]
-            assert f"-d {node}@$$HOSTNAME" in service["healthcheck"]["test"][1], name
-    assert sorted(consumed) == sorted(queue_names(settings))
+    for name, service in worker_services().items():
+        command = service["command"]
+        queues = option_values(command, "-Q", "--queue")
+        queues += [f"tier.{tier}" for tier in option_values(command, "--tier")]
+        assert queues, f"{name}: a worker without -Q/--tier consumes every queue"
+        consumed[name] = queues
+        node = command[command.index("--name") + 1].split("@")[0]
+        assert f"-d {node}@$$HOSTNAME" in service["healthcheck"]["test"][1], name
+    every = sorted(q for queues in consumed.values() for q in queues)
+    assert every == sorted(queue_names(settings)), "each queue consumed by exactly one service"
+    # The reconciler's runs ride on the route workers, which are never scaled to zero.
+    assert sorted(consumed["worker-route"]) == ["maintenance", "route"]
 
 
-@pytest.mark.parametrize("name", ["worker-route", "flower", "metrics", "migrate"])
+def test_workers_stop_warm_within_the_derived_hard_time_limit() -> None:
+    from routeq.config import load_settings
+
+    limits = load_settings(CONFIG_FILE).time_limits
+    assert (limits.soft_s, limits.hard_s, limits.visibility_s) == (450, 480, 635)
+    for name, service in worker_services().items():
+        grace = duration_s(service["stop_grace_period"])
+        assert grace >= limits.hard_s, f"{name}: warm shutdown cut short ({grace} s)"
+    text = COMPOSE_FILE.read_text()
+    assert "600 s" not in text, "the old soft limit is gone: the limits are derived"
+    assert f"hard {limits.hard_s} s" in text, "the compose file states the derived limits"
+
+
+def test_exactly_one_beat_which_waits_for_the_migration() -> None:
+    beats = {n: s for n, s in services().items() if s.get("command", [])[:1] == ["beat"]}
+    assert list(beats) == ["beat"], beats.keys()
+    beat = beats["beat"]
+    assert beat.get("deploy", {}).get("replicas", 1) == 1
+    assert beat["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # The image's user cannot write /app, where the default schedule (.routeq/) would go.
+    assert beat["environment"]["ROUTEQ_BEAT_SCHEDULE"].startswith("/tmp/")
+
+
+def _run_beat_health_check(schedule: Path) -> int:
+    kind, *test = services()["beat"]["healthcheck"]["test"]
+    assert kind == "CMD" and test[0] == "python", test
+    env = {**os.environ, "ROUTEQ_BEAT_SCHEDULE": str(schedule)}
+    return subprocess.run([sys.executable, *test[1:]], env=env, timeout=30).returncode
+
+
+def test_beat_health_check_fails_on_a_missing_or_stale_schedule(tmp_path: Path) -> None:
+    schedule = tmp_path / "celerybeat"
+    assert _run_beat_health_check(schedule) != 0
+    data = tmp_path / "celerybeat.dat"  # dbm.dumb's files; gdbm writes celerybeat itself
+    data.write_bytes(b"")
+    assert _run_beat_health_check(schedule) == 0
+    stale = time.time() - 600
+    os.utime(data, (stale, stale))
+    assert _run_beat_health_check(schedule) != 0
+
+
+@pytest.mark.parametrize("name", ["worker-route", "beat", "flower", "metrics", "migrate"])
 def test_routeq_services_share_the_image_and_the_environment(name: str) -> None:
     service = services()[name]
     assert service["image"] == "routeq:latest"

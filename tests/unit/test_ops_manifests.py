@@ -3,15 +3,19 @@
 Built-in kinds are validated strictly against the Kubernetes API schemas that the
 ``kubernetes-validate`` package ships. KEDA's custom resources cannot be validated that way, so
 their structure is checked by hand, together with what ties the files to each other and to
-routeq: every worker consumes the queue its ScaledObject watches, every Service finds its pods,
-every Secret reference names a key the example Secret defines, and the mounted routeq.toml loads.
+routeq: every worker consumes the queue its ScaledObject watches, every queue has a consumer,
+every Service finds its pods, every Secret reference names a key the example Secret defines, the
+mounted routeq.toml loads, and the workers' shutdown grace covers the time limits it derives.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +29,7 @@ from kubernetes_validate.utils import latest_version
 
 from routeq.config import load_settings
 from routeq.sim import default_sim_config
-from routeq.worker.celery_app import queue_names
+from routeq.worker.celery_app import MAINTENANCE_QUEUE, ROUTE_QUEUE, queue_names
 
 OPS = Path(__file__).resolve().parents[2] / "ops" / "k8s"
 RUNBOOK = OPS.parent / "RUNBOOK.md"
@@ -33,7 +37,7 @@ SECRET_NAME = "routeq-secrets"
 EXAMPLE_SECRET = "secret.example.yaml"
 NAMESPACE = "routeq"
 ROUTEQ_IMAGE = "routeq"
-WORKER_GRACE_S = 660
+BEAT_SCHEDULE_VAR = "ROUTEQ_BEAT_SCHEDULE"
 # The oldest Kubernetes minor the manifests promise to work on, and the newest the package knows.
 K8S_VERSIONS = sorted({"1.30.0", latest_version()}, key=lambda v: tuple(map(int, v.split("."))))
 KEDA_KINDS = {"ScaledObject", "TriggerAuthentication"}
@@ -96,6 +100,14 @@ def _worker_deployments() -> dict[str, Doc]:
 def _worker_container(deployment: Doc) -> Doc:
     (container,) = [c for c in _containers(deployment) if c.get("args", [None])[0] == "worker"]
     return container
+
+
+def _beat_deployments() -> dict[str, Doc]:
+    return {
+        name: d
+        for name, d in _by_name("Deployment").items()
+        if any(_is_routeq(c) and c.get("args", [None])[:1] == ["beat"] for c in _containers(d))
+    }
 
 
 def _option_values(args: list[str], *names: str) -> list[str]:
@@ -303,7 +315,7 @@ def test_every_container_has_requests_and_limits() -> None:
             assert _cpu(requests["cpu"]) <= _cpu(limits["cpu"]), where
             assert _memory(requests["memory"]) <= _memory(limits["memory"]), where
             checked += 1
-    assert checked >= 11  # 5 workers, flower, metrics, sim, migrate, postgres, redis
+    assert checked >= 12  # 5 workers, beat, flower, metrics, sim, migrate, postgres, redis
 
 
 def test_pods_run_as_non_root_without_privilege_escalation() -> None:
@@ -391,8 +403,8 @@ def test_workers_shut_down_warm_and_ping_their_own_node(settings: Any) -> None:
         pod = _pod_spec(deployment)
         container = _worker_container(deployment)
         grace = pod["terminationGracePeriodSeconds"]
-        assert grace >= WORKER_GRACE_S, name
-        assert grace >= settings.worker.task_time_limit_s, "warm shutdown cut short"
+        # Warm shutdown lets a running delivery finish; none outlives the hard time limit.
+        assert grace >= settings.time_limits.hard_s, f"{name}: warm shutdown cut short"
         (node,) = _option_values(container["args"], "--name", "-n")
         prefix, host = node.split("@")
         assert host == "%h", f"{name}: node name must follow the pod's hostname"
@@ -406,6 +418,59 @@ def test_workers_shut_down_warm_and_ping_their_own_node(settings: Any) -> None:
         assert probe["timeoutSeconds"] > int(ping_timeout.group(1)), f"{name}: probe < ping"
         assert probe["periodSeconds"] >= 60, f"{name}: each probe starts a Python process"
         assert "replicas" not in deployment["spec"], f"{name}: KEDA owns the replica count"
+
+
+# -- beat ------------------------------------------------------------------------------------------
+
+
+def test_exactly_one_beat_replaced_with_recreate() -> None:
+    beats = _beat_deployments()
+    assert list(beats) == ["routeq-beat"], beats.keys()
+    (beat,) = beats.values()
+    spec = beat["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}, "a rolling update runs two beats at once"
+    scaled = {s["spec"]["scaleTargetRef"]["name"] for s in _of_kind("ScaledObject")}
+    assert "routeq-beat" not in scaled, "beat is not autoscaled"
+    (container,) = _containers(beat)
+    assert container["args"] == ["beat"]
+
+
+def test_beat_writes_its_schedule_to_an_empty_dir() -> None:
+    (beat,) = _beat_deployments().values()
+    (container,) = _containers(beat)
+    env = {v["name"]: v for v in container["env"]}
+    schedule = Path(env[BEAT_SCHEDULE_VAR]["value"])
+    volumes = {v["name"]: v for v in _pod_spec(beat)["volumes"]}
+    mounts = {
+        m["mountPath"]: m["name"]
+        for m in container["volumeMounts"]
+        if Path(m["mountPath"]) in schedule.parents
+    }
+    assert len(mounts) == 1, f"{schedule} must live in exactly one mounted volume: {mounts}"
+    ((path, volume),) = mounts.items()
+    assert "emptyDir" in volumes[volume], f"{path}: the root filesystem is read-only"
+    assert not any(m.get("readOnly") for m in container["volumeMounts"] if m["mountPath"] == path)
+
+
+def _run_beat_probe(schedule: Path) -> int:
+    (beat,) = _beat_deployments().values()
+    (container,) = _containers(beat)
+    command = container["livenessProbe"]["exec"]["command"]
+    assert command[0] == "python", "the image has python on PATH, not this venv's path"
+    env = {**os.environ, BEAT_SCHEDULE_VAR: str(schedule)}
+    return subprocess.run([sys.executable, *command[1:]], env=env, timeout=30).returncode
+
+
+def test_beat_liveness_probe_fails_on_a_missing_or_stale_schedule(tmp_path: Path) -> None:
+    schedule = tmp_path / "celerybeat"
+    assert _run_beat_probe(schedule) != 0, "no schedule file: beat never started its loop"
+    data = tmp_path / "celerybeat.dat"  # dbm.dumb's files; gdbm writes celerybeat itself
+    data.write_bytes(b"")
+    assert _run_beat_probe(schedule) == 0
+    stale = time.time() - 600
+    os.utime(data, (stale, stale))
+    assert _run_beat_probe(schedule) != 0, "a schedule untouched for 10 minutes: beat is stuck"
 
 
 # -- services --------------------------------------------------------------------------------------
@@ -483,7 +548,7 @@ def test_migrate_job_runs_the_alembic_upgrade() -> None:
 
 def test_every_worker_has_a_scaled_object_on_the_queue_it_consumes(settings: Any) -> None:
     known = set(queue_names(settings))
-    assert known == {"route", "judge", "tier.cheap", "tier.mid", "tier.frontier"}
+    assert known == {"route", "judge", "maintenance", "tier.cheap", "tier.mid", "tier.frontier"}
     deployments = _by_name("Deployment")
     workers = _worker_deployments()
     watched: dict[str, str] = {}
@@ -500,10 +565,16 @@ def test_every_worker_has_a_scaled_object_on_the_queue_it_consumes(settings: Any
         assert list_name in known, f"{name} watches {list_name!r}, not a routeq queue"
         watched[target["name"]] = list_name
     assert watched.keys() == workers.keys(), "every worker Deployment needs a ScaledObject"
+    consumers: Counter[str] = Counter()
     for name, list_name in watched.items():
-        args = _worker_container(workers[name])["args"]
-        assert _consumed_queues(args) == {list_name}, f"{name} consumes {args}, KEDA watches"
-    assert set(watched.values()) == known, "every routeq queue has workers"
+        consumed = _consumed_queues(_worker_container(workers[name])["args"])
+        consumers.update(consumed)
+        # The maintenance queue rides along with the route workers; every other queue has
+        # Deployment of its own, scaled on its own backlog.
+        extra = {MAINTENANCE_QUEUE} if list_name == ROUTE_QUEUE else set()
+        assert consumed == {list_name} | extra, f"{name} consumes {consumed}, KEDA watches"
+    assert set(consumers) == known, f"queues without workers: {known - set(consumers)}"
+    assert all(n == 1 for n in consumers.values()), f"a queue with two Deployments: {consumers}"
 
 
 def test_scaled_object_bounds_and_authentication(settings: Any) -> None:
@@ -520,6 +591,10 @@ def test_scaled_object_bounds_and_authentication(settings: Any) -> None:
             assert spec["minReplicaCount"] in (0, 1)
         else:
             assert spec["minReplicaCount"] >= 1, f"{name}: only the top tier may scale to zero"
+        if meta["listName"] == ROUTE_QUEUE:
+            # The route workers run the reconciler (queue maintenance); KEDA only sees `route`,
+            # which is empty exactly when the system is idle: at zero nothing would reconcile.
+            assert spec["minReplicaCount"] >= 1 and spec["fallback"]["replicas"] >= 1, name
         assert spec["fallback"]["replicas"] >= 1
         assert trigger["authenticationRef"]["name"] in auths, name
         for key in ("address", "addressFromEnv", "host", "password", "passwordFromEnv"):
@@ -548,7 +623,24 @@ def test_configmap_routeq_toml_loads_and_uses_the_sim_service(settings: Any) -> 
         assert endpoint.model in sim_models
         assert endpoint.api_key_env is None, "the simulated server needs no key"
     assert settings.database_url is None and settings.broker_url is None, "URLs are secrets"
-    assert settings.worker.task_time_limit_s <= WORKER_GRACE_S
+
+
+def test_configmap_derives_the_time_limits_and_the_grace_covers_them(settings: Any) -> None:
+    worker = settings.worker
+    explicit = (worker.task_soft_time_limit_s, worker.task_time_limit_s)
+    assert explicit == (None, None), "leave the limits unset: routeq derives them from the tiers"
+    assert worker.visibility_timeout_s is None
+    limits = settings.time_limits
+    # timeout_s 10 for every endpoint, the default retry policy: 4 x 10 + 3 x 60 + 30 lease.
+    assert (limits.soft_s, limits.hard_s, limits.visibility_s) == (250, 280, 385)
+    graces = {
+        name: _pod_spec(d)["terminationGracePeriodSeconds"]
+        for name, d in _worker_deployments().items()
+    }
+    assert min(graces.values()) >= limits.hard_s, graces
+    text = (OPS / "configmap.yaml").read_text(encoding="utf-8")
+    assert f"hard {limits.hard_s} s" in text, "configmap.yaml's comment states the hard limit"
+    assert not re.search(r"\b(600|660|3600)\b", text), "stale limits in configmap.yaml"
 
 
 def test_tier_workers_take_concurrency_from_the_config(settings: Any) -> None:
@@ -574,8 +666,17 @@ def test_runbook_covers_the_operator_tasks() -> None:
         "routeq batch status",
         "provider_requests",
         "reconciler",
+        "routeq reconcile",
+        "reconcile_interval_s",
+        "reconcile_grace_s",
+        "reconciler_stats",
+        "'unknown'",
+        "max_cost",
+        "routeq-beat",
     ):
         assert needle in text, needle
+    assert "There is no automatic reconciler" not in text
+    assert not re.search(r"run `?routeq recover`? by hand", text), "the reconciler does it"
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) not found")
