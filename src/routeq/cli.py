@@ -78,8 +78,21 @@ def worker(
     pool: Annotated[str, typer.Option(help="prefork, threads or solo")] = "prefork",
     loglevel: Annotated[str, typer.Option()] = "info",
     name: Annotated[str | None, typer.Option(help="worker node name")] = None,
+    supervise: Annotated[
+        bool,
+        typer.Option(
+            "--supervise/--no-supervise",
+            help="restart the Celery worker when it exits on its own (default); "
+            "--no-supervise replaces this process with it",
+        ),
+    ] = True,
 ) -> None:
-    """Run a Celery worker. With no --queue/--tier it consumes every routeq queue."""
+    """Run a Celery worker. With no --queue/--tier it consumes every routeq queue.
+
+    By default the worker runs as a child that is restarted (with a capped backoff) when it
+    exits on its own: a Redis restart can end Celery's main process, and a bare `routeq worker`
+    would then leave its queue without a consumer. Stop signals are forwarded to it.
+    """
     from routeq.worker.celery_app import queue_names
 
     settings = _settings()
@@ -94,6 +107,7 @@ def worker(
     selected = chosen or known
     if concurrency is None:
         concurrency = settings.tier(tiers[0]).max_concurrency if tiers and len(chosen) == 1 else 2
+    # Computed once, so a restarted child keeps the node name the health checks ping.
     node = name or f"routeq-{'+'.join(q.replace('tier.', '') for q in selected)}-{os.getpid()}@%h"
     argv = [
         sys.executable,
@@ -117,7 +131,11 @@ def worker(
         "--without-mingle",
     ]
     sys.stdout.flush()
-    os.execvpe(sys.executable, argv, env)  # the worker replaces this process: signals reach it
+    if not supervise:
+        os.execvpe(sys.executable, argv, env)  # the worker replaces this process
+    from routeq.worker.supervisor import supervise as run_supervised
+
+    raise SystemExit(run_supervised(argv, env))
 
 
 @app.command()
@@ -209,6 +227,10 @@ def sim_server(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     seed: Annotated[int, typer.Option()] = 0,
     config: Annotated[Path | None, typer.Option(help="TOML file of simulated models")] = None,
+    request_log: Annotated[
+        Path | None,
+        typer.Option(help="append the ledger id of every chat request received (ids only)"),
+    ] = None,
 ) -> None:
     """Serve SIMULATED models over an OpenAI-compatible API (for tests, demos, benchmarks)."""
     import time
@@ -217,7 +239,7 @@ def sim_server(
 
     sim_config = load_sim_config(config) if config else default_sim_config(seed)
     _exit_on_sigterm()
-    with SimServer(sim_config, host=host, port=port) as server:
+    with SimServer(sim_config, host=host, port=port, request_log=request_log) as server:
         console.print(
             f"SIMULATED model server on {server.url} (seed {sim_config.seed}); "
             f"models: {', '.join(sim_config.models)}. Answers are not from a real model."
@@ -376,35 +398,82 @@ def _output_format(out: Path, given: str | None) -> OutputFormat:
     return "md" if fmt == "md" else "jsonl"
 
 
-@app.command()
-def recover(
-    older_than: Annotated[
-        float, typer.Option(help="only hops queued at least this many seconds ago")
-    ] = 60.0,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="list, do not publish")] = False,
-) -> None:
-    """Re-publish hops whose message may be lost (after losing Redis, or a crash between a
-    commit and its publish): queued hops, and running hops past their lease. Safe to repeat."""
-    from collections import Counter
-
+def _reconcile_once(grace_s: float | None, dry_run: bool) -> None:
     from routeq.embedded import resolve_endpoints
-    from routeq.ledger import Ledger, make_engine
     from routeq.worker.celery_app import create_app
-    from routeq.worker.publisher import Publisher
+    from routeq.worker.reconcile import reconcile
+    from routeq.worker.runtime import build_runtime
 
     settings = _settings()
     endpoints = resolve_endpoints(settings)
-    ledger = Ledger(make_engine(endpoints.database_url, pool_size=1))
-    stranded = ledger.stranded(settings.worker.task_time_limit_s, min_age_s=older_than)
-    kinds = Counter(hop.kind.value for hop in stranded)
-    summary = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "none"
-    if not dry_run:
-        publisher = Publisher(create_app(settings, endpoints.broker_url), settings)
-        for hop in stranded:
-            publisher.publish(hop)
-    verb = "would re-publish" if dry_run else "re-published"
-    console.print(f"{verb} {len(stranded)} hops: {summary}")
-    ledger.engine.dispose()
+    settings = settings.model_copy(
+        update={"database_url": endpoints.database_url, "broker_url": endpoints.broker_url}
+    )
+    runtime = build_runtime(
+        settings, endpoints.database_url, create_app(settings, endpoints.broker_url)
+    )
+    try:
+        report = reconcile(runtime, grace_s=grace_s, dry_run=dry_run)
+    finally:
+        runtime.ledger.engine.dispose()
+    if not report.locked:
+        raise RouteqError("another reconciler run holds the lock; try again in a few seconds")
+    if dry_run:
+        console.print(f"would {report.summary(hops_only=True)} (dry run)")
+        return
+    console.print(report.summary())
+
+
+@app.command()
+def reconcile(
+    grace: Annotated[
+        float | None,
+        typer.Option(help="seconds a live hop must be untouched; default worker.reconcile_grace_s"),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="report, change nothing")] = False,
+) -> None:
+    """Run the reconciler once: re-publish hops whose message is lost or whose lease ran out,
+    mark calls of dead workers as outcome unknown, move on queries left without a next step.
+    Workers run it by themselves every worker.reconcile_interval_s (`routeq beat`)."""
+    _reconcile_once(grace, dry_run)
+
+
+@app.command()
+def recover(
+    older_than: Annotated[
+        float, typer.Option(help="only hops untouched at least this many seconds")
+    ] = 60.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list, do not publish")] = False,
+) -> None:
+    """The reconciler, run by hand with a longer grace (kept for runbooks written before the
+    automatic reconciler: `routeq reconcile` is the same code)."""
+    _reconcile_once(older_than, dry_run)
+
+
+@app.command()
+def beat(
+    loglevel: Annotated[str, typer.Option()] = "warning",
+) -> None:
+    """Run Celery beat, which schedules the reconciler every worker.reconcile_interval_s. Run one
+    (more are harmless: runs take an advisory lock); workers on the maintenance queue run it."""
+    settings = _settings()
+    env = _celery_env(settings)
+    schedule = Path(os.environ.get("ROUTEQ_BEAT_SCHEDULE", str(settings.state_dir / "celerybeat")))
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "routeq.worker.main",
+        "beat",
+        "--loglevel",
+        loglevel,
+        "--schedule",
+        str(schedule),
+    ]
+    sys.stdout.flush()
+    os.execvpe(sys.executable, argv, env)
 
 
 @app.command()
@@ -464,7 +533,9 @@ def flower(
     """Run Flower (Celery's monitor) on routeq's broker, behind HTTP basic auth.
 
     Credentials come from ROUTEQ_FLOWER_BASIC_AUTH=user:password (comma-separate several);
-    they are handed to Flower in its environment, never on the command line.
+    they are handed to Flower in its environment, never on the command line. Flower starts
+    through routeq.flower_auth, which puts /metrics and /healthcheck behind the same
+    credentials (Flower itself serves them to anyone).
     """
 
     credentials = os.environ.get("ROUTEQ_FLOWER_BASIC_AUTH", "")
@@ -482,7 +553,7 @@ def flower(
     argv = [
         sys.executable,
         "-m",
-        "celery",
+        "routeq.flower_auth",
         "-A",
         "routeq.worker.main",
         "flower",

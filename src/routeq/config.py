@@ -11,6 +11,7 @@ what was expected, never in the middle of a batch.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -26,6 +27,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from routeq.batch.spec import SummarySpec
 from routeq.errors import ConfigError
 from routeq.secrets import api_key_problem, register_secret_env
+from routeq.timing import (
+    TIME_LIMIT_MARGIN_S,
+    TimeLimits,
+    check_time_limits,
+    derive_time_limits,
+)
 
 CONFIG_ENV_VAR = "ROUTEQ_CONFIG"
 DEFAULT_CONFIG_FILE = "routeq.toml"
@@ -168,17 +175,50 @@ class RetryConfig(_Strict):
 
 
 class WorkerConfig(_Strict):
-    """Celery knobs that must agree with each other (ENGINEERING.md §3)."""
+    """Leases, Celery's time limits and the reconciler (ENGINEERING notes in docs/reliability.md).
 
-    task_soft_time_limit_s: int = Field(default=600, gt=0)
-    task_time_limit_s: int = Field(default=660, gt=0)
-    visibility_timeout_s: int = Field(default=3600, gt=0)
+    The three time limits default to values derived from the tiers' timeouts and the retry
+    policy (``routeq.timing``); set them only to override, and they are checked against what the
+    tiers need.
+    """
+
+    task_soft_time_limit_s: int | None = Field(default=None, gt=0)
+    task_time_limit_s: int | None = Field(default=None, gt=0)
+    visibility_timeout_s: int | None = Field(default=None, gt=0)
+    step_lease_s: float = Field(
+        default=30.0, gt=0, description="lease of a claimed hop for the step's own work"
+    )
+    lease_margin_s: float = Field(
+        default=5.0, ge=0, description="slack added to each provider attempt's lease"
+    )
+    reconcile_interval_s: float = Field(
+        default=10.0, gt=0, description="how often the reconciler runs (Celery beat)"
+    )
+    reconcile_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="a live hop untouched this long is checked for a lost message",
+    )
+    reconcile_batch: int = Field(
+        default=1000, gt=0, description="hops and queries the reconciler handles per run"
+    )
+    shutdown_grace_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="the embedded default's own workers: how long running calls may finish "
+        "when the command stops, before they are killed and their hops handed back",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> WorkerConfig:
-        if self.task_soft_time_limit_s >= self.task_time_limit_s:
+        soft, hard = self.task_soft_time_limit_s, self.task_time_limit_s
+        if soft is not None and hard is not None and soft >= hard:
             raise ValueError("task_soft_time_limit_s must be below task_time_limit_s")
-        if self.visibility_timeout_s <= self.task_time_limit_s:
+        if (
+            hard is not None
+            and self.visibility_timeout_s is not None
+            and self.visibility_timeout_s <= hard
+        ):
             raise ValueError(
                 "visibility_timeout_s must exceed task_time_limit_s, or Redis redelivers "
                 "tasks that are still running"
@@ -341,7 +381,40 @@ class Settings(BaseSettings):
         default = self.routing.default_tier
         if default is not None and default not in names:
             raise ValueError(f"routing.default_tier names unknown tier {default!r}; known: {known}")
+        explicit = self.worker.model_dump(
+            include={"task_soft_time_limit_s", "task_time_limit_s", "visibility_timeout_s"}
+        )
+        problems = check_time_limits(self.time_limits, self._derived_time_limits(), explicit)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    # -- time limits and leases ---------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> list[ModelEndpoint]:
+        """Every model routeq calls: the tiers, then the judge's model when there is one."""
+        judge = [self.judge.model] if self.judge.model is not None else []
+        return [*self.tiers, *judge]
+
+    def _derived_time_limits(self) -> TimeLimits:
+        worker = self.worker
+        return derive_time_limits(
+            self.endpoints, self.retry, worker.step_lease_s, worker.lease_margin_s
+        )
+
+    @property
+    def time_limits(self) -> TimeLimits:
+        """Celery's soft and hard time limits and the visibility timeout: the configured ones,
+        or derived from the tiers (``routeq.timing``)."""
+        derived = self._derived_time_limits()
+        worker = self.worker
+        soft = worker.task_soft_time_limit_s or derived.soft_s
+        hard = worker.task_time_limit_s or max(derived.hard_s, soft + TIME_LIMIT_MARGIN_S)
+        visibility = worker.visibility_timeout_s or max(
+            derived.visibility_s, math.ceil(hard + derived.longest_lease_s + TIME_LIMIT_MARGIN_S)
+        )
+        return TimeLimits(soft, hard, visibility, derived.longest_lease_s)
 
     @model_validator(mode="after")
     def _usable_api_keys(self) -> Settings:

@@ -1,7 +1,9 @@
 """Everything a job needs on one machine when nothing is configured: the embedded default.
 
 With no ``broker_url`` the broker is the embedded Redis under the state directory, which no
-other worker can reach, so the command that needs work done starts its own worker processes.
+other worker can reach, so the command that needs work done starts its own workers: one group
+for the route, judge and maintenance queues and one per tier, as in a deployment, so a slow
+tier never holds up routing and judging, plus Celery beat for the reconciler.
 With the default ladder pointing at the simulated model server and nothing answering there,
 it starts that server too. Whatever it started, it stops on the way out; the ledger (and so
 every finished summary) stays in the embedded Postgres for the next run.
@@ -14,14 +16,18 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 from routeq.config import DEFAULT_SIM_URL, Settings
 from routeq.embedded import resolve_endpoints, state_dir, stop
+from routeq.ledger import Ledger, make_engine
 from routeq.ledger.migrate import upgrade
 from routeq.sim import SimServer, default_sim_config
 
@@ -35,6 +41,14 @@ class LocalStack:
     settings: Settings
     started: list[str] = field(default_factory=list)
     worker_log: Path | None = None
+
+
+@dataclass
+class LocalWorkers:
+    """The worker groups (and beat) one command started, named so their hops can be found."""
+
+    processes: list[subprocess.Popen[bytes]]
+    node_prefix: str  # every node is named "<prefix><group>@host"
 
 
 def _uses_default_sim(settings: Settings) -> bool:
@@ -66,7 +80,7 @@ def local_stack(settings: Settings, *, workers: int | None = None) -> Iterator[L
         started=[f"embedded {name}" for name in endpoints.started],
     )
     sim: SimServer | None = None
-    worker: subprocess.Popen[bytes] | None = None
+    workers_started: LocalWorkers | None = None
     try:
         upgrade(endpoints.database_url)
         if _uses_default_sim(settings) and not _answering(DEFAULT_SIM_URL):
@@ -77,12 +91,13 @@ def local_stack(settings: Settings, *, workers: int | None = None) -> Iterator[L
             workers = DEFAULT_LOCAL_WORKERS if settings.broker_url is None else 0
         if workers > 0:
             stack.worker_log = state_dir(settings) / "worker.log"
-            worker = start_worker(stack.settings, workers, stack.worker_log)
-            stack.started.append(f"{workers} worker processes (log: {stack.worker_log})")
+            workers_started = start_workers(stack.settings, workers, stack.worker_log)
+            groups = len(workers_started.processes) - 1
+            stack.started.append(f"{groups} worker groups and beat (log: {stack.worker_log})")
         yield stack
     finally:
-        if worker is not None:
-            stop_worker(worker)
+        if workers_started is not None:
+            stop_workers(stack.settings, workers_started)
         if sim is not None:
             sim.stop()
         if endpoints.started:
@@ -115,6 +130,71 @@ def start_worker(settings: Settings, count: int, log_path: Path) -> subprocess.P
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C in the terminal reaches the CLI, not the worker
     )
+
+
+def worker_groups(settings: Settings, processes: int) -> list[tuple[str, list[str], int]]:
+    """(name, queue options, concurrency) of each local worker group: route + judge +
+    maintenance with ``processes`` processes, then one group per tier with at most its
+    ``max_concurrency`` (and at most ``processes``) processes."""
+    groups = [("control", ["-Q", "route", "-Q", "judge", "-Q", "maintenance"], processes)]
+    for tier in settings.tiers:
+        groups.append((tier.name, ["--tier", tier.name], min(tier.max_concurrency, processes)))
+    return groups
+
+
+def start_workers(settings: Settings, processes: int, log_path: Path) -> LocalWorkers:
+    """Every worker group of ``worker_groups`` and ``routeq beat``, all logging to
+    ``log_path``. Node names share a fresh prefix, so the hops these workers claim are known."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f"local-{uuid.uuid4().hex[:8]}-"
+    started: list[subprocess.Popen[bytes]] = []
+    log = log_path.open("ab")
+    for name, queues, count in worker_groups(settings, processes):
+        command = ["worker", *queues, "-c", str(count), "--loglevel", "warning"]
+        started.append(_spawn([*command, "--name", f"{prefix}{name}@%h"], settings, log))
+    beat_env = {"ROUTEQ_BEAT_SCHEDULE": str(state_dir(settings) / "celerybeat")}
+    started.append(_spawn(["beat"], settings, log, **beat_env))
+    return LocalWorkers(started, prefix)
+
+
+def _spawn(
+    args: list[str], settings: Settings, log: IO[bytes], **extra: str
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "routeq", *args],
+        env=worker_env(settings, **extra),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C in the terminal reaches the CLI, not the workers
+    )
+
+
+def stop_workers(settings: Settings, workers: LocalWorkers) -> None:
+    """Warm shutdown of every group at once (running calls finish within the grace), then hand
+    back the hops that a worker killed after the grace left ``running``: this command knows
+    its own workers are gone, so the next run takes those hops at once instead of waiting
+    for their leases."""
+    grace = settings.worker.shutdown_grace_s
+    for process in workers.processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    killed = False
+    for process in workers.processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            killed = True
+    if killed and settings.database_url is not None:
+        with suppress(Exception):  # best effort: leases and the reconciler cover a failure
+            engine = make_engine(settings.database_url, pool_size=1)
+            try:
+                Ledger(engine).release_claimed_by(workers.node_prefix)
+            finally:
+                engine.dispose()
 
 
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:

@@ -70,6 +70,9 @@ class Snapshot:
     verdicts: list[tuple[str, bool, int]] = field(default_factory=list)
     queue_depth: list[tuple[str, int]] = field(default_factory=list)
     batch_documents: list[tuple[str, int]] = field(default_factory=list)
+    reconciler: list[tuple[str, int]] = field(default_factory=list)  # (total name, value)
+    oldest_live_hop_s: list[tuple[str, float]] = field(default_factory=list)  # (status, age)
+    requests: list[tuple[str, int]] = field(default_factory=list)  # (outcome, count)
 
 
 _BUCKET_COLUMNS = ", ".join(
@@ -105,6 +108,15 @@ _SQL = {
         "ELSE coalesce(q.status, 'unsubmitted') END, count(*) "
         "FROM batch_documents d LEFT JOIN queries q ON q.id = d.query_id GROUP BY 1"
     ),
+    "reconciler": (
+        "SELECT runs, republished, settled, unknown_requests FROM reconciler_stats WHERE id = 1"
+    ),
+    # served by the partial index on live hops
+    "oldest_live_hop": (
+        "SELECT status, extract(epoch FROM now() - min(created_at)) FROM hops "
+        "WHERE status IN ('queued', 'running') GROUP BY 1"
+    ),
+    "requests": "SELECT outcome, count(*) FROM provider_requests GROUP BY 1",
 }
 
 
@@ -131,6 +143,11 @@ def read_snapshot(engine: Engine, broker: redis.Redis, queues: Sequence[str]) ->
     ]
     snapshot.verdicts = [(r[0], bool(r[1]), int(r[2])) for r in rows.get("verdicts", [])]
     snapshot.batch_documents = [(r[0], int(r[1])) for r in rows.get("batch_documents", [])]
+    for stats in rows.get("reconciler", []):
+        names = ("runs", "republished", "settled", "unknown_requests")
+        snapshot.reconciler = [(name, int(value)) for name, value in zip(names, stats, strict=True)]
+    snapshot.oldest_live_hop_s = [(r[0], float(r[1])) for r in rows.get("oldest_live_hop", [])]
+    snapshot.requests = [(r[0], int(r[1])) for r in rows.get("requests", [])]
     try:
         pipe = broker.pipeline()
         for queue in queues:
@@ -200,6 +217,32 @@ def metric_families(snapshot: Snapshot) -> Iterator[Metric]:
         "Batch documents by state",
         ["status"],
         snapshot.batch_documents,
+    )
+    totals = dict(snapshot.reconciler)
+    yield _counter("routeq_reconciler_runs", "Reconciler runs", [], [(totals.get("runs", 0),)])
+    yield _counter(
+        "routeq_reconciler_republished",
+        "Hops the reconciler published again (lost message or expired lease)",
+        [],
+        [(totals.get("republished", 0),)],
+    )
+    yield _counter(
+        "routeq_reconciler_settled",
+        "Queries the reconciler moved on or closed (no live hop, no final state)",
+        [],
+        [(totals.get("settled", 0),)],
+    )
+    yield _gauge(
+        "routeq_oldest_live_hop_age_seconds",
+        "Age of the oldest queued or running hop",
+        ["status"],
+        snapshot.oldest_live_hop_s,
+    )
+    yield _gauge(
+        "routeq_provider_requests",
+        "Provider requests by outcome (pending: in flight; unknown: its worker died mid-call)",
+        ["outcome"],
+        snapshot.requests,
     )
 
 

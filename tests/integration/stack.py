@@ -147,9 +147,11 @@ def running_stack(
     tier_overrides: dict[str, dict[str, Any]] | None = None,
     worker: WorkerConfig | None = None,
     retry: RetryConfig = FAST_RETRY,
+    **settings_extra: Any,
 ) -> Iterator[tuple[Stack, SimServer]]:
     with SimServer(sim) as server:
         settings = Settings(
+            **settings_extra,
             tiers=ladder(server.url, **(tier_overrides or {})),
             judge=judge(server.url),
             retry=retry,

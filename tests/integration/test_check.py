@@ -421,7 +421,7 @@ def test_a_provider_that_quotes_the_key_back_does_not_leak_it(
 
     cheap = by_name(results)["tier cheap"]
     assert not cheap.ok
-    assert "HTTP 401" in cheap.detail and "Incorrect API key provided: ***" in cheap.detail
+    assert "HTTP 401" in cheap.detail and "Incorrect API key provided: [REDACTED]" in cheap.detail
     assert f"check the API key in {MISSING_KEY_ENV}" in cheap.detail
     assert [result.name for result in results] == [*HEALTHY_NAMES[:4], "tier cheap"]
     assert_never_shown(SECRET_KEY, results)

@@ -132,7 +132,9 @@ def test_worker_with_an_unknown_queue_lists_the_known_ones(
     result = routeq("worker", "--queue", "nope", env=env, cwd=tmp_path)
 
     assert_user_error(
-        result, "unknown queue(s) nope", "route, judge, tier.cheap, tier.mid, tier.frontier"
+        result,
+        "unknown queue(s) nope",
+        "route, judge, maintenance, tier.cheap, tier.mid, tier.frontier",
     )
 
 

@@ -74,12 +74,12 @@ def claimed(ledger: Ledger, query_id: uuid.UUID, seq: int, *, lease_s: float = L
     return result.hop
 
 
-def route_to_cheap(ledger: Ledger, query_id: uuid.UUID) -> ClaimedHop:
+def route_to_cheap(ledger: Ledger, query_id: uuid.UUID, lease_s: float = 600) -> ClaimedHop:
     """Finish the route hop with a call hop on 'cheap' and claim that call hop."""
     route = claimed(ledger, query_id, 1)
     call = NextHop(query_id, 2, HopKind.CALL, "cheap", "sim-small", reason="routed: test")
     assert ledger.finish_hop(route, status=HopStatus.DONE, values={"tier": "cheap"}, next_hop=call)
-    return claimed(ledger, query_id, 2)
+    return claimed(ledger, query_id, 2, lease_s=lease_s)
 
 
 # -- migrations ------------------------------------------------------------------------------------
@@ -181,10 +181,9 @@ def test_claim_lifecycle(ledger: Ledger) -> None:
 
 def test_expired_lease_is_reclaimed_and_the_stale_delivery_is_fenced(ledger: Ledger) -> None:
     query_id = submit_one(ledger)
-    stale = claimed(ledger, query_id, 1)
-
-    # The worker holding delivery 1 "crashed": with a zero lease the hop is claimable again.
-    fresh = claimed(ledger, query_id, 1, lease_s=0)
+    # The worker holding delivery 1 "crashed": its zero lease ran out, the hop is claimable again.
+    stale = claimed(ledger, query_id, 1, lease_s=0)
+    fresh = claimed(ledger, query_id, 1)
     assert (stale.delivery, fresh.delivery) == (1, 2)
     assert fresh.id == stale.id
 
@@ -324,8 +323,8 @@ def test_record_request_adds_cost_to_hop_and_query_exactly(ledger: Ledger) -> No
 def test_record_request_of_a_stale_delivery_still_counts(ledger: Ledger) -> None:
     """Money spent is spent: spend is recorded outside the fence."""
     query_id = submit_one(ledger)
-    stale = route_to_cheap(ledger, query_id)
-    claimed(ledger, query_id, 2, lease_s=0)
+    stale = route_to_cheap(ledger, query_id, lease_s=0)
+    claimed(ledger, query_id, 2)
     ledger.record_request(
         stale,
         try_number=1,

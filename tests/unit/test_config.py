@@ -18,6 +18,7 @@ from routeq.config import (
     Settings,
     TierConfig,
     WorkerConfig,
+    default_tiers,
     load_settings,
     resolve_config_path,
 )
@@ -142,7 +143,8 @@ class TestDefaults:
         assert settings.routing.rules is None
         assert settings.routing.default_tier is None
         assert settings.retry.max_deliveries == 3
-        assert settings.worker.visibility_timeout_s > settings.worker.task_time_limit_s
+        limits = settings.time_limits
+        assert limits.soft_s < limits.hard_s < limits.visibility_s
 
     def test_tier_queue_name(self, clean_env: Path) -> None:
         assert load_settings().tier("mid").queue == "tier.mid"
@@ -489,11 +491,33 @@ class TestRoutingValidation:
 
 
 class TestWorkerConfig:
-    def test_defaults_are_ordered(self) -> None:
-        worker = WorkerConfig()
-        assert (
-            worker.task_soft_time_limit_s < worker.task_time_limit_s < worker.visibility_timeout_s
-        )
+    def test_derived_limits_are_ordered_and_fit_the_slowest_delivery(self, clean_env: Path) -> None:
+        settings = load_settings()
+        limits = settings.time_limits
+        retry = settings.retry
+        slowest = max(endpoint.timeout_s for endpoint in settings.endpoints)
+        pauses = retry.max_retries * max(retry.backoff_max_s, retry.retry_after_max_s)
+        assert limits.soft_s >= (1 + retry.max_retries) * slowest + pauses
+        assert limits.soft_s < limits.hard_s
+        assert limits.visibility_s > limits.hard_s + limits.longest_lease_s
+
+    def test_derived_limits_follow_the_tiers(self, clean_env: Path) -> None:
+        fast = load_settings().time_limits
+        slow_tiers = [tier.model_copy(update={"timeout_s": 120.0}) for tier in default_tiers()]
+        slow = load_settings(tiers=slow_tiers).time_limits
+        assert slow.soft_s >= fast.soft_s + 4 * (120 - 10)
+
+    def test_an_explicit_soft_limit_shorter_than_a_delivery_is_refused(
+        self, clean_env: Path
+    ) -> None:
+        with pytest.raises(ConfigError, match=r"soft_time_limit_s .* shorter than the slowest"):
+            load_settings(worker={"task_soft_time_limit_s": 30, "task_time_limit_s": 60})
+
+    def test_a_visibility_timeout_below_hard_limit_plus_lease_is_refused(
+        self, clean_env: Path
+    ) -> None:
+        with pytest.raises(ConfigError, match=r"visibility_timeout_s .* must exceed"):
+            load_settings(worker={"task_time_limit_s": 400, "visibility_timeout_s": 420})
 
     def test_visibility_timeout_must_exceed_time_limit(self) -> None:
         with pytest.raises(ValueError, match="visibility_timeout_s must exceed task_time_limit_s"):
@@ -510,12 +534,11 @@ class TestWorkerConfig:
         assert worker.visibility_timeout_s == 21
 
     def test_via_load_settings(self, clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv("ROUTEQ_WORKER__TASK_TIME_LIMIT_S", "4000")
+        monkeypatch.setenv("ROUTEQ_WORKER__TASK_SOFT_TIME_LIMIT_S", "5")
         with pytest.raises(ConfigError) as info:
             load_settings()
         message = str(info.value)
-        assert "worker" in message
-        assert "visibility_timeout_s must exceed task_time_limit_s" in message
+        assert "worker.task_soft_time_limit_s (5) is shorter than the slowest delivery" in message
 
 
 class TestUrls:

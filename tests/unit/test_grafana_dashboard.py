@@ -45,6 +45,9 @@ def full_snapshot() -> Snapshot:
         verdicts=[(tier, passed, 1) for tier in tiers for passed in (True, False)],
         queue_depth=[("route", 0), ("judge", 1), ("tier.cheap", 2)],
         batch_documents=[(status, 1) for status in (*statuses, "rejected", "unsubmitted")],
+        reconciler=[("runs", 3), ("republished", 2), ("settled", 1), ("unknown_requests", 1)],
+        oldest_live_hop_s=[("queued", 4.5), ("running", 1.5)],
+        requests=[(outcome, 1) for outcome in ("pending", "ok", "error", "unknown")],
     )
     empty = [f.name for f in fields(snapshot) if getattr(snapshot, f.name) == []]
     assert not empty, f"fill these Snapshot fields too: {empty}"

@@ -152,6 +152,9 @@ class Hop(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A running hop belongs to its delivery until this time; each provider attempt renews it.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(200))  # the worker node of the claim
 
     __table_args__ = (
         UniqueConstraint("query_id", "seq", name="uq_hops_query_seq"),
@@ -167,8 +170,21 @@ class Hop(Base):
     )
 
 
+class RequestOutcome(StrEnum):
+    PENDING = "pending"  # on the ledger before it is sent: a worker may die mid-call
+    OK = "ok"
+    ERROR = "error"
+    UNKNOWN = "unknown"  # its worker died while it was in flight: it may have been paid
+    SUPERSEDED = "superseded"
+
+
 class ProviderRequest(Base):
-    """One HTTP request to a model, successful or not, with what it cost at the price of the day."""
+    """One HTTP request to a model, successful or not, with what it cost at the price of the day.
+
+    The row is written *before* the request is sent (``pending``) and completed after it, so a
+    worker killed between the two leaves a visible ``unknown`` request with ``max_cost``, the
+    most it can have cost, instead of a paid call with no trace.
+    """
 
     __tablename__ = "provider_requests"
 
@@ -186,13 +202,36 @@ class ProviderRequest(Base):
     input_price_per_mtok: Mapped[Decimal] = mapped_column(Money)
     output_price_per_mtok: Mapped[Decimal] = mapped_column(Money)
     cost: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
-    latency_ms: Mapped[int] = mapped_column(Integer)
+    max_cost: Mapped[Decimal | None] = mapped_column(Money)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (
-        CheckConstraint("outcome in ('ok', 'error', 'superseded')", name="request_outcome"),
+        CheckConstraint(
+            "outcome in ('pending', 'ok', 'error', 'unknown', 'superseded')",
+            name="request_outcome",
+        ),
         Index("ix_provider_requests_hop", "hop_id"),
+        Index(
+            "ix_provider_requests_pending",
+            "hop_id",
+            postgresql_where=sql("outcome = 'pending'"),
+        ),
     )
+
+
+class ReconcilerStats(Base):
+    """One row of running totals kept by the reconciler, for its metrics and for operators."""
+
+    __tablename__ = "reconciler_stats"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    runs: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    republished: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    settled: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    unknown_requests: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_duration_ms: Mapped[int | None] = mapped_column(Integer)
 
 
 class Batch(Base):

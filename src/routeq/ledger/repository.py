@@ -9,13 +9,14 @@ recorded per provider request, outside the fence, because money spent is spent.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, and_, func, insert, or_, select, text, update
+from sqlalchemy import Engine, Table, and_, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
@@ -28,13 +29,18 @@ from routeq.ledger.models import (
     ProviderRequest,
     Query,
     QueryStatus,
+    ReconcilerStats,
+    RequestOutcome,
 )
 
 queries = cast(Table, Query.__table__)
 hops = cast(Table, Hop.__table__)
 requests = cast(Table, ProviderRequest.__table__)
+reconciler_stats = cast(Table, ReconcilerStats.__table__)
 
 FINAL_QUERY_STATUSES = (QueryStatus.DONE.value, QueryStatus.FAILED.value)
+# pg_try_advisory_lock key of the reconciler ("routeq" in ASCII): one run at a time.
+RECONCILER_LOCK_KEY = 0x726F75746571
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,16 @@ class NextHop:
     tier: str | None = None
     model: str | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class LiveHop:
+    """A queued or running hop as the reconciler sees it."""
+
+    hop: NextHop
+    status: str
+    attempts: int
+    lease_expired: bool
 
 
 @dataclass(frozen=True)
@@ -190,6 +206,35 @@ class QueryOutcome:
 def _seconds(value: float) -> Any:
     """A Postgres interval of ``value`` seconds, for lease arithmetic on the database clock."""
     return func.make_interval(0, 0, 0, 0, 0, 0, value)
+
+
+# Hops claimed before leases were recorded (migration 0004) keep the old one-hour lease.
+_LEGACY_LEASE_S = 3600
+
+
+def _lease_end() -> Any:
+    """When a running hop's lease ends (on the database clock)."""
+    return func.coalesce(hops.c.lease_expires_at, hops.c.started_at + _seconds(_LEGACY_LEASE_S))
+
+
+def _lease_expired() -> Any:
+    return _lease_end() < func.now()
+
+
+UNKNOWN_OUTCOME_ERROR = (
+    "outcome unknown: the worker stopped while the request was in flight; it may have been "
+    "answered and paid (up to max_cost)"
+)
+
+
+def _mark_unknown(conn: Connection, *where: Any) -> int:
+    """Requests still ``pending`` whose delivery is gone become ``unknown``."""
+    result = conn.execute(
+        update(requests)
+        .where(requests.c.outcome == RequestOutcome.PENDING.value, *where)
+        .values(outcome=RequestOutcome.UNKNOWN.value, error=UNKNOWN_OUTCOME_ERROR)
+    )
+    return int(result.rowcount or 0)
 
 
 def _insert_next_hop(conn: Connection, next_hop: NextHop) -> None:
@@ -352,8 +397,21 @@ class Ledger:
 
     # -- workers: claim --------------------------------------------------------------------------
 
-    def claim(self, query_id: uuid.UUID, seq: int, *, lease_s: float, max_deliveries: int) -> Claim:
-        """Take ownership of a hop (queued, or running with an expired lease) for one delivery."""
+    def claim(
+        self,
+        query_id: uuid.UUID,
+        seq: int,
+        *,
+        lease_s: float,
+        max_deliveries: int,
+        worker: str | None = None,
+    ) -> Claim:
+        """Take ownership of a hop (queued, or running with an expired lease) for one delivery.
+
+        The claim holds the hop for ``lease_s`` seconds; each provider attempt renews it
+        (``begin_request``). Requests an earlier delivery left ``pending`` are marked
+        ``unknown`` here: that delivery is gone, and its call may or may not have been paid.
+        """
         with self.engine.begin() as conn:
             claimed = conn.execute(
                 update(hops)
@@ -362,21 +420,20 @@ class Ledger:
                     hops.c.seq == seq,
                     or_(
                         hops.c.status == HopStatus.QUEUED.value,
-                        and_(
-                            hops.c.status == HopStatus.RUNNING.value,
-                            hops.c.started_at < func.now() - _seconds(lease_s),
-                        ),
+                        and_(hops.c.status == HopStatus.RUNNING.value, _lease_expired()),
                     ),
                 )
                 .values(
                     status=HopStatus.RUNNING.value,
                     attempts=hops.c.attempts + 1,
                     started_at=func.now(),
+                    lease_expires_at=func.now() + _seconds(lease_s),
+                    claimed_by=worker,
                 )
                 .returning(hops.c.id, hops.c.kind, hops.c.tier, hops.c.model, hops.c.attempts)
             ).one_or_none()
             if claimed is None:
-                return self._why_not_claimed(conn, query_id, seq, lease_s)
+                return self._why_not_claimed(conn, query_id, seq)
             hop = ClaimedHop(
                 id=claimed.id,
                 query_id=query_id,
@@ -386,6 +443,7 @@ class Ledger:
                 model=claimed.model,
                 delivery=claimed.attempts,
             )
+            _mark_unknown(conn, requests.c.hop_id == hop.id, requests.c.delivery < hop.delivery)
             if hop.delivery > max_deliveries:
                 conn.execute(
                     update(hops)
@@ -393,6 +451,7 @@ class Ledger:
                     .values(
                         status=HopStatus.FAILED.value,
                         finished_at=func.now(),
+                        lease_expires_at=None,
                         error=f"gave up after {max_deliveries} deliveries (the worker kept dying "
                         "or timing out on this hop)",
                     )
@@ -405,16 +464,11 @@ class Ledger:
             )
             return Claim("claimed", hop)
 
-    def _why_not_claimed(
-        self, conn: Connection, query_id: uuid.UUID, seq: int, lease_s: float
-    ) -> Claim:
+    def _why_not_claimed(self, conn: Connection, query_id: uuid.UUID, seq: int) -> Claim:
         row = conn.execute(
             select(
                 hops.c.status,
-                func.extract(
-                    "epoch",
-                    hops.c.started_at + _seconds(lease_s) - func.now(),
-                ).label("remaining"),
+                func.extract("epoch", _lease_end() - func.now()).label("remaining"),
             ).where(hops.c.query_id == query_id, hops.c.seq == seq)
         ).one_or_none()
         if row is None:
@@ -435,10 +489,35 @@ class Ledger:
                     hops.c.seq == seq,
                     hops.c.status == HopStatus.RUNNING.value,
                 )
-                .values(status=HopStatus.QUEUED.value)
+                .values(status=HopStatus.QUEUED.value, lease_expires_at=None)
                 .returning(hops.c.id)
             ).one_or_none()
+            if released is not None:
+                _mark_unknown(conn, requests.c.hop_id == released.id)
         return released is not None
+
+    def release_claimed_by(self, node_prefix: str) -> int:
+        """Hand back every running hop claimed by worker nodes named ``node_prefix...``, which
+        the caller knows are dead (the local stack after killing its own workers): their hops
+        can be taken at once instead of after their leases. Their in-flight requests become
+        ``unknown``."""
+        if not node_prefix:
+            return 0
+        pattern = node_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self.engine.begin() as conn:
+            released = conn.execute(
+                update(hops)
+                .where(
+                    hops.c.status == HopStatus.RUNNING.value,
+                    hops.c.claimed_by.like(pattern),
+                )
+                .values(status=HopStatus.QUEUED.value, lease_expires_at=None)
+                .returning(hops.c.id)
+            ).scalars()
+            ids = list(released)
+            if ids:
+                _mark_unknown(conn, requests.c.hop_id.in_(ids))
+        return len(ids)
 
     # -- workers: reads --------------------------------------------------------------------------
 
@@ -499,6 +578,21 @@ class Ledger:
             ).one()
         return CallOutput(row.seq, row.tier, row.model, row.output, row.finish_reason)
 
+    def hop_tier(self, query_id: uuid.UUID, seq: int) -> str | None:
+        """The tier a hop calls (None for a hop that does not exist)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(hops.c.tier).where(hops.c.query_id == query_id, hops.c.seq == seq)
+            ).scalar_one_or_none()
+
+    def hop_id(self, query_id: uuid.UUID, seq: int) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(hops.c.id).where(hops.c.query_id == query_id, hops.c.seq == seq)
+                ).scalar_one()
+            )
+
     def last_answer_seq(self, query_id: uuid.UUID, before_seq: int) -> int | None:
         """The latest call hop before ``before_seq`` that produced an answer, if any."""
         with self.engine.connect() as conn:
@@ -525,33 +619,265 @@ class Ledger:
             ).scalar_one_or_none()
             return [] if root is None else family_backlog(conn, root)
 
-    def stranded(self, lease_s: float, min_age_s: float = 0.0) -> list[NextHop]:
-        """Every hop that may have lost its message: the backlog of each query (or split
-        document) with a hop queued for at least ``min_age_s``, and running hops whose lease
-        has expired (their worker died and Redis lost the unacked message). Re-publishing
-        them is safe, since the claim lets one delivery work and turns duplicates away; the
-        age keeps a routine run from doubling a healthy backlog."""
-        with self.engine.begin() as conn:
-            roots = conn.execute(
-                select(func.coalesce(queries.c.parent_id, queries.c.id))
-                .select_from(hops.join(queries, queries.c.id == hops.c.query_id))
-                .where(
-                    hops.c.status == HopStatus.QUEUED.value,
-                    hops.c.created_at <= func.now() - _seconds(min_age_s),
+    # -- the reconciler --------------------------------------------------------------------------
+
+    @contextmanager
+    def reconciler_lock(self) -> Iterator[bool]:
+        """A session-level advisory lock held for one reconciler run: yields False when another
+        run (another worker, ``routeq reconcile`` by hand) holds it, so only one runs at a time."""
+        with self.engine.connect() as conn:
+            got = bool(
+                conn.execute(select(func.pg_try_advisory_lock(RECONCILER_LOCK_KEY))).scalar_one()
+            )
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(select(func.pg_advisory_unlock(RECONCILER_LOCK_KEY)))
+                    conn.commit()
+
+    def live_hops(self, grace_s: float, limit: int) -> list[LiveHop]:
+        """Live hops untouched for ``grace_s`` seconds, oldest first: the ones whose message may
+        be lost. A combine hop still waiting for live pieces is left out (it is published by
+        the last piece to finish). Served by the partial index on live hops."""
+        pieces_live = (
+            select(queries.c.id)
+            .where(
+                queries.c.parent_id == hops.c.query_id,
+                queries.c.status.not_in(FINAL_QUERY_STATUSES),
+            )
+            .exists()
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    hops.c.query_id,
+                    hops.c.seq,
+                    hops.c.kind,
+                    hops.c.tier,
+                    hops.c.model,
+                    hops.c.status,
+                    hops.c.attempts,
+                    _lease_expired().label("expired"),
                 )
-                .distinct()
-            ).scalars()
-            stranded = [hop for root in list(roots) for hop in family_backlog(conn, root)]
-            expired = conn.execute(
-                select(hops.c.query_id, hops.c.seq, hops.c.kind, hops.c.tier, hops.c.model).where(
-                    hops.c.status == HopStatus.RUNNING.value,
-                    hops.c.started_at < func.now() - _seconds(lease_s),
+                .where(
+                    hops.c.status.in_(LIVE_HOP_STATUSES),
+                    func.coalesce(hops.c.started_at, hops.c.created_at)
+                    < func.now() - _seconds(grace_s),
+                    ~and_(
+                        hops.c.kind == HopKind.COMBINE.value,
+                        hops.c.status == HopStatus.QUEUED.value,
+                        pieces_live,
+                    ),
+                )
+                .order_by(hops.c.created_at)
+                .limit(limit)
+            ).all()
+        return [
+            LiveHop(
+                NextHop(r.query_id, r.seq, HopKind(r.kind), r.tier, r.model),
+                r.status,
+                r.attempts,
+                bool(r.expired),
+            )
+            for r in rows
+        ]
+
+    def hop_states(self, keys: Sequence[tuple[uuid.UUID, int]]) -> dict[tuple[uuid.UUID, int], Any]:
+        """(status, attempts) of the given hops now, to see which changed since a first read."""
+        if not keys:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(hops.c.query_id, hops.c.seq, hops.c.status, hops.c.attempts).where(
+                    tuple_(hops.c.query_id, hops.c.seq).in_(list(keys))
                 )
             ).all()
-        stranded += [NextHop(r.query_id, r.seq, HopKind(r.kind), r.tier, r.model) for r in expired]
-        return list(dict.fromkeys(stranded))  # a family reached twice is published once
+        return {(r.query_id, r.seq): (r.status, r.attempts) for r in rows}
+
+    def expire_pending_requests(self) -> int:
+        """Requests left ``pending`` by a delivery that is gone (its hop finished, was claimed
+        again, or its lease ran out) become ``unknown``. Returns how many."""
+        gone = (
+            select(hops.c.id)
+            .where(
+                hops.c.id == requests.c.hop_id,
+                or_(
+                    hops.c.status != HopStatus.RUNNING.value,
+                    hops.c.attempts != requests.c.delivery,
+                    _lease_expired(),
+                ),
+            )
+            .exists()
+        )
+        with self.engine.begin() as conn:
+            return _mark_unknown(conn, gone)
+
+    def orphans(self, grace_s: float, limit: int) -> list[uuid.UUID]:
+        """Unfinished queries with no live hop and no live piece: their last step ended without
+        taking the next one (a crash between marking a hop exhausted and moving the query on,
+        or an error there). Nothing will ever deliver a message for them."""
+        live_hop = (
+            select(hops.c.id)
+            .where(hops.c.query_id == queries.c.id, hops.c.status.in_(LIVE_HOP_STATUSES))
+            .exists()
+        )
+        pieces = queries.alias("pieces")
+        live_piece = (
+            select(pieces.c.id)
+            .where(
+                pieces.c.parent_id == queries.c.id,
+                pieces.c.status.not_in(FINAL_QUERY_STATUSES),
+            )
+            .exists()
+        )
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(queries.c.id)
+                    .where(
+                        queries.c.status.not_in(FINAL_QUERY_STATUSES),
+                        queries.c.created_at < func.now() - _seconds(grace_s),
+                        ~live_hop,
+                        ~live_piece,
+                    )
+                    .order_by(queries.c.created_at)
+                    .limit(limit)
+                ).scalars()
+            )
+
+    def fail_query(self, query_id: uuid.UUID, reason: str) -> list[NextHop]:
+        """Close an unfinished query as failed with ``reason``, reading nothing of its input, so
+        that it works even for a query whose metadata or text crashes the steps. Returns the
+        hops to publish (a split document's combine hop, when this was its last piece)."""
+        with self.engine.begin() as conn:
+            combine = self._close_query(conn, query_id, QueryOutcome(QueryStatus.FAILED, reason))
+        return [] if combine is None else [combine]
+
+    def record_reconcile_run(
+        self, *, republished: int, settled: int, unknown_requests: int, duration_ms: int
+    ) -> None:
+        """Add one run to the reconciler's running totals (a single row)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                pg_insert(reconciler_stats)
+                .values(
+                    id=1,
+                    runs=1,
+                    republished=republished,
+                    settled=settled,
+                    unknown_requests=unknown_requests,
+                    last_run_at=func.now(),
+                    last_duration_ms=duration_ms,
+                )
+                .on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={
+                        "runs": reconciler_stats.c.runs + 1,
+                        "republished": reconciler_stats.c.republished + republished,
+                        "settled": reconciler_stats.c.settled + settled,
+                        "unknown_requests": reconciler_stats.c.unknown_requests + unknown_requests,
+                        "last_run_at": func.now(),
+                        "last_duration_ms": duration_ms,
+                    },
+                )
+            )
 
     # -- workers: writes -------------------------------------------------------------------------
+
+    def begin_request(
+        self,
+        hop: ClaimedHop,
+        *,
+        try_number: int,
+        model: str,
+        input_price: Decimal,
+        output_price: Decimal,
+        max_cost: Decimal | None = None,
+        lease_s: float | None = None,
+    ) -> int:
+        """Put a provider request on the ledger *before* it is sent, as ``pending``, and renew
+        the hop's lease for the attempt. Returns the request's id (sent as a header, so the
+        provider's logs and the ledger can be matched)."""
+        with self.engine.begin() as conn:
+            request_id = conn.execute(
+                insert(requests)
+                .values(
+                    hop_id=hop.id,
+                    delivery=hop.delivery,
+                    try_number=try_number,
+                    model=model,
+                    outcome=RequestOutcome.PENDING.value,
+                    input_price_per_mtok=input_price,
+                    output_price_per_mtok=output_price,
+                    max_cost=max_cost,
+                )
+                .returning(requests.c.id)
+            ).scalar_one()
+            if lease_s is not None:
+                self._renew(conn, hop, lease_s)
+        return int(request_id)
+
+    def finish_request(
+        self,
+        hop: ClaimedHop,
+        request_id: int,
+        *,
+        outcome: str,
+        latency_ms: int,
+        cost: Decimal = Decimal(0),
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        tokens_estimated: bool = False,
+        http_status: int | None = None,
+        error: str | None = None,
+        lease_s: float | None = None,
+    ) -> None:
+        """Complete a request's row and add its cost to the hop and the query, atomically.
+
+        Not fenced: money spent is spent, even by a delivery that has been superseded (or whose
+        request the reconciler already marked ``unknown``). ``lease_s`` renews the hop's lease
+        for the pause and the attempt that follow a failed try."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(requests)
+                .where(requests.c.id == request_id)
+                .values(
+                    outcome=outcome,
+                    http_status=http_status,
+                    error=error,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    tokens_estimated=tokens_estimated,
+                    cost=cost,
+                    latency_ms=latency_ms,
+                )
+            )
+            if cost:
+                conn.execute(
+                    update(hops).where(hops.c.id == hop.id).values(cost=hops.c.cost + cost)
+                )
+                conn.execute(
+                    update(queries)
+                    .where(queries.c.id == hop.query_id)
+                    .values(total_cost=queries.c.total_cost + cost)
+                )
+            if lease_s is not None:
+                self._renew(conn, hop, lease_s)
+
+    @staticmethod
+    def _renew(conn: Connection, hop: ClaimedHop, lease_s: float) -> None:
+        """Extend the lease while this delivery still owns the hop."""
+        conn.execute(
+            update(hops)
+            .where(
+                hops.c.id == hop.id,
+                hops.c.attempts == hop.delivery,
+                hops.c.status == HopStatus.RUNNING.value,
+            )
+            .values(lease_expires_at=func.now() + _seconds(lease_s))
+        )
 
     def record_request(
         self,
@@ -570,35 +896,26 @@ class Ledger:
         http_status: int | None = None,
         error: str | None = None,
     ) -> None:
-        """Record one provider request and add its cost to the hop and the query, atomically."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(requests).values(
-                    hop_id=hop.id,
-                    delivery=hop.delivery,
-                    try_number=try_number,
-                    model=model,
-                    outcome=outcome,
-                    http_status=http_status,
-                    error=error,
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
-                    tokens_estimated=tokens_estimated,
-                    input_price_per_mtok=input_price,
-                    output_price_per_mtok=output_price,
-                    cost=cost,
-                    latency_ms=latency_ms,
-                )
-            )
-            if cost:
-                conn.execute(
-                    update(hops).where(hops.c.id == hop.id).values(cost=hops.c.cost + cost)
-                )
-                conn.execute(
-                    update(queries)
-                    .where(queries.c.id == hop.query_id)
-                    .values(total_cost=queries.c.total_cost + cost)
-                )
+        """Record a request after the fact (``begin_request`` then ``finish_request``)."""
+        request_id = self.begin_request(
+            hop,
+            try_number=try_number,
+            model=model,
+            input_price=input_price,
+            output_price=output_price,
+        )
+        self.finish_request(
+            hop,
+            request_id,
+            outcome=outcome,
+            latency_ms=latency_ms,
+            cost=cost,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            tokens_estimated=tokens_estimated,
+            http_status=http_status,
+            error=error,
+        )
 
     def finish_hop(
         self,
@@ -637,7 +954,7 @@ class Ledger:
                 hops.c.attempts == hop.delivery,
                 hops.c.status.in_(LIVE_HOP_STATUSES),
             )
-            .values(status=status.value, finished_at=func.now(), **values)
+            .values(status=status.value, finished_at=func.now(), lease_expires_at=None, **values)
             .returning(hops.c.id)
         ).one_or_none()
         if owned is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from routeq.providers.base import ChatRequest, ChatResponse, Provider, require
+from routeq.providers.base import REQUEST_ID_HEADER, ChatRequest, ChatResponse, Provider, require
 from routeq.tokens import count_message_tokens, count_tokens
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -25,6 +25,8 @@ class AnthropicProvider(Provider):
         }
         if system:
             body["system"] = system
+        if request.request_id is not None:
+            headers[REQUEST_ID_HEADER] = request.request_id
         data = self._post("/messages", headers, body)
         return parse_message(data, request, self.endpoint.model)
 

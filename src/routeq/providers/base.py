@@ -34,6 +34,9 @@ from routeq.secrets import api_key_problem, register_secret_env, scrub
 class ChatRequest:
     messages: list[dict[str, str]]
     max_tokens: int
+    # The ledger's id of this attempt, sent as the X-Routeq-Request-Id header so a provider's
+    # (or the simulated server's) request log can be matched against the ledger. An id only.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,9 @@ class Provider:
             f"base_url and that {self.endpoint.api_key_env or 'the API key variable'} holds "
             "only the key, without a newline or spaces"
         )
+
+
+REQUEST_ID_HEADER = "X-Routeq-Request-Id"
 
 
 def http_error(response: httpx.Response, secrets: Iterable[str | None] = ()) -> ProviderError:

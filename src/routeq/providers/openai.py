@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from routeq.providers.base import ChatRequest, ChatResponse, Provider, require
+from routeq.providers.base import REQUEST_ID_HEADER, ChatRequest, ChatResponse, Provider, require
 from routeq.tokens import count_message_tokens, count_tokens
 
 
@@ -19,6 +19,8 @@ class OpenAIProvider(Provider):
             "messages": request.messages,
             "max_tokens": request.max_tokens,
         }
+        if request.request_id is not None:
+            headers[REQUEST_ID_HEADER] = request.request_id
         data = self._post("/chat/completions", headers, body)
         return parse_chat_completion(data, request, self.endpoint.model)
 

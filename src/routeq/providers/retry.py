@@ -24,6 +24,7 @@ class Attempt:
     latency_ms: int
     response: ChatResponse | None = None
     error: ProviderError | None = None
+    pause_s: float | None = None  # the wait before the next attempt; None when none follows
 
 
 def backoff_delay(
@@ -46,22 +47,38 @@ def complete_with_retries(
     retry: RetryConfig,
     on_attempt: Callable[[Attempt], None],
     *,
+    before_attempt: Callable[[int, float], ChatRequest] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
 ) -> ChatResponse:
-    """Call the provider up to ``1 + retry.max_retries`` times; raise the last error."""
+    """Call the provider up to ``1 + retry.max_retries`` times; raise the last error.
+
+    ``before_attempt(try_number, pause_s)`` runs before each attempt and returns the request to
+    send (the ledger records the attempt before it leaves and tags it with its id);
+    ``on_attempt`` runs after each one, told how long the loop will pause before the next."""
     rng = rng or random.Random()
     try_number = 0
+    pause = 0.0
     while True:
         try_number += 1
+        sent = before_attempt(try_number, pause) if before_attempt is not None else request
         started = time.perf_counter()
         try:
-            response = provider.complete(request)
+            response = provider.complete(sent)
         except ProviderError as error:
-            on_attempt(Attempt(try_number, _elapsed_ms(started), error=error))
-            if not error.retryable or try_number > retry.max_retries:
+            last = not error.retryable or try_number > retry.max_retries
+            pause = 0.0 if last else backoff_delay(try_number, retry, error.retry_after, rng)
+            on_attempt(
+                Attempt(
+                    try_number,
+                    _elapsed_ms(started),
+                    error=error,
+                    pause_s=None if last else pause,
+                )
+            )
+            if last:
                 raise
-            sleep(backoff_delay(try_number, retry, error.retry_after, rng))
+            sleep(pause)
             continue
         on_attempt(Attempt(try_number, _elapsed_ms(started), response=response))
         return response

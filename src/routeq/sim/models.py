@@ -126,6 +126,7 @@ class SimModel:
     judge: bool = False
     omit_usage: bool = False
     echo_special: bool = False
+    echo_auth: bool = False  # error bodies quote the request's credentials, as some APIs do
 
     def __post_init__(self) -> None:
         """Reject impossible settings early, naming the offending field."""
@@ -226,7 +227,7 @@ def default_sim_config(seed: int = 0) -> SimConfig:
 
 _FLOAT_FIELDS = frozenset({"quality", "latency_ms", "retry_after_s", *_PROB_FIELDS})
 _INT_FIELDS = frozenset({"output_tokens"})
-_BOOL_FIELDS = frozenset({"judge", "omit_usage", "echo_special"})
+_BOOL_FIELDS = frozenset({"judge", "omit_usage", "echo_special", "echo_auth"})
 _STR_FIELDS = frozenset({"name"})
 _MODEL_FIELDS = frozenset(f.name for f in fields(SimModel))
 

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
@@ -26,6 +27,7 @@ from routeq.sim.models import SimConfig, SimOutcome, complete, generate, truncat
 __all__ = ["SimServer"]
 
 _SIM_HEADER = "X-Routeq-Simulated"
+_REQUEST_ID_HEADER = "X-Routeq-Request-Id"
 _MALFORMED_BODY = b'{"choices": [ {"message": '
 _MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -63,12 +65,27 @@ class SimServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, config: SimConfig, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        request_log: Path | None = None,
+    ) -> None:
         super().__init__((host, port), _Handler)
         self.config = config
         self._attempts: dict[tuple[str, str], int] = {}
         self._attempts_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # What a real provider's billing would show: every chat request received, by the
+        # ledger's request id (the X-Routeq-Request-Id header; "-" when absent), in order.
+        # Fault tests compare it with the ledger. Ids only, never prompts.
+        self.received: list[str] = []
+        # Concurrent chat requests per model, now and at most: what a provider's rate limiter
+        # sees, so tests can check that a tier's max_concurrency held across its workers.
+        self.in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}
+        self._request_log = request_log.open("a", encoding="utf-8") if request_log else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -104,6 +121,18 @@ class SimServer(ThreadingHTTPServer):
             self._thread.join(timeout=5)
             self._thread = None
         self.server_close()
+        if self._request_log is not None:
+            self._request_log.close()
+            self._request_log = None
+
+    def note_request(self, request_id: str) -> None:
+        """Remember a received chat request (and append it to the request log, flushed at once
+        so that a killed server's log is complete up to the kill)."""
+        with self._attempts_lock:
+            self.received.append(request_id)
+            if self._request_log is not None:
+                self._request_log.write(request_id + "\n")
+                self._request_log.flush()
 
     def __enter__(self) -> SimServer:
         return self.start()
@@ -217,6 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
             if path != "/v1/chat/completions":
                 raise _RequestError(404, f"Unknown path {path!r}")
+            self.sim.note_request(self.headers.get(_REQUEST_ID_HEADER) or "-")
             self._chat_completions(body)
         except _RequestError as err:
             self._send_error_json(err.status, err.message, err.error_type)
@@ -281,6 +311,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _chat_completions(self, body: bytes) -> None:
         model_name, messages, max_tokens = self._parse_request(body)
+        with self.sim._attempts_lock:
+            now = self.sim.in_flight.get(model_name, 0) + 1
+            self.sim.in_flight[model_name] = now
+            self.sim.max_in_flight[model_name] = max(now, self.sim.max_in_flight.get(model_name, 0))
+        try:
+            self._complete_chat(model_name, messages, max_tokens)
+        finally:
+            with self.sim._attempts_lock:
+                self.sim.in_flight[model_name] -= 1
+
+    def _complete_chat(
+        self, model_name: str, messages: list[dict[str, Any]], max_tokens: int | None
+    ) -> None:
         config = self.sim.config
         model = config.models[model_name]
         attempt = self.sim.next_attempt(model_name, messages)
@@ -298,7 +341,11 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         if outcome.fault == "500":
-            self._send_error_json(500, "Internal server error (simulated)", "server_error")
+            message = "Internal server error (simulated)"
+            if model.echo_auth:  # like a provider that quotes the key it was given
+                credentials = self.headers.get("Authorization") or self.headers.get("x-api-key")
+                message += f"; request credentials: {credentials}"
+            self._send_error_json(500, message, "server_error")
             return
         if outcome.fault == "malformed":
             self._send(200, _MALFORMED_BODY)
@@ -330,9 +377,5 @@ class _Handler(BaseHTTPRequestHandler):
                     "finish_reason": outcome.finish_reason,
                 }
             ],
-            "usage": {
-                "prompt_tokens": outcome.prompt_tokens,
-                "completion_tokens": outcome.completion_tokens,
-                "total_tokens": outcome.prompt_tokens + outcome.completion_tokens,
-            },
+            **({} if outcome.usage is None else {"usage": outcome.usage}),
         }

@@ -13,15 +13,17 @@ from routeq.config import Settings
 
 ROUTE_QUEUE = "route"
 JUDGE_QUEUE = "judge"
+MAINTENANCE_QUEUE = "maintenance"  # the reconciler; consumed by the route workers
 ROUTE_TASK = "routeq.route"
 CALL_TASK = "routeq.call"
 JUDGE_TASK = "routeq.judge"
 COMBINE_TASK = "routeq.combine"  # split documents: on the route queue, it only plans and waits
+RECONCILE_TASK = "routeq.reconcile"
 
 
 def queue_names(settings: Settings) -> list[str]:
-    """Every queue routeq uses: route, judge, and one per tier."""
-    return [ROUTE_QUEUE, JUDGE_QUEUE, *(tier.queue for tier in settings.tiers)]
+    """Every queue routeq uses: route, judge, maintenance, and one per tier."""
+    return [ROUTE_QUEUE, JUDGE_QUEUE, MAINTENANCE_QUEUE, *(tier.queue for tier in settings.tiers)]
 
 
 def restore_interval(visibility_timeout_s: int) -> int:
@@ -31,7 +33,8 @@ def restore_interval(visibility_timeout_s: int) -> int:
 
 def create_app(settings: Settings, broker_url: str) -> Celery:
     exchange = Exchange("routeq", type="direct")
-    worker = settings.worker
+    limits = settings.time_limits
+    interval = settings.worker.reconcile_interval_s
     app = Celery("routeq", broker=broker_url, set_as_current=False)
     app.conf.update(
         task_queues=[Queue(name, exchange, routing_key=name) for name in queue_names(settings)],
@@ -43,6 +46,16 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
             ROUTE_TASK: {"queue": ROUTE_QUEUE},
             COMBINE_TASK: {"queue": ROUTE_QUEUE},
             JUDGE_TASK: {"queue": JUDGE_QUEUE},
+            RECONCILE_TASK: {"queue": MAINTENANCE_QUEUE},
+        },
+        # Celery beat (``routeq beat``, or ``-B`` on the local stack's route worker) runs the
+        # reconciler; a run that waits longer than its interval is dropped, not piled up.
+        beat_schedule={
+            "reconcile": {
+                "task": RECONCILE_TASK,
+                "schedule": interval,
+                "options": {"queue": MAINTENANCE_QUEUE, "expires": interval},
+            }
         },
         task_serializer="json",
         accept_content=["json"],
@@ -51,18 +64,21 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_soft_time_limit=worker.task_soft_time_limit_s,
-        task_time_limit=worker.task_time_limit_s,
+        # Backstops sized from the tiers' timeouts and retries (routeq.timing): a hard kill acks
+        # the message, and the hop's lease running out lets the reconciler publish it again.
+        task_soft_time_limit=limits.soft_s,
+        task_time_limit=limits.hard_s,
         broker_transport_options={
-            "visibility_timeout": worker.visibility_timeout_s,
+            "visibility_timeout": limits.visibility_s,
             # kombu sweeps for messages of dead workers every interval * throttle seconds
             # (100 s by default); sweep every interval so recovery tracks the visibility timeout.
-            "unacked_restore_interval": restore_interval(worker.visibility_timeout_s),
+            "unacked_restore_interval": restore_interval(limits.visibility_s),
             "unacked_restore_throttle": 1,
         },
         worker_send_task_events=True,
         task_send_sent_event=True,
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a worker outlives a Redis restart of any length
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
         enable_utc=True,

@@ -7,17 +7,22 @@ is created at import time; ``reset_runtime`` runs on ``worker_process_init``.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+import redis
 from celery import Celery
 
+from routeq import secrets
+from routeq.broker import broker_client
 from routeq.config import ModelEndpoint, Settings
 from routeq.ledger import Ledger, make_engine
 from routeq.policies import Policy, build_policy
 from routeq.providers import Provider, provider_for
 from routeq.worker.publisher import Publisher
+from routeq.worker.slots import TierSlots
 
 
 @dataclass
@@ -27,7 +32,34 @@ class Runtime:
     publisher: Publisher
     policy: Policy
     http: httpx.Client
+    broker_url: str | None = None
+    # The worker node running the current task (Celery's hostname): recorded on the hops it
+    # claims, so the local stack can hand back the hops of workers it knows it killed.
+    node: str | None = None
+    rng: random.Random = field(default_factory=random.Random)
     _providers: dict[str, Provider] = field(default_factory=dict)
+    _broker: redis.Redis | None = None
+    _slots: TierSlots | None = None
+
+    @property
+    def slots(self) -> TierSlots:
+        """Tier concurrency slots shared by every worker, kept in the broker's Redis."""
+        if self._slots is None:
+            self._slots = TierSlots(self.broker)
+        return self._slots
+
+    def scrub(self, text: str) -> str:
+        """``text`` without any configured secret (API keys, URL passwords)."""
+        return secrets.scrub(text)
+
+    @property
+    def broker(self) -> redis.Redis:
+        """A redis-py client on the broker, for the reconciler's look at the queues."""
+        if self._broker is None:
+            if self.broker_url is None:
+                raise RuntimeError("this runtime has no broker URL")
+            self._broker = broker_client(self.broker_url)
+        return self._broker
 
     def provider(self, endpoint: ModelEndpoint) -> Provider:
         key = f"{endpoint.provider}|{endpoint.base_url}|{endpoint.model}"
@@ -49,6 +81,7 @@ def configure_runtime(factory: Callable[[], Runtime]) -> None:
 
 
 def build_runtime(settings: Settings, database_url: str, app: Celery) -> Runtime:
+    secrets.register_settings(settings)
     return Runtime(
         settings=settings,
         # One connection per process: a task uses one at a time, and a fleet of workers
@@ -57,6 +90,7 @@ def build_runtime(settings: Settings, database_url: str, app: Celery) -> Runtime
         publisher=Publisher(app, settings),
         policy=build_policy(settings),
         http=httpx.Client(limits=httpx.Limits(max_connections=20), follow_redirects=False),
+        broker_url=app.conf.broker_url,
     )
 
 

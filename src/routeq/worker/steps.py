@@ -10,7 +10,8 @@ combine step joins their summaries once all of them are finished).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -52,7 +53,10 @@ from routeq.ledger.repository import FINAL_QUERY_STATUSES, QueryInput
 from routeq.policies import QueryView, fit_to_context
 from routeq.pricing import call_cost
 from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
+from routeq.timing import attempt_lease_s, claim_lease_s, longest_pause_s
+from routeq.tokens import count_message_tokens
 from routeq.worker.runtime import Runtime
+from routeq.worker.slots import SlotsUnavailableError
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,34 @@ def _children(query: QueryInput, pieces: list[Piece]) -> list[NewQuery]:
 
 
 def call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
-    """Call the hop's tier; on an answer create the judge hop (or accept when judging is off)."""
+    """Call the hop's tier; on an answer create the judge hop (or accept when judging is off).
+
+    A slot of the tier's ``max_concurrency`` is taken first, shared by all of the tier's workers
+    (``worker.slots``); when the tier is full the delivery waits and retries, without claiming
+    the hop (so waiting does not count against the delivery cap)."""
+    tier_name = rt.ledger.hop_tier(query_id, seq)
+    if tier_name is None:
+        return _call(rt, query_id, seq)
+    tier = rt.settings.tier(tier_name)
+    holder = f"{query_id}:{seq}"
+    lease = attempt_lease_s(
+        tier, longest_pause_s(rt.settings.retry), rt.settings.worker.lease_margin_s
+    )
+    try:
+        slot = rt.slots.acquire(tier.name, holder, tier.max_concurrency, lease)
+    except SlotsUnavailableError as error:
+        return StepResult(retry_in=error.retry_after, note="tier slots unavailable")
+    if not slot.granted:
+        wait = min(slot.retry_after, 5.0) * (0.5 + rt.rng.random())
+        return StepResult(retry_in=wait, note=f"{tier.name} is at max_concurrency")
+    try:
+        return _call(rt, query_id, seq)
+    finally:
+        with suppress(SlotsUnavailableError):  # the lease frees it anyway
+            rt.slots.release(tier.name, holder)
+
+
+def _call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     hop, early = _claim(rt, query_id, seq)
     if hop is None:
         return early
@@ -182,8 +213,8 @@ def call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     try:
         response, latency_ms = _complete(rt, hop, tier, messages)
     except ProviderError as error:
-        step = _after_call_failure(rt, hop, tier.name, _short(error), query.input_tokens)
-        return _move_on(rt, hop, HopStatus.FAILED, {"error": _short(error)}, step)
+        step = _after_call_failure(rt, hop, tier.name, _short(rt, error), query.input_tokens)
+        return _move_on(rt, hop, HopStatus.FAILED, {"error": _short(rt, error)}, step)
     values = _response_values(response, latency_ms)
     if not (rt.settings.judge.enabled and tier.judge):
         outcome = QueryOutcome(
@@ -258,9 +289,9 @@ def _verdict(
     except (ProviderError, JudgeReplyError) as error:
         accept = tier.judge_fail_mode == "open"
         what = "accepted (fail open)" if accept else "escalated (fail closed)"
-        return Verdict(accept, f"judge failed, answer {what}: {_short(error)}", "judge-error"), {
-            "error": _short(error)
-        }
+        return Verdict(
+            accept, f"judge failed, answer {what}: {_short(rt, error)}", "judge-error"
+        ), {"error": _short(rt, error)}
     passed = scored.score >= config.pass_threshold
     reason = f"score {scored.score}/10 (pass >= {config.pass_threshold}): {scored.reason}"
     return Verdict(passed, reason, "llm", float(scored.score)), _response_values(
@@ -335,8 +366,9 @@ def _claim(rt: Runtime, query_id: uuid.UUID, seq: int) -> tuple[ClaimedHop | Non
     claim = rt.ledger.claim(
         query_id,
         seq,
-        lease_s=settings.worker.task_time_limit_s,
+        lease_s=_claim_lease(rt, query_id, seq),
         max_deliveries=settings.retry.max_deliveries,
+        worker=rt.node,
     )
     if claim.state == "claimed":
         return claim.hop, StepResult()
@@ -347,16 +379,34 @@ def _claim(rt: Runtime, query_id: uuid.UUID, seq: int) -> tuple[ClaimedHop | Non
         return None, StepResult(publish=backlog, note="duplicate delivery")
     if claim.state == "exhausted":
         assert claim.hop is not None
-        return None, _after_exhausted(rt, claim.hop)
+        return None, after_exhausted(rt, claim.hop)
     return None, StepResult(note="no such hop")
 
 
-def _after_exhausted(rt: Runtime, hop: ClaimedHop) -> StepResult:
-    """A hop past its delivery cap failed; move the query on like any other failure."""
-    query = rt.ledger.query_input(hop.query_id)
-    reason = (
+def _claim_lease(rt: Runtime, query_id: uuid.UUID, seq: int) -> float:
+    """The step's own work plus the first attempt of the slowest model it may call; every
+    attempt renews the lease from there (``_complete``)."""
+    slowest = max(rt.settings.endpoints, key=lambda endpoint: endpoint.timeout_s)
+    return claim_lease_s(rt.settings.worker.step_lease_s, slowest)
+
+
+def after_exhausted(rt: Runtime, hop: ClaimedHop, reason: str | None = None) -> StepResult:
+    """A hop that failed for good (past its delivery cap, or found failed by the reconciler):
+    move the query on like any other failure. This must never leave the query without a live
+    hop or a final state, so when moving on itself fails (the query's input crashes the step,
+    say), the query is closed as failed with both reasons, without reading its input."""
+    reason = reason or (
         f"hop {hop.seq} ({hop.kind}) gave up after {rt.settings.retry.max_deliveries} deliveries"
     )
+    try:
+        return StepResult(publish=_move_on_after_failure(rt, hop, reason))
+    except Exception as error:
+        closing = f"{reason}; the query could not be moved on ({_short(rt, error)})"
+        return StepResult(publish=rt.ledger.fail_query(hop.query_id, closing), note=closing)
+
+
+def _move_on_after_failure(rt: Runtime, hop: ClaimedHop, reason: str) -> list[NextHop]:
+    query = rt.ledger.query_input(hop.query_id)
     if hop.kind == HopKind.CALL.value and hop.tier is not None:
         step: NextStep = _after_call_failure(rt, hop, hop.tier, reason, query.input_tokens)
     elif hop.kind == HopKind.JUDGE.value:
@@ -369,7 +419,7 @@ def _after_exhausted(rt: Runtime, hop: ClaimedHop) -> StepResult:
     else:
         step = Fail(reason)
     next_hop, outcome = _plan(rt, hop, step, answer_seq=hop.seq - 1)
-    return StepResult(publish=rt.ledger.fail_exhausted(hop, outcome, next_hop))
+    return rt.ledger.fail_exhausted(hop, outcome, next_hop)
 
 
 def _after_call_failure(
@@ -388,8 +438,37 @@ def _after_call_failure(
 def _complete(
     rt: Runtime, hop: ClaimedHop, endpoint: ModelEndpoint, messages: list[dict[str, str]]
 ) -> tuple[ChatResponse, int]:
-    """Call a model with retries; every attempt, failed or not, is recorded with its cost."""
+    """Call a model with retries. Every attempt is on the ledger *before* it is sent (so a
+    worker killed mid-call leaves an ``unknown`` request with its possible cost, never a paid
+    call with no trace) and is completed with its cost after; each one renews the hop's lease
+    for the attempt (and the pause) ahead."""
     latency: list[int] = []
+    margin = rt.settings.worker.lease_margin_s
+    request = ChatRequest(messages=messages, max_tokens=endpoint.max_output_tokens)
+    max_cost = call_cost(endpoint, count_message_tokens(messages), endpoint.max_output_tokens)
+    request_ids: dict[int, int] = {}
+
+    def before(try_number: int, pause_s: float) -> ChatRequest:
+        if try_number > 1 and hop.kind == HopKind.CALL.value and hop.tier is not None:
+            # Renew the tier slot for the attempt ahead (same holder: re-entrant).
+            with suppress(SlotsUnavailableError):
+                rt.slots.acquire(
+                    hop.tier,
+                    f"{hop.query_id}:{hop.seq}",
+                    rt.settings.tier(hop.tier).max_concurrency,
+                    attempt_lease_s(endpoint, pause_s, margin),
+                )
+        request_id = rt.ledger.begin_request(
+            hop,
+            try_number=try_number,
+            model=endpoint.model,
+            input_price=endpoint.input_price_per_mtok,
+            output_price=endpoint.output_price_per_mtok,
+            max_cost=max_cost,
+            lease_s=attempt_lease_s(endpoint, 0.0, margin),
+        )
+        request_ids[try_number] = request_id
+        return replace(request, request_id=str(request_id))
 
     def record(attempt: Attempt) -> None:
         response, error = attempt.response, attempt.error
@@ -397,24 +476,24 @@ def _complete(
         if response is not None:
             cost = call_cost(endpoint, response.input_tokens, response.output_tokens)
             latency.append(attempt.latency_ms)
-        rt.ledger.record_request(
+        pause = attempt.pause_s
+        rt.ledger.finish_request(
             hop,
-            try_number=attempt.try_number,
-            model=endpoint.model,
+            request_ids[attempt.try_number],
             outcome="ok" if response is not None else "error",
             latency_ms=attempt.latency_ms,
-            input_price=endpoint.input_price_per_mtok,
-            output_price=endpoint.output_price_per_mtok,
             cost=cost,
             input_tokens=response.input_tokens if response else 0,
             output_tokens=response.output_tokens if response else 0,
             tokens_estimated=response.tokens_estimated if response else False,
             http_status=error.status_code if error else 200,
-            error=_short(error) if error else None,
+            error=_short(rt, error) if error else None,
+            lease_s=None if pause is None else attempt_lease_s(endpoint, pause, margin),
         )
 
-    request = ChatRequest(messages=messages, max_tokens=endpoint.max_output_tokens)
-    response = complete_with_retries(rt.provider(endpoint), request, rt.settings.retry, record)
+    response = complete_with_retries(
+        rt.provider(endpoint), request, rt.settings.retry, record, before_attempt=before
+    )
     return response, latency[-1]
 
 
@@ -477,5 +556,35 @@ def _finish(
     return StepResult(publish=finished.publish)
 
 
-def _short(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:500]
+def _short(rt: Runtime, error: BaseException) -> str:
+    """An error as stored on the ledger: its type and message, scrubbed of every configured
+    secret (a provider error or an invalid header can carry an API key), and kept short."""
+    return rt.scrub(f"{type(error).__name__}: {error}")[:500]
+
+
+# -- the reconciler's hand: a query whose last hop ended without a next step -------------------
+
+
+def settle_orphan(rt: Runtime, query_id: uuid.UUID) -> StepResult:
+    """Move on a query that has no live hop and no final state: its last hop failed (the query
+    escalates, falls back or fails, as if the hop had just failed), or anything else (it fails
+    with the reason). Never raises for a query whose input crashes the steps."""
+    try:
+        view = rt.ledger.view(query_id)
+        if view.finished or not view.hops:
+            return StepResult(note="nothing to settle")
+        last = view.hops[-1]
+        hop_id = rt.ledger.hop_id(query_id, last.seq)
+        claimed = ClaimedHop(
+            hop_id, query_id, last.seq, last.kind, last.tier, last.model, last.attempts
+        )
+        if last.status == HopStatus.FAILED.value:
+            why = last.error or f"hop {last.seq} ({last.kind}) failed"
+            return after_exhausted(rt, claimed, why)
+        reason = (
+            f"no step followed hop {last.seq} ({last.kind}, {last.status}); closed by the "
+            "reconciler"
+        )
+    except Exception as error:
+        reason = f"the reconciler could not read the query ({_short(rt, error)})"
+    return StepResult(publish=rt.ledger.fail_query(query_id, reason), note=reason)

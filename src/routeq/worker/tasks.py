@@ -1,8 +1,10 @@
 """The Celery tasks: thin wrappers that run one step and publish what it returns, after commit.
 
-Arguments are ids only: ``(query_id, seq)``. A step that finds its hop owned by a live delivery
-asks to be retried after the owner's lease; that deferral is not a provider retry and is not
-capped by Celery (the ledger's delivery cap bounds the work).
+Arguments are ids only: ``(query_id, seq)``. Celery's retries are unlimited here
+(``max_retries=None`` on the task itself: on ``task.retry`` the same value would mean "the
+task's default", which is 3): what bounds the work is the ledger's delivery cap, which ends a
+hop that keeps failing and moves its query on. A step that finds its hop owned by a live
+delivery asks to be retried when the owner's lease ends; that deferral is not a provider retry.
 """
 
 from __future__ import annotations
@@ -12,10 +14,19 @@ import uuid
 from collections.abc import Callable
 
 from celery import Celery, Task
-from celery.signals import worker_process_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 
+from routeq.secrets import install_log_filter
+from routeq.timing import MAX_ERROR_COUNTDOWN_S
 from routeq.worker import steps
-from routeq.worker.celery_app import CALL_TASK, COMBINE_TASK, JUDGE_TASK, ROUTE_TASK
+from routeq.worker.celery_app import (
+    CALL_TASK,
+    COMBINE_TASK,
+    JUDGE_TASK,
+    RECONCILE_TASK,
+    ROUTE_TASK,
+)
+from routeq.worker.reconcile import reconcile
 from routeq.worker.runtime import Runtime, get_runtime, reset_runtime
 
 log = logging.getLogger("routeq.worker")
@@ -25,55 +36,79 @@ Step = Callable[[Runtime, uuid.UUID, int], steps.StepResult]
 
 def _run(task: Task, step: Step, query_id: str, seq: int) -> None:
     rt = get_runtime()
+    rt.node = task.request.hostname
     try:
-        result = step(rt, uuid.UUID(query_id), seq)
+        hop_query = uuid.UUID(query_id)
+        result = step(rt, hop_query, seq)
     except Exception as error:
         # Not a provider error (those are handled in the step): a bug, the database going away,
         # a soft time limit. With acks_late Celery would ack and forget the message, leaving the
         # hop running; instead hand the hop back and retry the delivery. The ledger's delivery
         # cap ends a hop that fails every time (a later retry finds it exhausted).
-        log.exception(
-            "%s query=%s seq=%s failed: %s", task.name, query_id, seq, type(error).__name__
+        log.error(
+            "%s query=%s seq=%s failed: %s",
+            task.name,
+            query_id,
+            seq,
+            rt.scrub(f"{type(error).__name__}: {error}")[:500],
         )
         try:
             rt.ledger.release(uuid.UUID(query_id), seq)
-        except Exception:
-            log.exception("could not release hop query=%s seq=%s", query_id, seq)
+        except Exception as release_error:
+            log.error(
+                "could not release hop query=%s seq=%s: %s",
+                query_id,
+                seq,
+                type(release_error).__name__,
+            )
         retries = task.request.retries
         raise task.retry(
-            exc=error,
-            countdown=min(30.0, 0.5 * 2**retries),
-            max_retries=None,  # bounded by the ledger's delivery cap, not by Celery
-        ) from error
+            exc=error, countdown=min(MAX_ERROR_COUNTDOWN_S, 0.5 * 2**retries)
+        ) from None
     if result.retry_in is not None:
         log.info(
             "%s query=%s seq=%s busy; retry in %.1fs", task.name, query_id, seq, result.retry_in
         )
-        raise task.retry(countdown=result.retry_in, max_retries=None)
+        raise task.retry(countdown=result.retry_in)
     if result.note:
-        log.info("%s query=%s seq=%s: %s", task.name, query_id, seq, result.note)
+        log.info("%s query=%s seq=%s: %s", task.name, query_id, seq, rt.scrub(result.note))
     for hop in result.publish:
         rt.publisher.publish(hop)
 
 
 def register_tasks(app: Celery) -> None:
-    """Attach route, call, judge and combine to ``app``."""
+    """Attach route, call, judge, combine and the reconciler to ``app``."""
 
-    @app.task(name=ROUTE_TASK, bind=True)
+    @app.task(name=ROUTE_TASK, bind=True, max_retries=None)
     def route(self: Task, query_id: str, seq: int) -> None:
         _run(self, steps.route, query_id, seq)
 
-    @app.task(name=CALL_TASK, bind=True)
+    @app.task(name=CALL_TASK, bind=True, max_retries=None)
     def call(self: Task, query_id: str, seq: int) -> None:
         _run(self, steps.call, query_id, seq)
 
-    @app.task(name=JUDGE_TASK, bind=True)
+    @app.task(name=JUDGE_TASK, bind=True, max_retries=None)
     def judge(self: Task, query_id: str, seq: int) -> None:
         _run(self, steps.judge, query_id, seq)
 
-    @app.task(name=COMBINE_TASK, bind=True)
+    @app.task(name=COMBINE_TASK, bind=True, max_retries=None)
     def combine(self: Task, query_id: str, seq: int) -> None:
         _run(self, steps.combine, query_id, seq)
+
+    @app.task(name=RECONCILE_TASK, acks_late=False)
+    def reconcile_task() -> None:
+        # acks_late off: a run lost with its worker is simply the next run's job.
+        report = reconcile(get_runtime())
+        if report.acted:
+            log.warning("reconciler: %s", report.summary())
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _scrub_logs(logger: logging.Logger, **_: object) -> None:
+    """Celery's own log lines (a retry's reason, a task's traceback) can quote an exception
+    whose text holds a key: scrub every record of Celery's loggers and of routeq's."""
+    install_log_filter([logger, logging.getLogger("routeq"), logging.getLogger("celery")])
 
 
 @worker_process_init.connect
