@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-queries test lint
+.PHONY: install demo demo-queries test test-fast lint
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +21,9 @@ demo-queries: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest
+
+test-fast: $(STAMP)  # everything but the fault-injection suite
+	$(VENV)/bin/pytest -m "not fault"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples

@@ -86,8 +86,8 @@ def ledger(migrated_url: str) -> Iterator[Ledger]:
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "TRUNCATE batches, batch_documents, queries, hops, provider_requests "
-                "RESTART IDENTITY CASCADE"
+                "TRUNCATE batches, batch_documents, queries, hops, provider_requests, "
+                "reconciler_stats RESTART IDENTITY CASCADE"
             )
         )
     yield Ledger(engine)

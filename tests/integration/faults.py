@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -135,8 +136,11 @@ class PostgresCluster:
 
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
-        self.data = workdir / "pgdata"
-        self.socket_dir = workdir / "pgsock"
+        # Not under pytest's temporary directory: as root, that is closed to the postgres user.
+        self.root = Path(tempfile.mkdtemp(prefix="routeq-pg-"))
+        self.data = self.root / "pgdata"
+        self.socket_dir = self.root / "pgsock"
+        self.log = workdir / "postgres.log"
 
     @staticmethod
     def available() -> str | None:
@@ -158,10 +162,10 @@ class PostgresCluster:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def init(self) -> None:
-        for path in (self.data.parent, self.socket_dir):
-            path.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o755)
         if os.geteuid() == 0:
-            shutil.chown(self.data.parent, "postgres")
+            shutil.chown(self.root, "postgres")
             shutil.chown(self.socket_dir, "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         self.start()
@@ -185,6 +189,13 @@ class PostgresCluster:
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+
+    def remove(self) -> None:
+        """Stop for good and delete the cluster (its log is kept in the test's directory)."""
+        self.stop("immediate")
+        with suppress(OSError):
+            shutil.copy(self.root / "postgres.log", self.log)
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def restart(self) -> None:
         self.stop("immediate")  # like a crash: connections cut, no checkpoint
@@ -455,7 +466,7 @@ def fault_stack(
         sim.kill()
         redis_server.stop()
         if postgres is not None:
-            postgres.stop("immediate")
+            postgres.remove()
         os.environ.pop("ROUTEQ_FAULT_KEY", None)
 
 
@@ -514,7 +525,14 @@ def audit(stack: FaultStack, expected_queries: int) -> dict[str, Any]:
     total = sum((q.total_cost for q in queries.values()), Decimal(0))
     assert total == sum((r.cost for r in all_requests), Decimal(0)), "costs do not add up"
     unknown = [r for r in all_requests if r.outcome == "unknown"]
+    engine = stack.engine()
+    with engine.connect() as conn:
+        republished = conn.execute(
+            sa.text("SELECT coalesce(sum(republished), 0) FROM reconciler_stats")
+        ).scalar_one()
+    engine.dispose()
     return {
+        "republished_by_reconciler": int(republished),
         "queries": len(queries),
         "done": sum(q.status == "done" for q in queries.values()),
         "failed": sum(q.status == "failed" for q in queries.values()),

@@ -64,6 +64,16 @@ def own_postgres() -> None:
         pytest.skip(why)
 
 
+def test_baseline_without_a_fault(tmp_path: Path, migrated_url: str, ledger: object) -> None:
+    """The same load with no fault: the time the other cases' recovery is compared with."""
+    with fault_stack(tmp_path, shared_database_url=migrated_url) as stack:
+        submit_load(stack, LOAD, "baseline")
+        in_flight(stack)
+        recovery = wait_all_final(stack, RECOVERY_LIMIT_S)
+        counts = audit(stack, LOAD)
+    report("no fault (baseline for the times below)", recovery, counts)
+
+
 def test_workers_killed_at_random_repeatedly(
     tmp_path: Path, migrated_url: str, ledger: object
 ) -> None:
@@ -405,3 +415,35 @@ def _answers(url: str, auth: tuple[str, str] | None) -> bool:
         return httpx.get(url, auth=auth, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_key_with_a_trailing_newline_is_refused_by_name_and_never_shown(
+    tmp_path: Path, migrated_url: str, broker_url: str
+) -> None:
+    """The classic ``echo key > file``: every command refuses to start, names the variable,
+    and prints no part of the key."""
+    from faults import fault_settings
+
+    from routeq.config import write_config
+
+    settings = fault_settings("http://127.0.0.1:9/v1", workdir=tmp_path)
+    config = write_config(settings, tmp_path / "routeq.toml")
+    env = {
+        **os.environ,
+        "ROUTEQ_CONFIG": str(config),
+        "ROUTEQ_DATABASE_URL": migrated_url,
+        "ROUTEQ_BROKER_URL": broker_url,
+        "ROUTEQ_FAULT_KEY": PLANTED_KEY + "\n",
+    }
+    for args in (["worker", "--tier", "cheap"], ["check"], ["submit", "hello"], ["beat"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "routeq", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        shown = result.stdout + result.stderr
+        assert result.returncode != 0, args
+        assert "ROUTEQ_FAULT_KEY" in result.stderr and "newline" in result.stderr, shown
+        assert PLANTED_KEY[4:12] not in shown, f"{args}: part of the key was printed"

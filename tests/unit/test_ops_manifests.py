@@ -367,11 +367,19 @@ def test_workers_get_provider_keys_as_optional_secret_references() -> None:
 
 
 def test_http_services_have_probes_on_their_endpoints() -> None:
-    expected = {
-        "routeq-flower": ("httpGet", "/healthcheck"),
-        "routeq-sim": ("httpGet", "/health"),
-    }
+    expected = {"routeq-sim": ("httpGet", "/health")}
     deployments = _by_name("Deployment")
+    (flower,) = _containers(deployments["routeq-flower"])
+    # Flower's /healthcheck needs credentials: the probe command reads them from the environment
+    probe = [
+        "python",
+        "-m",
+        "routeq.flower_auth",
+        "healthcheck",
+        "http://127.0.0.1:5555/healthcheck",
+    ]
+    assert flower["readinessProbe"]["exec"]["command"] == probe
+    assert flower["livenessProbe"]["exec"]["command"] == probe
     (metrics,) = _containers(deployments["routeq-metrics"])
     # a port check: a scrape aggregates the whole ledger, too heavy for a probe
     assert "tcpSocket" in metrics["readinessProbe"] and "tcpSocket" in metrics["livenessProbe"]
