@@ -72,7 +72,9 @@ def ladder(sim_url: str, **tier_overrides: dict[str, Any]) -> list[TierConfig]:
     tiers = []
     for spec in base:
         spec.update(tier_overrides.get(spec["name"], {}))
-        tiers.append(TierConfig(provider="openai", base_url=sim_url, timeout_s=2.0, **spec))
+        tiers.append(
+            TierConfig(**{"provider": "openai", "base_url": sim_url, "timeout_s": 2.0, **spec})
+        )
     return tiers
 
 

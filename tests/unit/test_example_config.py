@@ -18,4 +18,6 @@ def test_example_config_loads_with_all_sections() -> None:
     assert [r.task for r in settings.routing.rules][:2] == ["summarize", "summarize"]
     assert settings.summarize.max_chunk_tokens == 3000
     assert settings.summarize.spec.max_words == 120
-    assert settings.worker.visibility_timeout_s > settings.worker.task_time_limit_s
+    limits = settings.time_limits  # derived from the example ladder (60 s tiers)
+    assert (limits.soft_s, limits.hard_s, limits.visibility_s) == (450, 480, 635)
+    assert settings.worker.reconcile_interval_s == 10

@@ -1040,7 +1040,21 @@ class Ledger:
     def view(self, query_id: uuid.UUID) -> QueryView:
         """A query with its hops, for ``Client.status`` and ``handle.wait``."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(queries).where(queries.c.id == query_id)).one_or_none()
+            # Not the metadata: a view never shows it, and a poison value (nested too deep to
+            # decode) must not stop anyone from seeing how the query ended.
+            row = conn.execute(
+                select(
+                    queries.c.id,
+                    queries.c.status,
+                    queries.c.final_answer,
+                    queries.c.final_tier,
+                    queries.c.final_model,
+                    queries.c.final_reason,
+                    queries.c.total_cost,
+                    queries.c.created_at,
+                    queries.c.finished_at,
+                ).where(queries.c.id == query_id)
+            ).one_or_none()
             if row is None:
                 raise UnknownQueryError(
                     f"no query with id {query_id}; check the id, or the database routeq points at"

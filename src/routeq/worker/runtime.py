@@ -37,6 +37,8 @@ class Runtime:
     # claims, so the local stack can hand back the hops of workers it knows it killed.
     node: str | None = None
     rng: random.Random = field(default_factory=random.Random)
+    # The tier slot (tier, holder) the current call step holds, renewed by each attempt.
+    call_slot: tuple[str, str] | None = None
     _providers: dict[str, Provider] = field(default_factory=dict)
     _broker: redis.Redis | None = None
     _slots: TierSlots | None = None

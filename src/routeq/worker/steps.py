@@ -179,7 +179,9 @@ def call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     if tier_name is None:
         return _call(rt, query_id, seq)
     tier = rt.settings.tier(tier_name)
-    holder = f"{query_id}:{seq}"
+    # One holder per delivery: a duplicate delivery of the same hop must not share (and, on its
+    # way out, release) the slot of the delivery that is calling.
+    holder = f"{query_id}:{seq}:{uuid.uuid4().hex[:12]}"
     lease = attempt_lease_s(
         tier, longest_pause_s(rt.settings.retry), rt.settings.worker.lease_margin_s
     )
@@ -190,9 +192,11 @@ def call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     if not slot.granted:
         wait = min(slot.retry_after, 5.0) * (0.5 + rt.rng.random())
         return StepResult(retry_in=wait, note=f"{tier.name} is at max_concurrency")
+    rt.call_slot = (tier.name, holder)
     try:
         return _call(rt, query_id, seq)
     finally:
+        rt.call_slot = None
         with suppress(SlotsUnavailableError):  # the lease frees it anyway
             rt.slots.release(tier.name, holder)
 
@@ -449,13 +453,14 @@ def _complete(
     request_ids: dict[int, int] = {}
 
     def before(try_number: int, pause_s: float) -> ChatRequest:
-        if try_number > 1 and hop.kind == HopKind.CALL.value and hop.tier is not None:
-            # Renew the tier slot for the attempt ahead (same holder: re-entrant).
+        if try_number > 1 and rt.call_slot is not None and hop.kind == HopKind.CALL.value:
+            # Renew the tier slot for the attempt ahead (the same holder: re-entrant).
+            tier_name, holder = rt.call_slot
             with suppress(SlotsUnavailableError):
                 rt.slots.acquire(
-                    hop.tier,
-                    f"{hop.query_id}:{hop.seq}",
-                    rt.settings.tier(hop.tier).max_concurrency,
+                    tier_name,
+                    holder,
+                    rt.settings.tier(tier_name).max_concurrency,
                     attempt_lease_s(endpoint, pause_s, margin),
                 )
         request_id = rt.ledger.begin_request(
