@@ -28,6 +28,7 @@ from routeq.batch.spec import SummarySpec
 from routeq.errors import ConfigError
 from routeq.secrets import api_key_problem, register_secret_env
 from routeq.timing import (
+    MAX_ERROR_COUNTDOWN_S,
     TIME_LIMIT_MARGIN_S,
     TimeLimits,
     check_time_limits,
@@ -411,8 +412,9 @@ class Settings(BaseSettings):
         worker = self.worker
         soft = worker.task_soft_time_limit_s or derived.soft_s
         hard = worker.task_time_limit_s or max(derived.hard_s, soft + TIME_LIMIT_MARGIN_S)
+        longest_countdown = max(derived.longest_lease_s, MAX_ERROR_COUNTDOWN_S)
         visibility = worker.visibility_timeout_s or max(
-            derived.visibility_s, math.ceil(hard + derived.longest_lease_s + TIME_LIMIT_MARGIN_S)
+            derived.visibility_s, math.ceil(hard + longest_countdown + TIME_LIMIT_MARGIN_S)
         )
         return TimeLimits(soft, hard, visibility, derived.longest_lease_s)
 

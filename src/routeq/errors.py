@@ -23,6 +23,11 @@ class UnknownQueryError(RouteqError):
     """No query with this id exists in the ledger."""
 
 
+class DeliverySupersededError(RouteqError):
+    """A newer delivery owns the hop (this one's lease ran out): stop before calling a model
+    again; the newer delivery does the work and records it."""
+
+
 class ProviderError(RouteqError):
     """A model provider call failed.
 
@@ -68,6 +73,7 @@ class MalformedResponseError(ProviderError):
 
 __all__ = [
     "ConfigError",
+    "DeliverySupersededError",
     "InvalidQueryError",
     "MalformedResponseError",
     "PermanentProviderError",

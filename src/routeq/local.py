@@ -192,9 +192,15 @@ def stop_workers(settings: Settings, workers: LocalWorkers) -> None:
         with suppress(Exception):  # best effort: leases and the reconciler cover a failure
             engine = make_engine(settings.database_url, pool_size=1)
             try:
-                Ledger(engine).release_claimed_by(workers.node_prefix)
+                released = Ledger(engine).release_claimed_by(workers.node_prefix)
             finally:
                 engine.dispose()
+            if released:
+                print(
+                    f"stopped the workers after {grace:g}s; {released} hops they were running "
+                    "are queued again (running the same command again finishes them)",
+                    file=sys.stderr,
+                )
 
 
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:

@@ -398,11 +398,13 @@ def fault_settings(
 ) -> Settings:
     from stack import ladder
 
-    tiers = ladder(sim_url, **(tier_overrides or {}))
-    tiers = [
-        t.model_copy(update={"api_key_env": "ROUTEQ_FAULT_KEY", "max_concurrency": 4})
-        for t in tiers
-    ]
+    overrides = {
+        name: {"max_concurrency": 4, **spec} for name, spec in (tier_overrides or {}).items()
+    }
+    for name in ("cheap", "mid", "frontier"):
+        overrides.setdefault(name, {"max_concurrency": 4})
+    tiers = ladder(sim_url, **overrides)
+    tiers = [t.model_copy(update={"api_key_env": "ROUTEQ_FAULT_KEY"}) for t in tiers]
     return Settings(
         tiers=tiers,
         judge=JudgeConfig(

@@ -14,6 +14,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import IntegrityError
 
+from routeq.errors import DeliverySupersededError
 from routeq.ledger import (
     Base,
     ClaimedHop,
@@ -230,14 +231,41 @@ def test_released_hop_is_claimable_at_once_and_still_counts_deliveries(ledger: L
     assert claim(ledger, query_id, 1).state == "busy"
 
     # When the task hands the hop back
-    assert ledger.release(query_id, 1)
+    assert ledger.release(first)
 
     # Then the retry claims it without waiting for the lease, as the next delivery
-    assert claimed(ledger, query_id, 1).delivery == first.delivery + 1
-    # and the stale delivery stays fenced out
+    second = claimed(ledger, query_id, 1)
+    assert second.delivery == first.delivery + 1
+    # and the stale delivery stays fenced out: it can neither finish nor release the hop
     assert not ledger.finish_hop(first, status=HopStatus.DONE, values={})
-    # releasing a finished or missing hop does nothing
-    assert not ledger.release(query_id, 2)
+    assert not ledger.release(first)
+    assert claim(ledger, query_id, 1).state == "busy"
+
+
+def test_a_delivery_whose_lease_was_taken_over_does_not_call_again(ledger: Ledger) -> None:
+    query_id = submit_one(ledger)
+    stale = claimed(ledger, query_id, 1, lease_s=0)
+    fresh = claimed(ledger, query_id, 1)
+    with pytest.raises(DeliverySupersededError):
+        ledger.begin_request(
+            stale,
+            try_number=2,
+            model="m",
+            input_price=Decimal(1),
+            output_price=Decimal(1),
+            lease_s=10,
+        )
+    assert (
+        ledger.begin_request(
+            fresh,
+            try_number=1,
+            model="m",
+            input_price=Decimal(1),
+            output_price=Decimal(1),
+            lease_s=10,
+        )
+        > 0
+    )
 
 
 def test_claim_of_a_missing_hop(ledger: Ledger) -> None:

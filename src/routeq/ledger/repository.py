@@ -20,7 +20,7 @@ from sqlalchemy import Engine, Table, and_, func, insert, or_, select, text, tup
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
-from routeq.errors import UnknownQueryError
+from routeq.errors import DeliverySupersededError, UnknownQueryError
 from routeq.ledger.models import (
     LIVE_HOP_STATUSES,
     Hop,
@@ -39,6 +39,7 @@ requests = cast(Table, ProviderRequest.__table__)
 reconciler_stats = cast(Table, ReconcilerStats.__table__)
 
 FINAL_QUERY_STATUSES = (QueryStatus.DONE.value, QueryStatus.FAILED.value)
+LIVE_QUERY_STATUSES = (QueryStatus.QUEUED.value, QueryStatus.RUNNING.value)
 # pg_try_advisory_lock key of the reconciler ("routeq" in ASCII): one run at a time.
 RECONCILER_LOCK_KEY = 0x726F75746571
 
@@ -477,23 +478,27 @@ class Ledger:
             return Claim("busy", retry_in=max(1.0, float(row.remaining or 0) + 0.5))
         return Claim("finished")
 
-    def release(self, query_id: uuid.UUID, seq: int) -> bool:
+    def release(self, hop: ClaimedHop) -> bool:
         """Hand a running hop back to the queue after an unexpected error in its step, so the
-        retried delivery can claim it at once instead of waiting out the lease. The delivery
-        count is kept: the cap on deliveries still bounds a hop that fails every time."""
+        retried delivery can claim it at once instead of waiting out the lease. Fenced: only
+        while this delivery still owns the hop (a stale delivery failing must not hand back a
+        hop another worker is running). The delivery count is kept: the cap on deliveries
+        still bounds a hop that fails every time."""
         with self.engine.begin() as conn:
             released = conn.execute(
                 update(hops)
                 .where(
-                    hops.c.query_id == query_id,
-                    hops.c.seq == seq,
+                    hops.c.id == hop.id,
+                    hops.c.attempts == hop.delivery,
                     hops.c.status == HopStatus.RUNNING.value,
                 )
                 .values(status=HopStatus.QUEUED.value, lease_expires_at=None)
                 .returning(hops.c.id)
             ).one_or_none()
             if released is not None:
-                _mark_unknown(conn, requests.c.hop_id == released.id)
+                _mark_unknown(
+                    conn, requests.c.hop_id == hop.id, requests.c.delivery == hop.delivery
+                )
         return released is not None
 
     def release_claimed_by(self, node_prefix: str) -> int:
@@ -737,7 +742,8 @@ class Ledger:
                 conn.execute(
                     select(queries.c.id)
                     .where(
-                        queries.c.status.not_in(FINAL_QUERY_STATUSES),
+                        # IN, not NOT IN: the partial index on live queries serves it
+                        queries.c.status.in_(LIVE_QUERY_STATUSES),
                         queries.c.created_at < func.now() - _seconds(grace_s),
                         ~live_hop,
                         ~live_piece,
@@ -801,6 +807,11 @@ class Ledger:
         the hop's lease for the attempt. Returns the request's id (sent as a header, so the
         provider's logs and the ledger can be matched)."""
         with self.engine.begin() as conn:
+            if lease_s is not None and not self._renew(conn, hop, lease_s):
+                raise DeliverySupersededError(
+                    f"hop {hop.seq} of query {hop.query_id}: delivery {hop.delivery} no longer "
+                    "owns it; not calling the model again"
+                )
             request_id = conn.execute(
                 insert(requests)
                 .values(
@@ -815,8 +826,6 @@ class Ledger:
                 )
                 .returning(requests.c.id)
             ).scalar_one()
-            if lease_s is not None:
-                self._renew(conn, hop, lease_s)
         return int(request_id)
 
     def finish_request(
@@ -867,9 +876,9 @@ class Ledger:
                 self._renew(conn, hop, lease_s)
 
     @staticmethod
-    def _renew(conn: Connection, hop: ClaimedHop, lease_s: float) -> None:
-        """Extend the lease while this delivery still owns the hop."""
-        conn.execute(
+    def _renew(conn: Connection, hop: ClaimedHop, lease_s: float) -> bool:
+        """Extend the lease while this delivery still owns the hop; False when it does not."""
+        result = conn.execute(
             update(hops)
             .where(
                 hops.c.id == hop.id,
@@ -878,6 +887,7 @@ class Ledger:
             )
             .values(lease_expires_at=func.now() + _seconds(lease_s))
         )
+        return bool(result.rowcount)
 
     def record_request(
         self,

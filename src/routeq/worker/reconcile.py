@@ -8,9 +8,10 @@ beat), or once by hand (``routeq reconcile``; ``routeq recover`` is the same cod
 1. **Lost messages.** Live hops untouched for ``reconcile_grace_s`` are compared with the
    messages Redis holds (every routeq queue, and the unacked messages of running workers; one
    held far longer than a live worker would hold it belongs to a dead worker and does not
-   count). A hop with no live message is published again; so is a running hop past its lease
-   (its worker is dead or stuck). The hops are read again after the look at Redis, and only those
-   that did not move meanwhile are published, so a message in transit is not doubled.
+   count). A queued hop with no live message is published again; so is a running hop past its
+   lease (its worker is dead or stuck: a live worker renews the lease at every attempt). The
+   hops are read again after the look at Redis, and only those that did not move meanwhile
+   are published, so a message in transit is not doubled.
    Duplicates are harmless anyway: the claim lets one delivery work and turns the others away.
 2. **Calls in flight.** Provider requests left ``pending`` by a delivery that is gone become
    ``unknown``: maybe paid, up to their ``max_cost``.
@@ -201,11 +202,16 @@ def _lost_hops(rt: Runtime, grace_s: float, limit: int, report: ReconcileReport)
         # Without a look at Redis only expired leases are certain: act on those alone.
         log.warning("reconciler: queues not scanned (%s)", type(error).__name__)
         present = None
+    # A running hop is judged by its lease alone (its worker renews it while it works, even
+    # if Redis lost the message); a queued one by whether any live message will deliver it.
     suspects = [
         live
         for live in candidates
-        if (present is not None and (live.hop.query_id, live.hop.seq) not in present)
-        or (live.status == HopStatus.RUNNING.value and live.lease_expired)
+        if (
+            live.lease_expired
+            if live.status == HopStatus.RUNNING.value
+            else present is not None and (live.hop.query_id, live.hop.seq) not in present
+        )
     ]
     now = rt.ledger.hop_states([(s.hop.query_id, s.hop.seq) for s in suspects])
     return [

@@ -18,7 +18,7 @@ from celery import Celery
 from routeq import secrets
 from routeq.broker import broker_client
 from routeq.config import ModelEndpoint, Settings
-from routeq.ledger import Ledger, make_engine
+from routeq.ledger import ClaimedHop, Ledger, make_engine
 from routeq.policies import Policy, build_policy
 from routeq.providers import Provider, provider_for
 from routeq.worker.publisher import Publisher
@@ -39,6 +39,8 @@ class Runtime:
     rng: random.Random = field(default_factory=random.Random)
     # The tier slot (tier, holder) the current call step holds, renewed by each attempt.
     call_slot: tuple[str, str] | None = None
+    # The hop the current step claimed, if any: released (fenced) when the step fails.
+    claimed: ClaimedHop | None = None
     _providers: dict[str, Provider] = field(default_factory=dict)
     _broker: redis.Redis | None = None
     _slots: TierSlots | None = None

@@ -375,6 +375,7 @@ def _claim(rt: Runtime, query_id: uuid.UUID, seq: int) -> tuple[ClaimedHop | Non
         worker=rt.node,
     )
     if claim.state == "claimed":
+        rt.claimed = claim.hop  # what the task hands back if the step then fails
         return claim.hop, StepResult()
     if claim.state == "busy":
         return None, StepResult(retry_in=claim.retry_in, note="another delivery owns the hop")
@@ -461,7 +462,8 @@ def _complete(
                     tier_name,
                     holder,
                     rt.settings.tier(tier_name).max_concurrency,
-                    attempt_lease_s(endpoint, pause_s, margin),
+                    # through this attempt and the longest pause after it
+                    attempt_lease_s(endpoint, longest_pause_s(rt.settings.retry), margin),
                 )
         request_id = rt.ledger.begin_request(
             hop,

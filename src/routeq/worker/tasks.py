@@ -16,6 +16,7 @@ from collections.abc import Callable
 from celery import Celery, Task
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 
+from routeq.errors import DeliverySupersededError
 from routeq.secrets import install_log_filter
 from routeq.timing import MAX_ERROR_COUNTDOWN_S
 from routeq.worker import steps
@@ -36,35 +37,33 @@ Step = Callable[[Runtime, uuid.UUID, int], steps.StepResult]
 
 def _run(task: Task, step: Step, query_id: str, seq: int) -> None:
     rt = get_runtime()
-    rt.node = task.request.hostname
+    rt.node, rt.claimed = task.request.hostname, None
     try:
-        hop_query = uuid.UUID(query_id)
-        result = step(rt, hop_query, seq)
+        result = step(rt, uuid.UUID(query_id), seq)
+    except DeliverySupersededError as superseded:
+        # A newer delivery took the hop over: it does the work; this message is done.
+        log.warning("%s query=%s seq=%s: %s", task.name, query_id, seq, superseded)
+        return
     except Exception as error:
         # Not a provider error (those are handled in the step): a bug, the database going away,
         # a soft time limit. With acks_late Celery would ack and forget the message, leaving the
-        # hop running; instead hand the hop back and retry the delivery. The ledger's delivery
-        # cap ends a hop that fails every time (a later retry finds it exhausted).
-        log.error(
-            "%s query=%s seq=%s failed: %s",
-            task.name,
-            query_id,
-            seq,
-            rt.scrub(f"{type(error).__name__}: {error}")[:500],
-        )
-        try:
-            rt.ledger.release(uuid.UUID(query_id), seq)
-        except Exception as release_error:
-            log.error(
-                "could not release hop query=%s seq=%s: %s",
-                query_id,
-                seq,
-                type(release_error).__name__,
-            )
-        retries = task.request.retries
-        raise task.retry(
-            exc=error, countdown=min(MAX_ERROR_COUNTDOWN_S, 0.5 * 2**retries)
-        ) from None
+        # hop running; instead hand the hop back (if this delivery claimed it) and retry the
+        # delivery. The ledger's delivery cap ends a hop that fails every time.
+        reason = rt.scrub(f"{type(error).__name__}: {error}")[:500]
+        log.error("%s query=%s seq=%s failed: %s", task.name, query_id, seq, reason)
+        if rt.claimed is not None:
+            try:
+                rt.ledger.release(rt.claimed)
+            except Exception as release_error:
+                log.error(
+                    "could not release hop query=%s seq=%s: %s",
+                    query_id,
+                    seq,
+                    type(release_error).__name__,
+                )
+        countdown = min(MAX_ERROR_COUNTDOWN_S, 0.5 * 2**task.request.retries)
+        # Celery keeps the retry's exception in its events (and Flower): a scrubbed stand-in.
+        raise task.retry(exc=RuntimeError(reason), countdown=countdown) from None
     if result.retry_in is not None:
         log.info(
             "%s query=%s seq=%s busy; retry in %.1fs", task.name, query_id, seq, result.retry_in
