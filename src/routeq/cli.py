@@ -283,7 +283,9 @@ def summarize(
     timeout: Annotated[float, typer.Option(help="seconds to follow the batch")] = 3600.0,
     workers: Annotated[
         int | None,
-        typer.Option(help="local worker processes (default: 4 on the embedded default, else 0)"),
+        typer.Option(
+            help="processes per local worker group (default: 2 on the embedded default, else 0)"
+        ),
     ] = None,
 ) -> None:
     """Summarise documents as a batch; the same command again resumes it and pays nothing twice."""

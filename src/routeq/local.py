@@ -31,7 +31,7 @@ from routeq.ledger import Ledger, make_engine
 from routeq.ledger.migrate import upgrade
 from routeq.sim import SimServer, default_sim_config
 
-DEFAULT_LOCAL_WORKERS = 4
+DEFAULT_LOCAL_WORKERS = 2  # processes per local worker group (route+judge, each tier)
 
 
 @dataclass

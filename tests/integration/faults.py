@@ -435,39 +435,42 @@ def fault_stack(
     start_workers: bool = True,
 ) -> Iterator[FaultStack]:
     redis_server = RedisServer(tmp_path)
-    redis_server.start()
-    postgres: PostgresCluster | None = None
-    if own_postgres:
-        postgres = PostgresCluster(tmp_path)
-        postgres.init()
-        database_url = postgres.url
-    else:
-        assert shared_database_url is not None
-        database_url = shared_database_url
-    upgrade(database_url)
+    postgres = PostgresCluster(tmp_path) if own_postgres else None
     sim = SimProcess(tmp_path, models or default_models())
     sim.env["ROUTEQ_FAULT_KEY"] = PLANTED_KEY
-    sim.start()
     settings = fault_settings(sim.url, tier_overrides=tier_overrides, workdir=tmp_path)
     config_path = write_config(settings, tmp_path / "routeq.toml")
-    env = dict(
-        os.environ,
-        ROUTEQ_CONFIG=str(config_path),
-        ROUTEQ_DATABASE_URL=database_url,
-        ROUTEQ_BROKER_URL=redis_server.url,
-        ROUTEQ_FAULT_KEY=PLANTED_KEY,
-    )
-    os.environ["ROUTEQ_FAULT_KEY"] = PLANTED_KEY  # the client loads the same config
-    client_settings = load_settings(
-        config_path, database_url=database_url, broker_url=redis_server.url
-    )
-    stack = FaultStack(tmp_path, client_settings, env, redis_server, sim, database_url, postgres)
-    try:
+    stack: FaultStack | None = None
+    try:  # everything started below is stopped, however far the start got
+        redis_server.start()
+        if postgres is not None:
+            postgres.init()
+            database_url = postgres.url
+        else:
+            assert shared_database_url is not None
+            database_url = shared_database_url
+        upgrade(database_url)
+        sim.start()
+        env = dict(
+            os.environ,
+            ROUTEQ_CONFIG=str(config_path),
+            ROUTEQ_DATABASE_URL=database_url,
+            ROUTEQ_BROKER_URL=redis_server.url,
+            ROUTEQ_FAULT_KEY=PLANTED_KEY,
+        )
+        os.environ["ROUTEQ_FAULT_KEY"] = PLANTED_KEY  # the client loads the same config
+        client_settings = load_settings(
+            config_path, database_url=database_url, broker_url=redis_server.url
+        )
+        stack = FaultStack(
+            tmp_path, client_settings, env, redis_server, sim, database_url, postgres
+        )
         if start_workers:
             stack.start_workers()
         yield stack
     finally:
-        stack.stop()
+        if stack is not None:
+            stack.stop()
         sim.kill()
         redis_server.stop()
         if postgres is not None:
