@@ -52,10 +52,6 @@ class Runtime:
             self._slots = TierSlots(self.broker)
         return self._slots
 
-    def scrub(self, text: str) -> str:
-        """``text`` without any configured secret (API keys, URL passwords)."""
-        return secrets.scrub(text)
-
     @property
     def broker(self) -> redis.Redis:
         """A redis-py client on the broker, for the reconciler's look at the queues."""

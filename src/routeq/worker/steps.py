@@ -53,6 +53,7 @@ from routeq.ledger.repository import FINAL_QUERY_STATUSES, QueryInput
 from routeq.policies import QueryView, fit_to_context
 from routeq.pricing import call_cost
 from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
+from routeq.secrets import scrub
 from routeq.timing import attempt_lease_s, claim_lease_s, longest_pause_s
 from routeq.tokens import count_message_tokens
 from routeq.worker.runtime import Runtime
@@ -217,8 +218,8 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     try:
         response, latency_ms = _complete(rt, hop, tier, messages)
     except ProviderError as error:
-        step = _after_call_failure(rt, hop, tier.name, _short(rt, error), query.input_tokens)
-        return _move_on(rt, hop, HopStatus.FAILED, {"error": _short(rt, error)}, step)
+        step = _after_call_failure(rt, hop, tier.name, short_error(error), query.input_tokens)
+        return _move_on(rt, hop, HopStatus.FAILED, {"error": short_error(error)}, step)
     values = _response_values(response, latency_ms)
     if not (rt.settings.judge.enabled and tier.judge):
         outcome = QueryOutcome(
@@ -294,8 +295,8 @@ def _verdict(
         accept = tier.judge_fail_mode == "open"
         what = "accepted (fail open)" if accept else "escalated (fail closed)"
         return Verdict(
-            accept, f"judge failed, answer {what}: {_short(rt, error)}", "judge-error"
-        ), {"error": _short(rt, error)}
+            accept, f"judge failed, answer {what}: {short_error(error)}", "judge-error"
+        ), {"error": short_error(error)}
     passed = scored.score >= config.pass_threshold
     reason = f"score {scored.score}/10 (pass >= {config.pass_threshold}): {scored.reason}"
     return Verdict(passed, reason, "llm", float(scored.score)), _response_values(
@@ -406,7 +407,7 @@ def after_exhausted(rt: Runtime, hop: ClaimedHop, reason: str | None = None) -> 
     try:
         return StepResult(publish=_move_on_after_failure(rt, hop, reason))
     except Exception as error:
-        closing = f"{reason}; the query could not be moved on ({_short(rt, error)})"
+        closing = f"{reason}; the query could not be moved on ({short_error(error)})"
         return StepResult(publish=rt.ledger.fail_query(hop.query_id, closing), note=closing)
 
 
@@ -494,7 +495,7 @@ def _complete(
             output_tokens=response.output_tokens if response else 0,
             tokens_estimated=response.tokens_estimated if response else False,
             http_status=error.status_code if error else 200,
-            error=_short(rt, error) if error else None,
+            error=short_error(error) if error else None,
             lease_s=None if pause is None else attempt_lease_s(endpoint, pause, margin),
         )
 
@@ -563,10 +564,11 @@ def _finish(
     return StepResult(publish=finished.publish)
 
 
-def _short(rt: Runtime, error: BaseException) -> str:
-    """An error as stored on the ledger: its type and message, scrubbed of every configured
-    secret (a provider error or an invalid header can carry an API key), and kept short."""
-    return rt.scrub(f"{type(error).__name__}: {error}")[:500]
+def short_error(error: BaseException) -> str:
+    """An error as stored on the ledger or logged: its type and message, scrubbed of every
+    configured secret (a provider error or an invalid header can carry an API key), and kept
+    short."""
+    return scrub(f"{type(error).__name__}: {error}")[:500]
 
 
 # -- the reconciler's hand: a query whose last hop ended without a next step -------------------
@@ -593,5 +595,5 @@ def settle_orphan(rt: Runtime, query_id: uuid.UUID) -> StepResult:
             "reconciler"
         )
     except Exception as error:
-        reason = f"the reconciler could not read the query ({_short(rt, error)})"
+        reason = f"the reconciler could not read the query ({short_error(error)})"
     return StepResult(publish=rt.ledger.fail_query(query_id, reason), note=reason)

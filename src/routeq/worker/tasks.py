@@ -17,7 +17,7 @@ from celery import Celery, Task
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 
 from routeq.errors import DeliverySupersededError
-from routeq.secrets import install_log_filter
+from routeq.secrets import install_log_filter, scrub
 from routeq.timing import MAX_ERROR_COUNTDOWN_S
 from routeq.worker import steps
 from routeq.worker.celery_app import (
@@ -49,7 +49,7 @@ def _run(task: Task, step: Step, query_id: str, seq: int) -> None:
         # a soft time limit. With acks_late Celery would ack and forget the message, leaving the
         # hop running; instead hand the hop back (if this delivery claimed it) and retry the
         # delivery. The ledger's delivery cap ends a hop that fails every time.
-        reason = rt.scrub(f"{type(error).__name__}: {error}")[:500]
+        reason = steps.short_error(error)
         log.error("%s query=%s seq=%s failed: %s", task.name, query_id, seq, reason)
         if rt.claimed is not None:
             try:
@@ -70,7 +70,7 @@ def _run(task: Task, step: Step, query_id: str, seq: int) -> None:
         )
         raise task.retry(countdown=result.retry_in)
     if result.note:
-        log.info("%s query=%s seq=%s: %s", task.name, query_id, seq, rt.scrub(result.note))
+        log.info("%s query=%s seq=%s: %s", task.name, query_id, seq, scrub(result.note))
     for hop in result.publish:
         rt.publisher.publish(hop)
 
