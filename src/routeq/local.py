@@ -122,14 +122,8 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
 def start_worker(settings: Settings, count: int, log_path: Path) -> subprocess.Popen[bytes]:
     """``routeq worker`` with ``count`` processes on every queue, logging to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "routeq", "worker", "-c", str(count), "--loglevel", "warning"],
-        env=worker_env(settings),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # Ctrl-C in the terminal reaches the CLI, not the worker
-    )
+    command = ["worker", "-c", str(count), "--loglevel", "warning"]
+    return _spawn(command, settings, log_path.open("ab"))
 
 
 def worker_groups(settings: Settings, processes: int) -> list[tuple[str, list[str], int]]:
@@ -175,19 +169,7 @@ def stop_workers(settings: Settings, workers: LocalWorkers) -> None:
     its own workers are gone, so the next run takes those hops at once instead of waiting
     for their leases."""
     grace = settings.worker.shutdown_grace_s
-    for process in workers.processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    killed = False
-    for process in workers.processes:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except (subprocess.TimeoutExpired, KeyboardInterrupt):
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            killed = True
+    killed = _warm_shutdown(workers.processes, grace)
     if killed and settings.database_url is not None:
         with suppress(Exception):  # best effort: leases and the reconciler cover a failure
             engine = make_engine(settings.database_url, pool_size=1)
@@ -204,14 +186,26 @@ def stop_workers(settings: Settings, workers: LocalWorkers) -> None:
 
 
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    """Warm shutdown: SIGTERM to the main process only, which lets running tasks finish (a
-    signal to the whole group would kill the pool children mid-call). SIGKILL to the group is
-    the backstop, also on a second Ctrl-C; an interrupted hop is redelivered next time."""
-    if worker.poll() is not None:
-        return
-    worker.send_signal(signal.SIGTERM)
-    try:
-        worker.wait(timeout=30)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+    """Warm shutdown of one worker with 30 s for its running tasks (see ``_warm_shutdown``);
+    an interrupted hop is redelivered next time."""
+    _warm_shutdown([worker], 30.0)
+
+
+def _warm_shutdown(processes: list[subprocess.Popen[bytes]], grace_s: float) -> bool:
+    """SIGTERM to each main process only, which lets running tasks finish (a signal to the
+    whole group would kill the pool children mid-call); after ``grace_s`` (or a second
+    Ctrl-C), SIGKILL to the groups still alive. Returns whether any had to be killed."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    killed = False
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            killed = True
+    return killed
