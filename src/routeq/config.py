@@ -416,7 +416,7 @@ class Settings(BaseSettings):
         visibility = worker.visibility_timeout_s or max(
             derived.visibility_s, math.ceil(hard + longest_countdown + TIME_LIMIT_MARGIN_S)
         )
-        return TimeLimits(soft, hard, visibility, derived.longest_lease_s)
+        return TimeLimits(soft, hard, visibility, derived.longest_lease_s, derived.claim_lease_s)
 
     @model_validator(mode="after")
     def _usable_api_keys(self) -> Settings:

@@ -66,6 +66,7 @@ class TimeLimits:
     hard_s: int
     visibility_s: int
     longest_lease_s: float
+    claim_lease_s: float  # a fresh claim's lease (see ``claim_lease_s``) for the slowest endpoint
 
 
 def derive_time_limits(
@@ -82,15 +83,16 @@ def derive_time_limits(
     """
     endpoints = list(endpoints)
     worst = max(delivery_worst_case_s(e, retry) for e in endpoints)
+    claim = max(claim_lease_s(step_lease_s, e) for e in endpoints)
     longest_lease = max(
-        max(claim_lease_s(step_lease_s, e) for e in endpoints),
+        claim,
         max(attempt_lease_s(e, longest_pause_s(retry), lease_margin_s) for e in endpoints),
     )
     soft = math.ceil(worst + step_lease_s)
     hard = soft + TIME_LIMIT_MARGIN_S
     longest_countdown = max(longest_lease, MAX_ERROR_COUNTDOWN_S)
     visibility = math.ceil(hard + longest_countdown + TIME_LIMIT_MARGIN_S)
-    return TimeLimits(soft, hard, visibility, longest_lease)
+    return TimeLimits(soft, hard, visibility, longest_lease, claim)
 
 
 def check_time_limits(

@@ -32,6 +32,9 @@ class Runtime:
     publisher: Publisher
     policy: Policy
     http: httpx.Client
+    # A fresh claim's lease: the step's own work plus one attempt of the slowest model. A
+    # constant of the settings, computed once per process rather than at every claim.
+    claim_lease_s: float
     broker_url: str | None = None
     # The worker node running the current task (Celery's hostname): recorded on the hops it
     # claims, so the local stack can hand back the hops of workers it knows it killed.
@@ -90,6 +93,7 @@ def build_runtime(settings: Settings, database_url: str, app: Celery) -> Runtime
         publisher=Publisher(app, settings),
         policy=build_policy(settings),
         http=httpx.Client(limits=httpx.Limits(max_connections=20), follow_redirects=False),
+        claim_lease_s=settings.time_limits.claim_lease_s,
         broker_url=app.conf.broker_url,
     )
 

@@ -54,7 +54,7 @@ from routeq.policies import QueryView, fit_to_context
 from routeq.pricing import call_cost
 from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
 from routeq.secrets import scrub
-from routeq.timing import attempt_lease_s, claim_lease_s, longest_pause_s
+from routeq.timing import attempt_lease_s, longest_pause_s
 from routeq.tokens import count_message_tokens
 from routeq.worker.runtime import Runtime
 from routeq.worker.slots import SlotsUnavailableError
@@ -371,7 +371,7 @@ def _claim(rt: Runtime, query_id: uuid.UUID, seq: int) -> tuple[ClaimedHop | Non
     claim = rt.ledger.claim(
         query_id,
         seq,
-        lease_s=_claim_lease(rt, query_id, seq),
+        lease_s=rt.claim_lease_s,  # every attempt renews it from there (``_complete``)
         max_deliveries=settings.retry.max_deliveries,
         worker=rt.node,
     )
@@ -387,13 +387,6 @@ def _claim(rt: Runtime, query_id: uuid.UUID, seq: int) -> tuple[ClaimedHop | Non
         assert claim.hop is not None
         return None, after_exhausted(rt, claim.hop)
     return None, StepResult(note="no such hop")
-
-
-def _claim_lease(rt: Runtime, query_id: uuid.UUID, seq: int) -> float:
-    """The step's own work plus the first attempt of the slowest model it may call; every
-    attempt renews the lease from there (``_complete``)."""
-    slowest = max(rt.settings.endpoints, key=lambda endpoint: endpoint.timeout_s)
-    return claim_lease_s(rt.settings.worker.step_lease_s, slowest)
 
 
 def after_exhausted(rt: Runtime, hop: ClaimedHop, reason: str | None = None) -> StepResult:
