@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from ledger_helpers import record_request
 
 from routeq.batch.spec import SummarySpec
 from routeq.batch.submit import document_query
@@ -40,7 +41,8 @@ def finish_query(ledger: Ledger, query_id: uuid.UUID, status: QS, cost: str = "0
     claim = ledger.claim(query_id, 1, lease_s=LEASE, max_deliveries=MAX_DELIVERIES)
     assert claim.hop is not None
     if Decimal(cost):
-        ledger.record_request(
+        record_request(
+            ledger,
             claim.hop,
             try_number=1,
             model="m",

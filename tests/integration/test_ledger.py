@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from ledger_helpers import record_request
 from sqlalchemy.exc import IntegrityError
 
 from routeq.errors import DeliverySupersededError
@@ -305,7 +306,8 @@ def test_record_request_adds_cost_to_hop_and_query_exactly(ledger: Ledger) -> No
     hop = route_to_cheap(ledger, query_id)
     prices = {"input_price": Decimal("0.15"), "output_price": Decimal("0.60")}
 
-    ledger.record_request(
+    record_request(
+        ledger,
         hop,
         try_number=1,
         model="sim-small",
@@ -317,7 +319,8 @@ def test_record_request_adds_cost_to_hop_and_query_exactly(ledger: Ledger) -> No
     )
     costs = [Decimal("0.0000001234"), Decimal("0.0000000001"), Decimal("0.1000000000")]
     for try_number, cost in enumerate(costs, start=2):
-        ledger.record_request(
+        record_request(
+            ledger,
             hop,
             try_number=try_number,
             model="sim-small",
@@ -353,7 +356,8 @@ def test_record_request_of_a_stale_delivery_still_counts(ledger: Ledger) -> None
     query_id = submit_one(ledger)
     stale = route_to_cheap(ledger, query_id, lease_s=0)
     claimed(ledger, query_id, 2)
-    ledger.record_request(
+    record_request(
+        ledger,
         stale,
         try_number=1,
         model="sim-small",

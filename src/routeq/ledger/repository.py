@@ -889,44 +889,6 @@ class Ledger:
         )
         return bool(result.rowcount)
 
-    def record_request(
-        self,
-        hop: ClaimedHop,
-        *,
-        try_number: int,
-        model: str,
-        outcome: str,
-        latency_ms: int,
-        input_price: Decimal,
-        output_price: Decimal,
-        cost: Decimal = Decimal(0),
-        input_tokens: int = 0,
-        output_tokens: int = 0,
-        tokens_estimated: bool = False,
-        http_status: int | None = None,
-        error: str | None = None,
-    ) -> None:
-        """Record a request after the fact (``begin_request`` then ``finish_request``)."""
-        request_id = self.begin_request(
-            hop,
-            try_number=try_number,
-            model=model,
-            input_price=input_price,
-            output_price=output_price,
-        )
-        self.finish_request(
-            hop,
-            request_id,
-            outcome=outcome,
-            latency_ms=latency_ms,
-            cost=cost,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            tokens_estimated=tokens_estimated,
-            http_status=http_status,
-            error=error,
-        )
-
     def finish_hop(
         self,
         hop: ClaimedHop,
