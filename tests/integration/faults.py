@@ -30,8 +30,6 @@ import redis
 import sqlalchemy as sa
 
 from routeq.config import (
-    JudgeConfig,
-    ModelEndpoint,
     RetryConfig,
     Settings,
     WorkerConfig,
@@ -396,28 +394,21 @@ def _descendants(pid: int) -> list[int]:
 def fault_settings(
     sim_url: str, *, tier_overrides: dict[str, dict[str, Any]] | None = None, workdir: Path
 ) -> Settings:
-    from stack import ladder
+    """The test ladder (``stack.ladder``/``stack.judge``) with every model's key in
+    ``ROUTEQ_FAULT_KEY``, at most 4 concurrent calls per tier, and the fault suite's short
+    retries, leases and reconciler."""
+    from audit import TIERS
+    from stack import judge, ladder
 
-    overrides = {
-        name: {"max_concurrency": 4, **spec} for name, spec in (tier_overrides or {}).items()
-    }
-    for name in ("cheap", "mid", "frontier"):
-        overrides.setdefault(name, {"max_concurrency": 4})
-    tiers = ladder(sim_url, **overrides)
-    tiers = [t.model_copy(update={"api_key_env": "ROUTEQ_FAULT_KEY"}) for t in tiers]
+    given = tier_overrides or {}
+    overrides = {name: {"max_concurrency": 4, **given.get(name, {})} for name in TIERS}
+    keyed = {"api_key_env": "ROUTEQ_FAULT_KEY"}
+    tiers = [tier.model_copy(update=keyed) for tier in ladder(sim_url, **overrides)]
+    judging = judge(sim_url)
+    assert judging.model is not None
     return Settings(
         tiers=tiers,
-        judge=JudgeConfig(
-            model=ModelEndpoint(
-                provider="openai",
-                base_url=sim_url,
-                model="sim-judge",
-                input_price_per_mtok=Decimal("0.1"),
-                output_price_per_mtok=Decimal("0.4"),
-                timeout_s=2.0,
-                api_key_env="ROUTEQ_FAULT_KEY",
-            )
-        ),
+        judge=judging.model_copy(update={"model": judging.model.model_copy(update=keyed)}),
         retry=FAULT_RETRY,
         worker=FAULT_WORKER,
         state_dir=workdir / "state",
