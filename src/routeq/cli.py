@@ -110,12 +110,7 @@ def worker(
     # Computed once, so a restarted child keeps the node name the health checks ping.
     node = name or f"routeq-{'+'.join(q.replace('tier.', '') for q in selected)}-{os.getpid()}@%h"
     argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "routeq.worker.main",
-        "worker",
+        *_celery_command("worker"),
         "-Q",
         ",".join(selected),
         "-c",
@@ -353,6 +348,12 @@ def batch_results(
         follow.write_and_report(console, client, client.batch(ref), out, fmt)
 
 
+def _celery_command(subcommand: str, *, entry: str = "celery") -> list[str]:
+    """``python -m ENTRY -A routeq.worker.main SUBCOMMAND``: a Celery program on routeq's app
+    (``entry`` is ``celery``, or a module that wraps Celery's command line)."""
+    return [sys.executable, "-m", entry, "-A", "routeq.worker.main", subcommand]
+
+
 def _celery_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a Celery process (worker, Flower): connection URLs resolved (the
     embedded servers started when unset) and the config file."""
@@ -463,12 +464,7 @@ def beat(
     schedule = Path(os.environ.get("ROUTEQ_BEAT_SCHEDULE", str(settings.state_dir / "celerybeat")))
     schedule.parent.mkdir(parents=True, exist_ok=True)
     argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "routeq.worker.main",
-        "beat",
+        *_celery_command("beat"),
         "--loglevel",
         loglevel,
         "--schedule",
@@ -553,12 +549,7 @@ def flower(
         )
     env = _celery_env(_settings(), FLOWER_BASIC_AUTH=credentials)
     argv = [
-        sys.executable,
-        "-m",
-        "routeq.flower_auth",
-        "-A",
-        "routeq.worker.main",
-        "flower",
+        *_celery_command("flower", entry="routeq.flower_auth"),  # Flower with auth on every page
         f"--address={address}",
         f"--port={port}",
         "--purge_offline_workers=300",
