@@ -176,7 +176,7 @@ class RetryConfig(_Strict):
 
 
 class WorkerConfig(_Strict):
-    """Leases, Celery's time limits and the reconciler (ENGINEERING notes in docs/reliability.md).
+    """Leases, Celery's time limits and the reconciler (docs/reliability.md).
 
     The three time limits default to values derived from the tiers' timeouts and the retry
     policy (``routeq.timing``); set them only to override, and they are checked against what the

@@ -1,4 +1,4 @@
-"""The hop ledger's tables (ENGINEERING.md §2). Postgres is the truth; Redis only delivers.
+"""The hop ledger's tables (docs/reliability.md). Postgres is the truth; Redis only delivers.
 
 ``queries`` holds one row per submitted query; ``hops`` one row per step of its journey (route,
 call, judge), unique on ``(query_id, seq)`` so a redelivered message cannot record a step twice;

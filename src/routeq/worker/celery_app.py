@@ -1,4 +1,4 @@
-"""The Celery app: explicit queues and the reliability settings of ENGINEERING.md §3.
+"""The Celery app: explicit queues and the reliability settings of docs/reliability.md.
 
 Messages carry ids only. The app has no task bodies; producers publish by task name, so the client
 never imports worker code.
