@@ -61,6 +61,30 @@ class PermanentProviderError(ProviderError):
     retryable = False
 
 
+class ContextLengthExceededError(PermanentProviderError):
+    """The provider refused the request because the prompt (plus the requested completion) does
+    not fit the model's context window.
+
+    Permanent: the same request fails the same way on every attempt, so it is never retried. It
+    is a type of its own because, unlike other permanent errors, the caller can do something
+    about it: cut the prompt to fit, or move to a tier with a larger window. ``context_window``
+    and ``prompt_tokens`` are the numbers the provider's message stated, when it stated them
+    (None otherwise); they count with the provider's tokenizer, not routeq's.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        context_window: int | None = None,
+        prompt_tokens: int | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.context_window = context_window
+        self.prompt_tokens = prompt_tokens
+
+
 class MalformedResponseError(ProviderError):
     """The provider answered 2xx with a body that is not the protocol's JSON.
 
@@ -73,6 +97,7 @@ class MalformedResponseError(ProviderError):
 
 __all__ = [
     "ConfigError",
+    "ContextLengthExceededError",
     "DeliverySupersededError",
     "InvalidQueryError",
     "MalformedResponseError",

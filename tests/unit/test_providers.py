@@ -22,6 +22,7 @@ import pytest
 
 from routeq.config import ModelEndpoint, RetryConfig
 from routeq.errors import (
+    ContextLengthExceededError,
     MalformedResponseError,
     PermanentProviderError,
     ProviderError,
@@ -1017,3 +1018,262 @@ def test_an_invalid_url_is_permanent(make: Any, base_url: str) -> None:
     assert "InvalidURL" in str(caught.value) and "check base_url" in str(caught.value)
     assert len(attempts) == 1
     assert recorder.requests == []
+
+
+# ---------------------------------------------------------------- context length exceeded
+#
+# Bodies as the servers send them (the numbers vary; the shapes and the wording are theirs).
+
+OPENAI_OVERFLOW = {
+    "error": {
+        "message": "This model's maximum context length is 8192 tokens. However, you requested "
+        "9024 tokens (8000 in the messages, 1024 in the completion). Please reduce the length "
+        "of the messages or completion.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+}
+CONTEXT_OVERFLOWS = {
+    "openai": (400, OPENAI_OVERFLOW, 8192, 8000),
+    "openai-code-only": (
+        400,
+        {
+            "error": {
+                "message": "Invalid request.",
+                "type": "invalid_request_error",
+                "code": "context_length_exceeded",
+            }
+        },
+        None,
+        None,
+    ),
+    "openai-responses": (
+        400,
+        openai_error(
+            "Your input exceeds the context window of this model. Please adjust your "
+            "input and try again."
+        ),
+        None,
+        None,
+    ),
+    "vllm-old": (
+        400,
+        {
+            "object": "error",
+            "message": "This model's maximum context length is 2048 tokens. "
+            "However, you requested 2300 tokens (1276 in the messages, 1024 in the completion). "
+            "Please reduce the length of the messages or completion.",
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        },
+        2048,
+        1276,
+    ),
+    "vllm-new": (
+        400,
+        {
+            "error": {
+                "message": "'max_tokens' or 'max_completion_tokens' is too large: 1024. This "
+                "model's maximum context length is 2048 tokens and your request has 1500 "
+                "input tokens (1024 > 2048 - 1500). None",
+                "type": "BadRequestError",
+                "param": None,
+                "code": 400,
+            }
+        },
+        2048,
+        1500,
+    ),
+    "llama.cpp": (
+        400,
+        {
+            "error": {
+                "code": 400,
+                "message": "request (4476 tokens) exceeds the available context "
+                "size (4096 tokens), try increasing it",
+                "type": "exceed_context_size_error",
+                "n_prompt_tokens": 4476,
+                "n_ctx": 4096,
+            }
+        },
+        4096,
+        4476,
+    ),
+    "llama.cpp-old": (
+        400,
+        {
+            "error": {
+                "code": 400,
+                "message": "the request exceeds the available context size, try increasing it",
+                "type": "invalid_request_error",
+            }
+        },
+        None,
+        None,
+    ),
+    "ollama": (
+        400,
+        {"error": "prompt too long; exceeded max context length by 310 tokens"},
+        None,
+        None,
+    ),
+    "ollama-input": (400, {"error": "the input length exceeds the context length"}, None, None),
+    "tgi": (
+        422,
+        {
+            "error": "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. "
+            "Given: 3900 `inputs` tokens and 1024 `max_new_tokens`",
+            "error_type": "validation",
+        },
+        4096,
+        3900,
+    ),
+    "mistral": (
+        400,
+        {
+            "object": "error",
+            "message": "Prompt contains 40000 tokens and 0 draft tokens, too "
+            "large for model with 32768 maximum context length",
+            "type": "invalid_request_error",
+        },
+        32768,
+        40000,
+    ),
+    "gemini": (  # a list body: no structured field to read, its words still tell
+        400,
+        [
+            {
+                "error": {
+                    "code": 400,
+                    "message": "The input token count (1200000) exceeds the maximum "
+                    "number of tokens allowed (1048576).",
+                    "status": "INVALID_ARGUMENT",
+                }
+            }
+        ],
+        None,
+        None,
+    ),
+    "plain-text": (400, "This model's maximum context length is 4096 tokens.", 4096, None),
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "window", "prompt"),
+    list(CONTEXT_OVERFLOWS.values()),
+    ids=list(CONTEXT_OVERFLOWS),
+)
+def test_openai_compatible_context_overflow_is_its_own_error(
+    make: Any, status: int, body: Any, window: int | None, prompt: int | None
+) -> None:
+    provider, _ = make(OpenAIProvider, reply(status, body))
+
+    with pytest.raises(ContextLengthExceededError) as caught:
+        provider.complete(REQUEST)
+
+    error = caught.value
+    assert isinstance(error, PermanentProviderError) and not error.retryable
+    assert error.status_code == status
+    assert str(error).startswith(f"HTTP {status} context length exceeded: ")
+    assert (error.context_window, error.prompt_tokens) == (window, prompt)
+
+
+def test_anthropic_prompt_too_long_is_context_length_exceeded(make: Any) -> None:
+    body = anthropic_error("prompt is too long: 215000 tokens > 200000 maximum")
+    provider, _ = make(AnthropicProvider, reply(400, body))
+
+    with pytest.raises(ContextLengthExceededError) as caught:
+        provider.complete(REQUEST)
+
+    assert (caught.value.context_window, caught.value.prompt_tokens) == (200000, 215000)
+    assert "prompt is too long" in str(caught.value)
+
+
+def test_a_context_overflow_is_never_retried(make: Any) -> None:
+    provider, recorder = make(OpenAIProvider, reply(400, OPENAI_OVERFLOW))
+    attempts: list[Attempt] = []
+
+    with pytest.raises(ContextLengthExceededError):
+        complete_with_retries(
+            provider, REQUEST, RetryConfig(max_retries=3), attempts.append, sleep=lambda s: None
+        )
+
+    assert len(attempts) == 1 and len(recorder.requests) == 1
+
+
+def test_a_context_overflow_reported_with_a_5xx_is_not_retried_either(make: Any) -> None:
+    # Some servers answer a prompt they cannot hold with 500: retrying cannot help there either.
+    body = openai_error("the request exceeds the available context size, try increasing it")
+    provider, recorder = make(OpenAIProvider, reply(500, body))
+    attempts: list[Attempt] = []
+
+    with pytest.raises(ContextLengthExceededError):
+        complete_with_retries(
+            provider, REQUEST, RetryConfig(max_retries=3), attempts.append, sleep=lambda s: None
+        )
+
+    assert len(attempts) == 1 and len(recorder.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, openai_error("Invalid value for 'temperature': must be between 0 and 2.")),
+        (
+            400,
+            openai_error(
+                "max_tokens is too large: 999999. This model supports at most 4096 "
+                "completion tokens."
+            ),
+        ),
+        (400, anthropic_error("messages: text content blocks must be non-empty")),
+        (404, openai_error("The model 'gpt-5-mini' does not exist")),
+        (
+            413,
+            anthropic_error(
+                "Request exceeds the maximum allowed number of bytes.", "request_too_large"
+            ),
+        ),
+        (
+            429,
+            openai_error(
+                "Rate limit reached for gpt-4o: Limit 30000, Requested 31000 tokens "
+                "per min (TPM). Please reduce the length of the messages.",
+                "tokens",
+            ),
+        ),
+    ],
+    ids=["bad-param", "max-tokens", "empty-block", "no-model", "too-many-bytes", "tpm-429"],
+)
+def test_other_errors_are_not_context_overflows(make: Any, status: int, body: Any) -> None:
+    provider, _ = make(OpenAIProvider, reply(status, body))
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert not isinstance(caught.value, ContextLengthExceededError)
+    assert caught.value.retryable == (status == 429)
+
+
+def test_a_context_overflow_message_is_scrubbed(make: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    body = openai_error(f"maximum context length is 4096 tokens (key {SECRET})")
+    provider, _ = make(OpenAIProvider, reply(400, body), api_key_env=KEY_ENV)
+
+    with pytest.raises(ContextLengthExceededError) as caught:
+        provider.complete(REQUEST)
+
+    assert SECRET not in str(caught.value)
+    assert caught.value.context_window == 4096
+
+
+def test_vllm_top_level_message_is_the_error_detail(make: Any) -> None:
+    body = {"object": "error", "message": "model is warming up", "type": "BadRequestError"}
+    provider, _ = make(OpenAIProvider, reply(400, body))
+
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.complete(REQUEST)
+
+    assert str(caught.value) == "HTTP 400: model is warming up"

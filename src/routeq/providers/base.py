@@ -27,6 +27,7 @@ from routeq.errors import (
     ProviderError,
     TransientProviderError,
 )
+from routeq.providers.context_limit import context_length_error
 from routeq.secrets import api_key_problem, register_secret_env, scrub
 
 
@@ -34,6 +35,7 @@ from routeq.secrets import api_key_problem, register_secret_env, scrub
 class ChatRequest:
     messages: list[dict[str, str]]
     max_tokens: int
+    temperature: float | None = None  # the query's own, when it set one; else the provider's
     # The ledger's id of this attempt, sent as the X-Routeq-Request-Id header so a provider's
     # (or the simulated server's) request log can be matched against the ledger. An id only.
     request_id: str | None = None
@@ -143,11 +145,16 @@ REQUEST_ID_HEADER = "X-Routeq-Request-Id"
 
 
 def http_error(response: httpx.Response, secrets: Iterable[str | None] = ()) -> ProviderError:
-    """Classify an HTTP error response: 429 and 5xx are transient, other 4xx permanent. The
+    """Classify an HTTP error response: a prompt too long for the model's context window is a
+    ``ContextLengthExceededError`` (permanent, whatever the status: see
+    ``providers.context_limit``), 429 and other 5xx are transient, other 4xx permanent. The
     provider's message is scrubbed of ``secrets`` (and the registered ones) first: providers
     echo rejected keys."""
     status = response.status_code
     detail = _error_message(response, secrets)
+    overflow = context_length_error(status, _body(response), detail)
+    if overflow is not None:
+        return overflow
     if status == 429:
         return TransientProviderError(
             f"HTTP 429 rate limited: {detail}",
@@ -161,6 +168,14 @@ def http_error(response: httpx.Response, secrets: Iterable[str | None] = ()) -> 
             retry_after=parse_retry_after(response.headers.get("retry-after")),
         )
     return PermanentProviderError(f"HTTP {status}: {detail}", status_code=status)
+
+
+def _body(response: httpx.Response) -> Any:
+    """The decoded JSON body, or the raw text when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
 
 
 def _error_message(response: httpx.Response, secrets: Iterable[str | None] = ()) -> str:
@@ -177,6 +192,9 @@ def _error_message(response: httpx.Response, secrets: Iterable[str | None] = ())
             return scrub(str(error["message"]), secrets)[:500]
         if isinstance(error, str):
             return scrub(error, secrets)[:500]
+        message = body.get("message")  # vLLM's older error bodies: {"object": "error", ...}
+        if isinstance(message, str) and message:
+            return scrub(message, secrets)[:500]
     return scrub(str(body), secrets)[:200]
 
 
