@@ -18,12 +18,30 @@ Two inputs used to make the tokenizer refuse:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any, Final
 
-__all__ = ["PIECE_CHARS", "count_message_tokens", "count_tokens", "pieces"]
+__all__ = [
+    "DEFAULT_TOKEN_MARGIN",
+    "PIECE_CHARS",
+    "count_message_tokens",
+    "count_tokens",
+    "fits_window",
+    "pieces",
+    "prompt_budget",
+    "with_margin",
+]
+
+DEFAULT_TOKEN_MARGIN: Final = 0.2
+"""Default share added to routeq's counts before comparing them with a context window.
+
+routeq counts with cl100k; the model's own tokenizer counts differently (a small open model
+counted about 18% more on the same prompts), and the server enforces its window with its own
+count. A margin of a fifth covers that difference with a little to spare."""
 
 PIECE_CHARS: Final = 50_000
 """Longest piece handed to the tokenizer in one call, in characters.
@@ -129,3 +147,50 @@ def _content_text(content: object) -> str:
         texts = (part.get("text") if isinstance(part, Mapping) else part for part in content)
         return "".join(text for text in texts if isinstance(text, str))
     return ""
+
+
+# -- fitting a context window ---------------------------------------------------------------------
+
+
+def with_margin(tokens: int, margin: float) -> int:
+    """``tokens`` raised by the fraction ``margin`` (0.2: a fifth more), rounded up.
+
+    Computed exactly (``margin`` read as the decimal it was written as), so 100 tokens at 0.2
+    make 120, not the 121 that ``ceil(100 * 1.2)`` gives in floating point.
+    """
+    if tokens < 0:
+        raise ValueError(f"tokens must be >= 0, got {tokens}")
+    share = _fraction(margin)
+    return tokens + math.ceil(tokens * share)
+
+
+def fits_window(
+    prompt_tokens: int, max_output_tokens: int, context_window: int, margin: float
+) -> bool:
+    """Whether a prompt counted at ``prompt_tokens`` by routeq, plus the ``max_output_tokens``
+    the request asks for, fits ``context_window`` once the count is raised by ``margin``.
+
+    Only the prompt gets the margin: ``max_tokens`` is a number the server takes as sent.
+    """
+    return with_margin(prompt_tokens, margin) + max_output_tokens <= context_window
+
+
+def prompt_budget(context_window: int, max_output_tokens: int, margin: float) -> int:
+    """The largest prompt, as routeq counts it, for which :func:`fits_window` holds; 0 when not
+    even an empty prompt leaves room for ``max_output_tokens``."""
+    room = context_window - max_output_tokens
+    if room <= 0:
+        return 0
+    budget = math.floor(Fraction(room) / (1 + _fraction(margin)))
+    # with_margin rounds up; step to the exact edge whichever way the division left it.
+    while with_margin(budget + 1, margin) <= room:
+        budget += 1
+    while budget > 0 and with_margin(budget, margin) > room:
+        budget -= 1
+    return budget
+
+
+def _fraction(margin: float) -> Fraction:
+    if not math.isfinite(margin) or margin < 0:
+        raise ValueError(f"margin must be a finite fraction >= 0, got {margin!r}")
+    return Fraction(str(margin))

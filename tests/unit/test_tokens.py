@@ -141,3 +141,51 @@ def test_message_tokens_survive_special_long_and_odd_content() -> None:
         {"role": "user"},
     ]
     assert count_message_tokens(odd) == count_tokens("<|endoftext|>tail") + 3 * 4 + 3
+
+
+# -- safety margin against the model's own tokenizer -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("count", "margin", "expected"),
+    [(100, 0.2, 120), (1000, 0.18, 1180), (101, 0.2, 122), (0, 0.2, 0), (7, 0.0, 7), (3, 1.0, 6)],
+)
+def test_with_margin_rounds_up_exactly(count: int, margin: float, expected: int) -> None:
+    # ceil(100 * 1.2) is 121 in floating point; the margin is applied exactly.
+    assert tokens.with_margin(count, margin) == expected
+
+
+@pytest.mark.parametrize("margin", [-0.1, float("nan"), float("inf")])
+def test_with_margin_refuses_impossible_margins(margin: float) -> None:
+    with pytest.raises(ValueError, match="margin"):
+        tokens.with_margin(10, margin)
+
+
+def test_with_margin_refuses_negative_counts() -> None:
+    with pytest.raises(ValueError, match="tokens"):
+        tokens.with_margin(-1, 0.2)
+
+
+def test_a_prompt_that_fits_by_routeqs_count_but_not_the_models_is_refused() -> None:
+    # The measured case: a small open model counted about 18% more than routeq. A prompt of
+    # 1,700 routeq tokens with 300 for the reply "fits" 2,048 unmargined, but the model sees
+    # about 2,006 prompt tokens: with the default margin it is judged not to fit.
+    assert 1_700 + 300 <= 2_048
+    assert not tokens.fits_window(1_700, 300, 2_048, tokens.DEFAULT_TOKEN_MARGIN)
+    assert tokens.fits_window(1_700, 300, 2_048, 0.0)
+    assert tokens.fits_window(1_450, 300, 2_048, tokens.DEFAULT_TOKEN_MARGIN)
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.1, 0.18, 0.2, 0.5, 1.0])
+@pytest.mark.parametrize(("window", "output"), [(2_048, 256), (4_096, 1_024), (128_000, 1), (7, 2)])
+def test_prompt_budget_is_the_exact_edge_of_fits_window(
+    window: int, output: int, margin: float
+) -> None:
+    budget = tokens.prompt_budget(window, output, margin)
+    assert tokens.fits_window(budget, output, window, margin)
+    assert not tokens.fits_window(budget + 1, output, window, margin)
+
+
+@pytest.mark.parametrize(("window", "output"), [(1_000, 1_000), (1_000, 2_000)])
+def test_prompt_budget_is_zero_without_room_for_the_reply(window: int, output: int) -> None:
+    assert tokens.prompt_budget(window, output, 0.2) == 0
