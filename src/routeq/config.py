@@ -11,6 +11,7 @@ what was expected, never in the middle of a batch.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import re
@@ -20,7 +21,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -91,6 +100,13 @@ class TierConfig(ModelEndpoint):
 
     name: str = Field(pattern=_NAME_PATTERN)
     context_window: int = Field(gt=0, description="tokens the model accepts (input + output)")
+    token_margin: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="fraction added to routeq's token counts where fitting the window is decided: "
+        "the model's own tokenizer may count more (a small open model counted 18% more)",
+    )
     max_concurrency: int = Field(default=4, gt=0, description="worker processes for this queue")
     judge: bool = Field(default=True, description="judge this tier's answers (False accepts them)")
     judge_fail_mode: Literal["open", "closed"] = Field(
@@ -116,6 +132,15 @@ class JudgeConfig(_Strict):
         "Score the answer from 1 (useless or wrong) to 10 (correct, complete, well explained) "
         "for the question asked. Reply with JSON only: "
         '{"score": <integer 1-10>, "reason": "<one sentence>"}'
+    )
+    context_window: int | None = Field(
+        default=None,
+        gt=0,
+        description="tokens the judge model accepts (input + output); when set, a source or "
+        "question too long for it is shortened (head and tail kept) so the judge still runs",
+    )
+    token_margin: float = Field(
+        default=0.2, ge=0, le=1, description="as a tier's: added to counts when fitting the window"
     )
     summary_rubric: str = (
         "Score the summary from 1 (unfaithful: states things the text does not, or misses its "
@@ -157,12 +182,99 @@ class RuleConfig(_Strict):
         return patterns
 
 
-class RoutingConfig(_Strict):
-    """The rules policy. ``rules = None`` means routeq's starter rules (see policies.rules)."""
+class NamedConfig(BaseModel):
+    """The section of a pluggable component (a routing policy, an escalation policy): ``name``
+    picks the component in its registry, and the other keys are validated by that component's
+    own config class. Together the registered classes form a union discriminated by ``name``;
+    a new component is one module with its config class (``register_component_config``)."""
 
-    policy: Literal["rules"] = "rules"
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+
+    def problems(self, tier_names: list[str]) -> list[str]:
+        """What is wrong with this section for the configured ladder (unknown tiers, say)."""
+        return []
+
+
+# Registered component config classes by (kind, name): kind is "policy" or "escalation".
+_COMPONENT_CONFIGS: dict[tuple[str, str], type[NamedConfig]] = {}
+# Modules that register the built-in components when imported.
+BUILTIN_PLUGINS = ("routeq.policies",)
+
+
+def register_component_config(kind: str, config: type[NamedConfig]) -> None:
+    """Make ``config`` the section class of the ``kind`` component named by its ``name``
+    default (``name: Literal["x"] = "x"``)."""
+    name = config.model_fields["name"].default
+    if not isinstance(name, str):
+        raise TypeError(f"{config.__name__}.name needs a default: the component's name")
+    _COMPONENT_CONFIGS[(kind, name)] = config
+
+
+def load_plugins(modules: list[str]) -> None:
+    """Import the modules that register components: the built-in ones, then ``modules``."""
+    for module in (*BUILTIN_PLUGINS, *modules):
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(f"cannot import plugin module {module!r}: {error}") from error
+
+
+def component_config(kind: str, value: Any) -> NamedConfig:
+    """Validate a component section: a name (``policy = "rules"``) or a table with ``name``."""
+    if isinstance(value, NamedConfig):
+        return value
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise ValueError(f"expected a {kind} name, or a table with a 'name' key")
+    config = _COMPONENT_CONFIGS.get((kind, value["name"]))
+    if config is None:
+        known = ", ".join(sorted(name for k, name in _COMPONENT_CONFIGS if k == kind))
+        raise ValueError(
+            f"unknown {kind} {value['name']!r}; known: {known} (a plugin module listed in "
+            "routing.plugins can register more)"
+        )
+    return config.model_validate(value)
+
+
+class RoutingConfig(_Strict):
+    """How the route step picks a tier, and how a failed answer escalates.
+
+    ``rules`` run first whatever the policy; the policy decides what they leave. For the rules
+    policy (the default) ``rules = None`` means routeq's starter rules (see policies.rules).
+    ``plugins`` are modules imported at load that register more policies (or hooks)."""
+
+    plugins: list[str] = Field(default_factory=list)
+    policy: SerializeAsAny[NamedConfig] = Field(
+        default_factory=lambda: component_config("policy", "rules")
+    )
+    escalation: SerializeAsAny[NamedConfig] = Field(
+        default_factory=lambda: component_config("escalation", "next-tier")
+    )
     rules: list[RuleConfig] | None = None
     default_tier: str | None = Field(default=None, description="defaults to the middle tier")
+
+    @field_validator("plugins")
+    @classmethod
+    def _import_plugins(cls, modules: list[str]) -> list[str]:
+        """Import the plugin modules first (fields validate in order), so that the components
+        they register are known when ``policy`` and ``escalation`` validate."""
+        load_plugins(modules)
+        return modules
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _policy_section(cls, value: Any) -> NamedConfig:
+        load_plugins([])
+        return component_config("policy", value)
+
+    @field_validator("escalation", mode="before")
+    @classmethod
+    def _escalation_section(cls, value: Any) -> NamedConfig:
+        load_plugins([])
+        return component_config("escalation", value)
 
 
 class RetryConfig(_Strict):
@@ -382,6 +494,10 @@ class Settings(BaseSettings):
         default = self.routing.default_tier
         if default is not None and default not in names:
             raise ValueError(f"routing.default_tier names unknown tier {default!r}; known: {known}")
+        for section in (self.routing.policy, self.routing.escalation):
+            problems = section.problems(names)
+            if problems:
+                raise ValueError(f"routing {section.name!r}: " + "; ".join(problems))
         explicit = self.worker.model_dump(
             include={"task_soft_time_limit_s", "task_time_limit_s", "visibility_timeout_s"}
         )

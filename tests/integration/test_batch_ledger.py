@@ -15,6 +15,7 @@ from routeq.batch.submit import document_query
 from routeq.ledger import ClaimedHop, HopKind, HopStatus, Ledger, NewQuery, NextHop, QueryOutcome
 from routeq.ledger import QueryStatus as QS
 from routeq.ledger.batches import BatchSpecMismatchError, BatchStore, DocumentIn, UnknownBatchError
+from routeq.ledger.records import HopResult, Usage
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,9 @@ def finish_query(ledger: Ledger, query_id: uuid.UUID, status: QS, cost: str = "0
             cost=Decimal(cost),
         )
     outcome = QueryOutcome(status, "test", answer_seq=None)
-    finished = ledger.finish_hop(claim.hop, status=HopStatus.DONE, values={}, outcome=outcome)
+    finished = ledger.finish_hop(
+        claim.hop, status=HopStatus.DONE, result=HopResult(), outcome=outcome
+    )
     assert finished
     return finished.publish
 
@@ -135,7 +138,7 @@ def split_document(ledger: Ledger, parts: int) -> tuple[uuid.UUID, list[uuid.UUI
     ]
     combine = NextHop(root.query_id, 2, HopKind.COMBINE, reason="split")
     finished = ledger.finish_hop(
-        claim.hop, status=HopStatus.DONE, values={}, next_hop=combine, children=children
+        claim.hop, status=HopStatus.DONE, result=HopResult(), next_hop=combine, children=children
     )
     # the parts' route hops are published; the combine hop waits for them
     assert [hop.kind for hop in finished.publish] == [HopKind.ROUTE] * parts
@@ -174,18 +177,21 @@ def test_a_document_closed_from_its_combine_takes_the_combined_answer(ledger: Le
     claim = ledger.claim(part, 1, lease_s=LEASE, max_deliveries=MAX_DELIVERIES)
     assert claim.hop is not None
     call = NextHop(part, 2, HopKind.CALL, "cheap", "sim-small")
-    ledger.finish_hop(claim.hop, status=HopStatus.DONE, values={}, next_hop=call)
+    ledger.finish_hop(claim.hop, status=HopStatus.DONE, result=HopResult(), next_hop=call)
     called = ledger.claim(part, 2, lease_s=LEASE, max_deliveries=MAX_DELIVERIES).hop
     assert isinstance(called, ClaimedHop)
     done = QueryOutcome(QS.DONE, "judge passed", answer_seq=2)
     finished = ledger.finish_hop(
-        called, status=HopStatus.DONE, values={"output": "The summary."}, outcome=done
+        called,
+        status=HopStatus.DONE,
+        result=HopResult(usage=Usage("The summary.", "stop", 0, 0, False, 1)),
+        outcome=done,
     )
     assert finished.publish == [NextHop(root, 2, HopKind.COMBINE)]
     combine = ledger.claim(root, 2, lease_s=LEASE, max_deliveries=MAX_DELIVERIES).hop
     assert combine is not None
     closing = QueryOutcome(QS.DONE, "combined", from_query=part)
-    assert ledger.finish_hop(combine, status=HopStatus.DONE, values={}, outcome=closing)
+    assert ledger.finish_hop(combine, status=HopStatus.DONE, result=HopResult(), outcome=closing)
     view = ledger.view(root)
     assert (view.status, view.answer, view.final_tier) == ("done", "The summary.", "cheap")
 
@@ -254,7 +260,7 @@ def split_with_keys(ledger: Ledger, keys: list[str]) -> tuple[uuid.UUID, list[Ne
     ]
     combine = NextHop(root.query_id, 2, HopKind.COMBINE, reason="split")
     finished = ledger.finish_hop(
-        claim.hop, status=HopStatus.DONE, values={}, next_hop=combine, children=parts
+        claim.hop, status=HopStatus.DONE, result=HopResult(), next_hop=combine, children=parts
     )
     return root.query_id, finished.publish
 

@@ -28,6 +28,7 @@ from routeq.ledger import (
     QueryStatus,
 )
 from routeq.ledger.migrate import alembic_config, current_head, upgrade
+from routeq.ledger.records import HopResult, Usage
 
 try:
     from conftest import ADMIN_URL
@@ -80,7 +81,9 @@ def route_to_cheap(ledger: Ledger, query_id: uuid.UUID, lease_s: float = 600) ->
     """Finish the route hop with a call hop on 'cheap' and claim that call hop."""
     route = claimed(ledger, query_id, 1)
     call = NextHop(query_id, 2, HopKind.CALL, "cheap", "sim-small", reason="routed: test")
-    assert ledger.finish_hop(route, status=HopStatus.DONE, values={"tier": "cheap"}, next_hop=call)
+    assert ledger.finish_hop(
+        route, status=HopStatus.DONE, result=HopResult(tier="cheap"), next_hop=call
+    )
     return claimed(ledger, query_id, 2, lease_s=lease_s)
 
 
@@ -175,7 +178,7 @@ def test_claim_lifecycle(ledger: Ledger) -> None:
     assert busy.state == "busy" and busy.hop is None
     assert busy.retry_in > 0
 
-    assert ledger.finish_hop(first.hop, status=HopStatus.DONE, values={"reason": "routed"})
+    assert ledger.finish_hop(first.hop, status=HopStatus.DONE, result=HopResult(reason="routed"))
     assert claim(ledger, query_id, 1).state == "finished"
     [hop] = hop_rows(ledger, query_id)
     assert hop.status == "done" and hop.attempts == 1 and hop.finished_at is not None
@@ -193,7 +196,7 @@ def test_expired_lease_is_reclaimed_and_the_stale_delivery_is_fenced(ledger: Led
     assert not ledger.finish_hop(
         stale,
         status=HopStatus.DONE,
-        values={"reason": "from the stale delivery"},
+        result=HopResult(reason="from the stale delivery"),
         next_hop=next_hop,
         outcome=QueryOutcome(QueryStatus.FAILED, "stale delivery"),
     )
@@ -202,11 +205,11 @@ def test_expired_lease_is_reclaimed_and_the_stale_delivery_is_fenced(ledger: Led
     query = query_row(ledger, query_id)
     assert query.status == "running" and query.final_reason is None
 
-    assert ledger.finish_hop(fresh, status=HopStatus.DONE, values={"reason": "fresh"})
+    assert ledger.finish_hop(fresh, status=HopStatus.DONE, result=HopResult(reason="fresh"))
     [hop] = hop_rows(ledger, query_id)
     assert hop.status == "done" and hop.reason == "fresh"
     # and the stale delivery cannot overwrite a finished hop either
-    assert not ledger.finish_hop(stale, status=HopStatus.FAILED, values={"error": "late"})
+    assert not ledger.finish_hop(stale, status=HopStatus.FAILED, result=HopResult(error="late"))
     assert hop_rows(ledger, query_id)[0].error is None
 
 
@@ -238,7 +241,7 @@ def test_released_hop_is_claimable_at_once_and_still_counts_deliveries(ledger: L
     second = claimed(ledger, query_id, 1)
     assert second.delivery == first.delivery + 1
     # and the stale delivery stays fenced out: it can neither finish nor release the hop
-    assert not ledger.finish_hop(first, status=HopStatus.DONE, values={})
+    assert not ledger.finish_hop(first, status=HopStatus.DONE, result=HopResult())
     assert not ledger.release(first)
     assert claim(ledger, query_id, 1).state == "busy"
 
@@ -279,7 +282,7 @@ def test_next_hop_is_inserted_once(ledger: Ledger) -> None:
     query_id = submit_one(ledger)
     route = claimed(ledger, query_id, 1)
     call = NextHop(query_id, 2, HopKind.CALL, "cheap", "sim-small", reason="routed: first")
-    assert ledger.finish_hop(route, status=HopStatus.DONE, values={}, next_hop=call)
+    assert ledger.finish_hop(route, status=HopStatus.DONE, result=HopResult(), next_hop=call)
 
     # A later delivery of the same hop (put back in play by hand) takes the same step again.
     with ledger.engine.begin() as conn:
@@ -290,7 +293,7 @@ def test_next_hop_is_inserted_once(ledger: Ledger) -> None:
     again = claimed(ledger, query_id, 1)
     assert again.delivery == 2
     other = NextHop(query_id, 2, HopKind.CALL, "mid", "sim-medium", reason="routed: second")
-    assert ledger.finish_hop(again, status=HopStatus.DONE, values={}, next_hop=other)
+    assert ledger.finish_hop(again, status=HopStatus.DONE, result=HopResult(), next_hop=other)
     ledger.fail_exhausted(again, None, other)
 
     hops = hop_rows(ledger, query_id)
@@ -379,7 +382,10 @@ def test_done_outcome_copies_the_answer_and_is_final(ledger: Ledger) -> None:
 
     done = QueryOutcome(QueryStatus.DONE, "judging is off: answer accepted", answer_seq=2)
     assert ledger.finish_hop(
-        call, status=HopStatus.DONE, values={"output": "4", "finish_reason": "stop"}, outcome=done
+        call,
+        status=HopStatus.DONE,
+        result=HopResult(usage=Usage("4", "stop", 0, 0, False, 1)),
+        outcome=done,
     )
 
     query = query_row(ledger, query_id)
@@ -405,7 +411,7 @@ def test_done_outcome_copies_the_answer_and_is_final(ledger: Ledger) -> None:
     assert ledger.finish_hop(
         again,
         status=HopStatus.DONE,
-        values={},
+        result=HopResult(),
         outcome=QueryOutcome(QueryStatus.DONE, "second answer", answer_seq=2),
     )
     query = query_row(ledger, query_id)

@@ -226,7 +226,8 @@ def policy_of(*rules: dict[str, Any], default: str = "mid") -> RulesPolicy:
 class TestRulesPolicy:
     def test_no_rules_uses_default(self) -> None:
         decision = RulesPolicy([], "cheap").decide(q("anything"))
-        assert decision == Decision(tier="cheap", reason="no rule matched: default tier")
+        assert (decision.tier, decision.reason) == ("cheap", "no rule matched: default tier")
+        assert decision.policy == "rules" and decision.version  # recorded on the route hop
 
     def test_rule_without_conditions_always_matches(self) -> None:
         decision = policy_of({"name": "catch-all", "tier": "frontier"}).decide(q("x"))

@@ -17,7 +17,7 @@ from routeq.batch.ingest import Document, hash_text, normalize_text
 from routeq.batch.spec import SummarySpec, SummaryTask, cache_key
 from routeq.errors import InvalidQueryError
 from routeq.ledger.batches import DocumentIn, QueryMaker
-from routeq.ledger.repository import NewQuery
+from routeq.ledger.records import NewQuery, QueryRole
 from routeq.tokens import count_tokens
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
@@ -263,6 +263,7 @@ def document_query(spec: SummarySpec, user: str | None = None) -> QueryMaker:
             task=task,
             cache_key=cache_key(item.content_hash, spec),
             batch_document_id=batch_document_id,
+            role=QueryRole.DOCUMENT,
         )
 
     return make

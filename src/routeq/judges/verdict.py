@@ -1,6 +1,8 @@
 """From a verdict to the next step of a query: accept, escalate, or fail. Pure.
 
-Escalation is not a retry: it is a new call hop on the next tier that can hold the query.
+Escalation is not a retry: it is a new call hop on the tier the escalation policy names
+(``policies.escalation``; one tier up by default). Reasons say what really happened: an answer
+the judge could not grade is "accepted unjudged", never "judge passed".
 """
 
 from __future__ import annotations
@@ -9,21 +11,26 @@ from dataclasses import dataclass
 from typing import Literal
 
 from routeq.config import Settings
-from routeq.policies.ladder import tier_for_escalation
+from routeq.policies.escalation import EscalationPolicy, NextTier
 
 
 @dataclass(frozen=True)
 class Verdict:
     """The judge's conclusion on one answer.
 
-    ``source`` says who decided: heuristic checks, the LLM judge, the tier's fail mode when the
-    judge itself failed ('judge-error'), or 'skipped' when judging is off for the tier.
+    ``source`` says who decided: heuristic checks, the summary checks, the LLM judge, the tier's
+    fail mode when the judge itself failed ('judge-error'), or 'skipped' when judging is off.
     """
 
     passed: bool
     reason: str
     source: Literal["heuristic", "summary-check", "llm", "judge-error", "skipped"]
     score: float | None = None
+
+    @property
+    def unjudged(self) -> bool:
+        """The judge could not grade the answer; the tier's fail mode decided."""
+        return self.source == "judge-error"
 
 
 @dataclass(frozen=True)
@@ -45,21 +52,53 @@ class Fail:
 
 NextStep = Accept | Escalate | Fail
 
+ONE_TIER_UP = NextTier()
 
-def after_verdict(settings: Settings, tier: str, verdict: Verdict, input_tokens: int) -> NextStep:
-    """Pass accepts; a fail escalates one tier, or at the top accepts the answer and says why."""
+
+def after_verdict(
+    settings: Settings,
+    tier: str,
+    verdict: Verdict,
+    input_tokens: int,
+    escalation: EscalationPolicy = ONE_TIER_UP,
+) -> NextStep:
+    """A pass accepts; a fail escalates where the escalation policy says, or, when it names no
+    tier, accepts the answer and says why."""
+    if verdict.passed and verdict.unjudged:
+        return Accept(f"accepted unjudged on {tier} (judge failed, fail open): {verdict.reason}")
     if verdict.passed:
         return Accept(f"judge passed on {tier}: {verdict.reason}")
-    above = tier_for_escalation(settings, tier, input_tokens)
+    why = f"judge failed, fail closed: {verdict.reason}" if verdict.unjudged else verdict.reason
+    above = escalation.next_tier(settings, tier, input_tokens)
     if above is None:
-        where = "top tier" if settings.next_tier(tier) is None else "largest-window tier"
-        return Accept(f"{where} answer accepted although the judge failed it: {verdict.reason}")
-    return Escalate(above.name, f"escalated from {tier}: {verdict.reason}")
+        if settings.next_tier(tier) is None:
+            where = "top tier"
+        elif escalation.name == "next-tier":
+            where = "largest-window tier"
+        else:
+            where = f"{tier} (escalation policy {escalation.name!r} goes no higher)"
+        return Accept(f"{where} answer accepted although the judge failed it: {why}")
+    return Escalate(above.name, f"escalated from {tier}: {why}")
 
 
-def after_call_failure(settings: Settings, tier: str, error: str, input_tokens: int) -> NextStep:
+def after_call_failure(
+    settings: Settings,
+    tier: str,
+    error: str,
+    input_tokens: int,
+    escalation: EscalationPolicy = ONE_TIER_UP,
+) -> NextStep:
     """A call that could not produce an answer moves up the ladder, or fails the query visibly."""
-    above = tier_for_escalation(settings, tier, input_tokens)
+    above = escalation.next_tier(settings, tier, input_tokens)
     if above is None:
-        return Fail(f"call on {tier} failed and no tier is left above it: {error}")
+        where = _no_tier_above(settings, tier, escalation)
+        return Fail(f"call on {tier} failed and {where}: {error}")
     return Escalate(above.name, f"escalated from {tier} after call failure: {error}")
+
+
+def _no_tier_above(settings: Settings, tier: str, escalation: EscalationPolicy) -> str:
+    if settings.next_tier(tier) is None:
+        return "no tier is left above it"
+    if escalation.name == "next-tier":
+        return "no tier above it holds the query"
+    return f"escalation policy {escalation.name!r} names no tier above it"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -38,32 +37,34 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from routeq.ledger.records import (
+    LIVE_HOP_STATUSES,
+    QUERY_ROLES,
+    HopKind,
+    HopStatus,
+    QueryRole,
+    QueryStatus,
+    RequestOutcome,
+)
+
+__all__ = [
+    "LIVE_HOP_STATUSES",
+    "Base",
+    "Batch",
+    "BatchDocument",
+    "Hop",
+    "HopKind",
+    "HopStatus",
+    "ProviderRequest",
+    "Query",
+    "QueryRole",
+    "QueryStatus",
+    "ReconcilerStats",
+    "RequestOutcome",
+]
+
 # USD with ten decimals: a 5-token call at $0.15/Mtok is $0.00000075 and must not round to zero.
 Money = Numeric(20, 10)
-
-
-class QueryStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-
-class HopKind(StrEnum):
-    ROUTE = "route"
-    CALL = "call"
-    JUDGE = "judge"
-    COMBINE = "combine"  # a split document: combine its parts' summaries once they are all done
-
-
-class HopStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-
-LIVE_HOP_STATUSES = (HopStatus.QUEUED.value, HopStatus.RUNNING.value)
 
 
 class Base(DeclarativeBase):
@@ -88,6 +89,21 @@ class Query(Base):
     final_reason: Mapped[str | None] = mapped_column(Text)
     total_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
     task: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    role: Mapped[str] = mapped_column(
+        String(16), default=QueryRole.ANSWER.value, server_default=QueryRole.ANSWER.value
+    )
+    # A chat request's turns ({"role", "content"} each; the last user turn is also ``text``)
+    # and its generation parameters (temperature, max_tokens); None for a plain text query.
+    messages: Mapped[list[dict[str, str]] | None] = mapped_column(JSONB)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    shadow_of: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("queries.id", ondelete="SET NULL", name="fk_queries_shadow_of"),
+    )
+    rerun_of: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("queries.id", ondelete="SET NULL", name="fk_queries_rerun_of"),
+    )
     parent_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("queries.id", ondelete="CASCADE")
     )
@@ -106,6 +122,10 @@ class Query(Base):
 
     __table_args__ = (
         CheckConstraint("status in ('queued', 'running', 'done', 'failed')", name="query_status"),
+        CheckConstraint(f"role in {QUERY_ROLES}", name="query_role"),
+        Index("ix_queries_role", "role", "created_at"),
+        Index("ix_queries_shadow_of", "shadow_of", postgresql_where=sql("shadow_of is not null")),
+        Index("ix_queries_rerun_of", "rerun_of", postgresql_where=sql("rerun_of is not null")),
         Index("ix_queries_parent", "parent_id", postgresql_where=sql("parent_id is not null")),
         Index("ix_queries_cache_key", "cache_key", postgresql_where=sql("cache_key is not null")),
         Index(
@@ -140,7 +160,13 @@ class Hop(Base):
     tokens_estimated: Mapped[bool] = mapped_column(default=False, server_default="false")
     cost: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
     latency_ms: Mapped[int | None] = mapped_column(Integer)
-    score: Mapped[Decimal | None] = mapped_column(Numeric(6, 3))
+    # A judge hop's score (1-10 from an LLM judge); a route hop's policy score is apart.
+    judge_score: Mapped[Decimal | None] = mapped_column(Numeric(6, 3))
+    # On route hops: the policy that decided, its version (e.g. a trained artifact's hash) and
+    # its score (e.g. a classifier's probability); the policy's details go to ``details``.
+    policy: Mapped[str | None] = mapped_column(String(80))
+    policy_version: Mapped[str | None] = mapped_column(String(80))
+    policy_score: Mapped[float | None] = mapped_column()
     passed: Mapped[bool | None] = mapped_column()
     reason: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
@@ -168,14 +194,6 @@ class Hop(Base):
         ),
         Index("ix_hops_kind_tier", "kind", "tier", "created_at"),
     )
-
-
-class RequestOutcome(StrEnum):
-    PENDING = "pending"  # on the ledger before it is sent: a worker may die mid-call
-    OK = "ok"
-    ERROR = "error"
-    UNKNOWN = "unknown"  # its worker died while it was in flight: it may have been paid
-    SUPERSEDED = "superseded"
 
 
 class ProviderRequest(Base):

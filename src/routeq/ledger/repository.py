@@ -11,8 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -21,16 +19,31 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
 from routeq.errors import DeliverySupersededError, UnknownQueryError
-from routeq.ledger.models import (
+from routeq.ledger.models import Hop, ProviderRequest, Query, ReconcilerStats
+from routeq.ledger.records import (
+    FINAL_QUERY_STATUSES,
     LIVE_HOP_STATUSES,
-    Hop,
+    LIVE_QUERY_STATUSES,
+    CallOutput,
+    ChildQuery,
+    Claim,
+    ClaimedHop,
+    ClaimState,
+    Finished,
     HopKind,
+    HopResult,
     HopStatus,
-    ProviderRequest,
-    Query,
+    HopView,
+    LiveHop,
+    NewQuery,
+    NextHop,
+    QueryInput,
+    QueryOutcome,
+    QueryRole,
     QueryStatus,
-    ReconcilerStats,
+    QueryView,
     RequestOutcome,
+    Submitted,
 )
 
 queries = cast(Table, Query.__table__)
@@ -38,170 +51,8 @@ hops = cast(Table, Hop.__table__)
 requests = cast(Table, ProviderRequest.__table__)
 reconciler_stats = cast(Table, ReconcilerStats.__table__)
 
-FINAL_QUERY_STATUSES = (QueryStatus.DONE.value, QueryStatus.FAILED.value)
-LIVE_QUERY_STATUSES = (QueryStatus.QUEUED.value, QueryStatus.RUNNING.value)
 # pg_try_advisory_lock key of the reconciler ("routeq" in ASCII): one run at a time.
 RECONCILER_LOCK_KEY = 0x726F75746571
-
-
-@dataclass(frozen=True)
-class NewQuery:
-    text: str
-    input_tokens: int
-    metadata: dict[str, Any] = field(default_factory=dict)
-    user: str | None = None
-    idempotency_key: str | None = None
-    task: dict[str, Any] | None = None  # a summarization task (routeq.batch.spec.SummaryTask)
-    parent_id: uuid.UUID | None = None  # the split document this query is a piece of
-    cache_key: str | None = None  # finished queries with the same key may be reused
-    batch_document_id: int | None = None  # the batch document this query works for
-
-
-@dataclass(frozen=True)
-class Submitted:
-    query_id: uuid.UUID
-    created: bool  # False when the idempotency key matched an existing query
-    route_queued: bool = True  # the route hop still waits: (re)publishing it is safe and needed
-
-
-@dataclass(frozen=True)
-class NextHop:
-    """A hop to create after the current one, and to publish once the transaction commits."""
-
-    query_id: uuid.UUID
-    seq: int
-    kind: HopKind
-    tier: str | None = None
-    model: str | None = None
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class LiveHop:
-    """A queued or running hop as the reconciler sees it."""
-
-    hop: NextHop
-    status: str
-    attempts: int
-    lease_expired: bool
-
-
-@dataclass(frozen=True)
-class Finished:
-    """What closing a hop did: ``owned`` is False when a newer delivery owned the hop (nothing
-    was written); ``publish`` lists the hops to publish now that the transaction committed."""
-
-    owned: bool
-    publish: list[NextHop] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return self.owned
-
-
-@dataclass(frozen=True)
-class ChildQuery:
-    """A piece of a split document, as the combine step needs it."""
-
-    id: uuid.UUID
-    status: str
-    task: dict[str, Any]
-    answer: str | None
-    reason: str | None
-
-
-@dataclass(frozen=True)
-class ClaimedHop:
-    id: int
-    query_id: uuid.UUID
-    seq: int
-    kind: str
-    tier: str | None
-    model: str | None
-    delivery: int  # the fencing token: this claim's attempt number
-
-
-@dataclass(frozen=True)
-class Claim:
-    """The result of claiming a hop.
-
-    ``state`` is 'claimed' (work on ``hop``), 'finished' (a duplicate delivery: the hop is done or
-    failed), 'busy' (another live delivery owns it; retry after ``retry_in`` seconds), 'exhausted'
-    (past the delivery cap: the hop has just been marked failed) or 'missing'.
-    """
-
-    state: str
-    hop: ClaimedHop | None = None
-    retry_in: float = 0.0
-
-
-@dataclass(frozen=True)
-class QueryInput:
-    id: uuid.UUID
-    text: str
-    input_tokens: int
-    metadata: dict[str, Any]
-    user: str | None
-    status: str
-    task: dict[str, Any] | None = None
-    parent_id: uuid.UUID | None = None
-    batch_document_id: int | None = None
-
-
-@dataclass(frozen=True)
-class CallOutput:
-    seq: int
-    tier: str | None
-    model: str | None
-    output: str | None
-    finish_reason: str | None
-
-
-@dataclass(frozen=True)
-class HopView:
-    seq: int
-    kind: str
-    tier: str | None
-    model: str | None
-    status: str
-    attempts: int
-    input_tokens: int | None
-    output_tokens: int | None
-    tokens_estimated: bool
-    cost: Decimal
-    latency_ms: int | None
-    score: Decimal | None
-    passed: bool | None
-    reason: str | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class QueryView:
-    id: uuid.UUID
-    status: str
-    answer: str | None
-    final_tier: str | None
-    final_model: str | None
-    final_reason: str | None
-    total_cost: Decimal
-    created_at: datetime
-    finished_at: datetime | None
-    hops: list[HopView]
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINAL_QUERY_STATUSES
-
-
-@dataclass(frozen=True)
-class QueryOutcome:
-    """How a step ends a query: done with the answer of hop ``answer_seq`` (or, for a split
-    document, of the query ``from_query`` that combined its parts), or failed."""
-
-    status: QueryStatus
-    reason: str
-    answer_seq: int | None = None
-    from_query: uuid.UUID | None = None
 
 
 def _seconds(value: float) -> Any:
@@ -255,6 +106,17 @@ def _insert_next_hop(conn: Connection, next_hop: NextHop) -> None:
     )
 
 
+def _query_vocabulary(item: NewQuery) -> dict[str, Any]:
+    """The role, relation and chat columns of a new query."""
+    return {
+        "role": item.role.value,
+        "messages": item.messages,
+        "params": item.params,
+        "shadow_of": item.shadow_of,
+        "rerun_of": item.rerun_of,
+    }
+
+
 def submit_query(conn: Connection, item: NewQuery) -> Submitted:
     """Insert a query with its route hop; an idempotency-key match returns the existing one."""
     query_id = uuid.uuid4()
@@ -272,6 +134,7 @@ def submit_query(conn: Connection, item: NewQuery) -> Submitted:
             cache_key=item.cache_key,
             batch_document_id=item.batch_document_id,
             status=QueryStatus.QUEUED.value,
+            **_query_vocabulary(item),
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(queries.c.id)
@@ -322,6 +185,7 @@ def _reuse_finished_piece(conn: Connection, child: NewQuery) -> bool:
             parent_id=child.parent_id,
             cache_key=child.cache_key,
             batch_document_id=child.batch_document_id,
+            **_query_vocabulary(child),
             status=QueryStatus.DONE.value,
             final_answer=earlier.final_answer,
             final_tier=earlier.final_tier,
@@ -439,7 +303,7 @@ class Ledger:
                 id=claimed.id,
                 query_id=query_id,
                 seq=seq,
-                kind=claimed.kind,
+                kind=HopKind(claimed.kind),
                 tier=claimed.tier,
                 model=claimed.model,
                 delivery=claimed.attempts,
@@ -457,13 +321,13 @@ class Ledger:
                         "or timing out on this hop)",
                     )
                 )
-                return Claim("exhausted", hop)
+                return Claim(ClaimState.EXHAUSTED, hop)
             conn.execute(
                 update(queries)
                 .where(queries.c.id == query_id, queries.c.status == QueryStatus.QUEUED.value)
                 .values(status=QueryStatus.RUNNING.value)
             )
-            return Claim("claimed", hop)
+            return Claim(ClaimState.CLAIMED, hop)
 
     def _why_not_claimed(self, conn: Connection, query_id: uuid.UUID, seq: int) -> Claim:
         row = conn.execute(
@@ -473,10 +337,10 @@ class Ledger:
             ).where(hops.c.query_id == query_id, hops.c.seq == seq)
         ).one_or_none()
         if row is None:
-            return Claim("missing")
+            return Claim(ClaimState.MISSING)
         if row.status == HopStatus.RUNNING.value:
-            return Claim("busy", retry_in=max(1.0, float(row.remaining or 0) + 0.5))
-        return Claim("finished")
+            return Claim(ClaimState.BUSY, retry_in=max(1.0, float(row.remaining or 0) + 0.5))
+        return Claim(ClaimState.FINISHED)
 
     def release(self, hop: ClaimedHop) -> bool:
         """Hand a running hop back to the queue after an unexpected error in its step, so the
@@ -539,6 +403,11 @@ class Ledger:
                     queries.c.task,
                     queries.c.parent_id,
                     queries.c.batch_document_id,
+                    queries.c.role,
+                    queries.c.messages,
+                    queries.c.params,
+                    queries.c.shadow_of,
+                    queries.c.rerun_of,
                 ).where(queries.c.id == query_id)
             ).one_or_none()
         if row is None:
@@ -549,10 +418,15 @@ class Ledger:
             row.input_tokens,
             dict(row.metadata or {}),
             row.user_id,
-            row.status,
+            QueryStatus(row.status),
             row.task,
             row.parent_id,
             row.batch_document_id,
+            role=QueryRole(row.role),
+            messages=row.messages,
+            params=row.params,
+            shadow_of=row.shadow_of,
+            rerun_of=row.rerun_of,
         )
 
     def children(self, parent_id: uuid.UUID) -> list[ChildQuery]:
@@ -562,6 +436,7 @@ class Ledger:
                 select(
                     queries.c.id,
                     queries.c.status,
+                    queries.c.role,
                     queries.c.task,
                     queries.c.final_answer,
                     queries.c.final_reason,
@@ -570,7 +445,14 @@ class Ledger:
                 .order_by(queries.c.created_at, queries.c.id)
             ).all()
         return [
-            ChildQuery(r.id, r.status, dict(r.task or {}), r.final_answer, r.final_reason)
+            ChildQuery(
+                r.id,
+                QueryStatus(r.status),
+                QueryRole(r.role),
+                dict(r.task or {}),
+                r.final_answer,
+                r.final_reason,
+            )
             for r in rows
         ]
 
@@ -682,7 +564,7 @@ class Ledger:
         return [
             LiveHop(
                 NextHop(r.query_id, r.seq, HopKind(r.kind), r.tier, r.model),
-                r.status,
+                HopStatus(r.status),
                 r.attempts,
                 bool(r.expired),
             )
@@ -894,7 +776,7 @@ class Ledger:
         hop: ClaimedHop,
         *,
         status: HopStatus,
-        values: dict[str, Any],
+        result: HopResult,
         next_hop: NextHop | None = None,
         outcome: QueryOutcome | None = None,
         children: Sequence[NewQuery] = (),
@@ -907,14 +789,14 @@ class Ledger:
         Returns a falsy ``Finished``, writing nothing, when a newer delivery owns the hop.
         """
         with self.engine.begin() as conn:
-            return self._finish(conn, hop, status, values, next_hop, outcome, children)
+            return self._finish(conn, hop, status, result, next_hop, outcome, children)
 
     def _finish(
         self,
         conn: Connection,
         hop: ClaimedHop,
         status: HopStatus,
-        values: dict[str, Any],
+        result: HopResult,
         next_hop: NextHop | None,
         outcome: QueryOutcome | None,
         children: Sequence[NewQuery],
@@ -926,7 +808,12 @@ class Ledger:
                 hops.c.attempts == hop.delivery,
                 hops.c.status.in_(LIVE_HOP_STATUSES),
             )
-            .values(status=status.value, finished_at=func.now(), lease_expires_at=None, **values)
+            .values(
+                status=status.value,
+                finished_at=func.now(),
+                lease_expires_at=None,
+                **result.columns(),
+            )
             .returning(hops.c.id)
         ).one_or_none()
         if owned is None:
@@ -1025,6 +912,7 @@ class Ledger:
                     queries.c.total_cost,
                     queries.c.created_at,
                     queries.c.finished_at,
+                    queries.c.role,
                 ).where(queries.c.id == query_id)
             ).one_or_none()
             if row is None:
@@ -1036,7 +924,8 @@ class Ledger:
             ).all()
         return QueryView(
             id=row.id,
-            status=row.status,
+            status=QueryStatus(row.status),
+            role=QueryRole(row.role),
             answer=row.final_answer,
             final_tier=row.final_tier,
             final_model=row.final_model,
@@ -1047,20 +936,24 @@ class Ledger:
             hops=[
                 HopView(
                     seq=h.seq,
-                    kind=h.kind,
+                    kind=HopKind(h.kind),
                     tier=h.tier,
                     model=h.model,
-                    status=h.status,
+                    status=HopStatus(h.status),
                     attempts=h.attempts,
                     input_tokens=h.input_tokens,
                     output_tokens=h.output_tokens,
                     tokens_estimated=h.tokens_estimated,
                     cost=h.cost,
                     latency_ms=h.latency_ms,
-                    score=h.score,
+                    judge_score=h.judge_score,
                     passed=h.passed,
                     reason=h.reason,
                     error=h.error,
+                    policy=h.policy,
+                    policy_version=h.policy_version,
+                    policy_score=h.policy_score,
+                    details=dict(h.details or {}),
                 )
                 for h in hop_rows
             ],
@@ -1072,6 +965,11 @@ class Ledger:
                 select(queries.c.id, queries.c.status).where(queries.c.id.in_(list(query_ids)))
             ).all()
         return {row.id: row.status for row in rows}
+
+    def dispose(self) -> None:
+        """Forget pooled connections without closing them: a forked child must not close the
+        sockets its parent still uses."""
+        self.engine.dispose(close=False)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -1,29 +1,46 @@
-"""Routing policies (pure). ``build_policy`` turns the routing config into a policy object."""
+"""Routing policies (pure): the protocol, the registry, the rules policy, escalation, features.
+
+Importing this package registers the built-in policies and escalation policies; the settings
+import it when they load (``config.load_plugins``) so that their names validate.
+"""
 
 from __future__ import annotations
 
 from routeq.config import Settings
 from routeq.policies.base import Decision, Policy, QueryView
+from routeq.policies.escalation import EscalationPolicy, build_escalation, register_escalation
+from routeq.policies.features import Feature, ModelCalls, ModelReply, TokenCount
 from routeq.policies.ladder import fit_to_context, tier_for_escalation
-from routeq.policies.rules import RulesPolicy, middle_tier, starter_rules
+from routeq.policies.registry import build_configured_policy, register_policy
+from routeq.policies.router import Router, UnknownTierError, build_router
+from routeq.policies.rules import RulesPolicy, RulesPolicyConfig, middle_tier, starter_rules
 
 
 def build_policy(settings: Settings) -> Policy:
-    """The configured policy. Only the rules policy exists today; learned ones plug in here."""
-    routing = settings.routing
-    rules = routing.rules if routing.rules is not None else starter_rules(settings.tier_names)
-    default = routing.default_tier or middle_tier(settings.tier_names)
-    return RulesPolicy(rules, default)
+    """The configured policy (without the rules that run before it: see ``build_router``)."""
+    return build_configured_policy(settings)
 
 
 __all__ = [
     "Decision",
+    "EscalationPolicy",
+    "Feature",
+    "ModelCalls",
+    "ModelReply",
     "Policy",
     "QueryView",
+    "Router",
     "RulesPolicy",
+    "RulesPolicyConfig",
+    "TokenCount",
+    "UnknownTierError",
+    "build_escalation",
     "build_policy",
+    "build_router",
     "fit_to_context",
     "middle_tier",
+    "register_escalation",
+    "register_policy",
     "starter_rules",
     "tier_for_escalation",
 ]

@@ -7,12 +7,17 @@ short chit-chat goes to the cheapest; the rest to the middle.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-from routeq.config import RuleConfig
-from routeq.policies.base import Decision, QueryView
+from routeq.config import NamedConfig, RuleConfig, Settings
+from routeq.policies.base import Decision, Policy, QueryView
+from routeq.policies.features import Feature
+from routeq.policies.registry import register_policy
 
 STARTER_KEYWORDS = ("code", "debug", "debugging", "why doesn't", "proof", "prove")
 LONG_QUERY_CHARS = 1_000
@@ -103,18 +108,59 @@ class _CompiledRule:
 
 
 class RulesPolicy:
-    """Ordered rules, first match wins."""
+    """Ordered rules, first match wins; the default tier otherwise. Its version is a hash of
+    the rules and the default, so a change of rules shows on the ledger as a new version."""
 
     name = "rules"
+    features: Sequence[Feature] = ()
 
-    def __init__(self, rules: Sequence[RuleConfig], default_tier: str) -> None:
+    def __init__(self, rules: Sequence[RuleConfig], default_tier: str | None) -> None:
         self._rules = [_CompiledRule.compile(rule) for rule in rules]
         self._default_tier = default_tier
+        canonical = json.dumps(
+            [[rule.model_dump(mode="json") for rule in rules], default_tier], sort_keys=True
+        )
+        self.version = hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
-    def decide(self, query: QueryView) -> Decision:
+    def match(self, query: QueryView) -> Decision | None:
+        """The first matching rule's decision, or None."""
         for compiled in self._rules:
             why = compiled.explain_match(query)
             if why is not None:
                 rule = compiled.config
-                return Decision(tier=rule.tier, reason=f"rule {rule.name!r}: {why}", rule=rule.name)
-        return Decision(tier=self._default_tier, reason="no rule matched: default tier")
+                return Decision(
+                    tier=rule.tier,
+                    reason=f"rule {rule.name!r}: {why}",
+                    rule=rule.name,
+                    policy=self.name,
+                    version=self.version,
+                    details={"rule": rule.name},
+                )
+        return None
+
+    def decide(self, query: QueryView) -> Decision:
+        matched = self.match(query)
+        if matched is not None:
+            return matched
+        if self._default_tier is None:
+            raise ValueError("no rule matched and the rules policy has no default tier")
+        return Decision(
+            tier=self._default_tier,
+            reason="no rule matched: default tier",
+            policy=self.name,
+            version=self.version,
+        )
+
+
+class RulesPolicyConfig(NamedConfig):
+    """The rules policy has no options of its own: it runs ``routing.rules`` (or the starter
+    rules) and ``routing.default_tier``."""
+
+    name: Literal["rules"] = "rules"
+
+
+@register_policy(RulesPolicyConfig)
+def rules_policy(config: RulesPolicyConfig, settings: Settings) -> Policy:
+    routing = settings.routing
+    rules = routing.rules if routing.rules is not None else starter_rules(settings.tier_names)
+    return RulesPolicy(rules, routing.default_tier or middle_tier(settings.tier_names))

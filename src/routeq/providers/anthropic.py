@@ -25,6 +25,8 @@ class AnthropicProvider(Provider):
         }
         if system:
             body["system"] = system
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
         if request.request_id is not None:
             headers[REQUEST_ID_HEADER] = request.request_id
         data = self._post("/messages", headers, body)

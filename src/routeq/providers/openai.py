@@ -14,11 +14,13 @@ class OpenAIProvider(Provider):
         key = self._api_key()
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
-        body = {
+        body: dict[str, Any] = {
             "model": self.endpoint.model,
             "messages": request.messages,
             "max_tokens": request.max_tokens,
         }
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
         if request.request_id is not None:
             headers[REQUEST_ID_HEADER] = request.request_id
         data = self._post("/chat/completions", headers, body)

@@ -10,27 +10,41 @@ import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 import redis
-from celery import Celery
 
 from routeq import secrets
 from routeq.broker import broker_client
 from routeq.config import ModelEndpoint, Settings
-from routeq.ledger import ClaimedHop, Ledger, make_engine
-from routeq.policies import Policy, build_policy
+from routeq.hooks import Hook, build_hooks
+from routeq.ledger.port import WorkerLedger
+from routeq.ledger.records import ClaimedHop, NextHop
+from routeq.policies import EscalationPolicy, Router, build_escalation, build_router
+from routeq.policies.escalation import NextTier
 from routeq.providers import Provider, provider_for
-from routeq.worker.publisher import Publisher
-from routeq.worker.slots import TierSlots
+from routeq.worker.slots import Slots, TierSlots
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+
+class HopPublisher(Protocol):
+    """Where the steps' next hops go: Celery queues in a worker, a local queue in-process."""
+
+    def publish(self, hop: NextHop, *, countdown: float | None = None) -> None: ...
 
 
 @dataclass
 class Runtime:
+    """Everything a step needs. Built per worker process (``build_runtime``) or for the
+    in-process pipeline (``routeq.pipeline``), which swaps the publisher and the slots."""
+
     settings: Settings
-    ledger: Ledger
-    publisher: Publisher
-    policy: Policy
+    ledger: WorkerLedger
+    publisher: HopPublisher
+    router: Router
     http: httpx.Client
     # A fresh claim's lease: the step's own work plus one attempt of the slowest model. A
     # constant of the settings, computed once per process rather than at every claim.
@@ -44,12 +58,14 @@ class Runtime:
     call_slot: tuple[str, str] | None = None
     # The hop the current step claimed, if any: released (fenced) when the step fails.
     claimed: ClaimedHop | None = None
+    escalation: EscalationPolicy = field(default_factory=NextTier)
+    hooks: tuple[Hook, ...] = ()
     _providers: dict[str, Provider] = field(default_factory=dict)
     _broker: redis.Redis | None = None
-    _slots: TierSlots | None = None
+    _slots: Slots | None = None
 
     @property
-    def slots(self) -> TierSlots:
+    def slots(self) -> Slots:
         """Tier concurrency slots shared by every worker, kept in the broker's Redis."""
         if self._slots is None:
             self._slots = TierSlots(self.broker)
@@ -84,6 +100,9 @@ def configure_runtime(factory: Callable[[], Runtime]) -> None:
 
 
 def build_runtime(settings: Settings, database_url: str, app: Celery) -> Runtime:
+    from routeq.ledger import Ledger, make_engine
+    from routeq.worker.publisher import Publisher
+
     secrets.register_settings(settings)
     return Runtime(
         settings=settings,
@@ -91,11 +110,17 @@ def build_runtime(settings: Settings, database_url: str, app: Celery) -> Runtime
         # must fit the database's max_connections.
         ledger=Ledger(make_engine(database_url, pool_size=1)),
         publisher=Publisher(app, settings),
-        policy=build_policy(settings),
-        http=httpx.Client(limits=httpx.Limits(max_connections=20), follow_redirects=False),
+        router=build_router(settings),
+        escalation=build_escalation(settings),
+        hooks=build_hooks(settings),
+        http=new_http_client(),
         claim_lease_s=settings.time_limits.claim_lease_s,
         broker_url=app.conf.broker_url,
     )
+
+
+def new_http_client() -> httpx.Client:
+    return httpx.Client(limits=httpx.Limits(max_connections=20), follow_redirects=False)
 
 
 def get_runtime() -> Runtime:
@@ -112,5 +137,5 @@ def reset_runtime() -> None:
     """Drop what a forked child inherited, without closing the parent's sockets under it."""
     global _runtime, _runtime_pid
     if _runtime is not None and _runtime_pid != os.getpid():
-        _runtime.ledger.engine.dispose(close=False)
+        _runtime.ledger.dispose()
     _runtime, _runtime_pid = None, None

@@ -33,8 +33,11 @@ the script switches effect replication on itself.
 from __future__ import annotations
 
 import math
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -102,6 +105,44 @@ class Acquired:
     granted: bool
     retry_after: float
     in_use: int  # holders of the tier's slots right after this call, for metrics and logs
+
+
+class Slots(Protocol):
+    """What the call step needs of tier slots: ``TierSlots`` across processes (Redis), or
+    ``ProcessSlots`` for one process (the in-process pipeline)."""
+
+    def acquire(self, tier: str, holder: str, limit: int, lease_s: float) -> Acquired: ...
+
+    def release(self, tier: str, holder: str) -> bool: ...
+
+
+class ProcessSlots:
+    """Tier slots inside one process, with the same contract as ``TierSlots`` (re-entrant per
+    holder, leases that end by themselves). For the in-process pipeline, which has no broker."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._held: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, tier: str, holder: str, limit: int, lease_s: float) -> Acquired:
+        _check_holder(holder)
+        now = self._clock()
+        with self._lock:
+            held = self._held.setdefault(tier, {})
+            for other, ends in list(held.items()):
+                if ends <= now:
+                    del held[other]
+            if holder in held or len(held) < limit:
+                held[holder] = now + lease_s
+                return Acquired(granted=True, retry_after=0.0, in_use=len(held))
+            return Acquired(
+                granted=False, retry_after=max(min(held.values()) - now, 0.01), in_use=len(held)
+            )
+
+    def release(self, tier: str, holder: str) -> bool:
+        with self._lock:
+            return self._held.get(tier, {}).pop(holder, None) is not None
 
 
 class TierSlots:

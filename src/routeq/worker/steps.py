@@ -9,6 +9,7 @@ combine step joins their summaries once all of them are finished).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,7 @@ from routeq.batch.mapreduce import (
 from routeq.batch.spec import SummaryTask, instructions, summary_messages
 from routeq.config import ModelEndpoint, TierConfig
 from routeq.errors import ProviderError
+from routeq.hooks import Allow, CallContext, ClosedQuery, Deny, VerdictContext, gate
 from routeq.judges import (
     Accept,
     Escalate,
@@ -40,17 +42,23 @@ from routeq.judges import (
     summary_failure,
 )
 from routeq.judges.summary import strip_sim_label
-from routeq.ledger import (
+from routeq.ledger.records import (
+    FINAL_QUERY_STATUSES,
+    ChildQuery,
     ClaimedHop,
+    ClaimState,
     HopKind,
+    HopResult,
     HopStatus,
     NewQuery,
     NextHop,
+    QueryInput,
     QueryOutcome,
+    QueryRole,
     QueryStatus,
+    Usage,
 )
-from routeq.ledger.repository import FINAL_QUERY_STATUSES, QueryInput
-from routeq.policies import QueryView, fit_to_context
+from routeq.policies import Decision, QueryView, UnknownTierError, fit_to_context, middle_tier
 from routeq.pricing import call_cost
 from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
 from routeq.secrets import scrub
@@ -58,6 +66,8 @@ from routeq.timing import attempt_lease_s, longest_pause_s
 from routeq.tokens import count_message_tokens
 from routeq.worker.runtime import Runtime
 from routeq.worker.slots import SlotsUnavailableError
+
+log = logging.getLogger("routeq.worker")
 
 
 @dataclass(frozen=True)
@@ -67,57 +77,128 @@ class StepResult:
     publish: list[NextHop] = field(default_factory=list)
     retry_in: float | None = None
     note: str = ""
+    superseded: bool = False  # a newer delivery owned the hop: nothing was written
 
 
 # -- route ---------------------------------------------------------------------------------------
 
 
 def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
-    """Ask the policy for a tier, fit it to the context window, create the first call hop."""
+    """Ask the router for a tier (rules first, then the policy, after the features it needs),
+    fit it to the context window, and create the first call hop (or split a long document)."""
     hop, early = _claim(rt, query_id, seq)
     if hop is None:
         return early
     query = rt.ledger.query_input(query_id)
     task = _summary_task(query)
-    decision = rt.policy.decide(
-        QueryView(
-            query.text,
-            query.input_tokens,
-            query.metadata,
-            query.user,
-            task="answer" if task is None else "summarize",
-        )
+    view = QueryView(
+        query.text,
+        query.input_tokens,
+        query.metadata,
+        query.user,
+        task="answer" if task is None else "summarize",
+        role=query.role.value,
+        messages=query.messages,
     )
-    values = {
-        "tier": decision.tier,
-        "reason": decision.reason,
-        "score": decision.score,
-        "details": {"policy": rt.policy.name, "rule": decision.rule},
-    }
-    if task is not None and task.role == "document":
+    calls = _FeatureCalls(rt, hop)
+    try:
+        decision = rt.router.decide(view, calls)
+    except UnknownTierError as error:
+        outcome = QueryOutcome(QueryStatus.FAILED, str(error))
+        record = HopResult(reason=str(error), error=str(error), usage=calls.usage())
+        return _finish(rt, hop, HopStatus.DONE, record, None, outcome, query=query)
+    except ProviderError as error:
+        # A feature's model call failed: route by the default tier rather than fail the query.
+        decision = _fallback_decision(rt, f"a feature call failed ({short_error(error)})")
+    except Exception as error:
+        reason = f"policy {rt.router.policy.name!r} failed: {short_error(error)}"
+        record = HopResult(reason=reason, error=reason, usage=calls.usage())
+        outcome = QueryOutcome(QueryStatus.FAILED, reason)
+        return _finish(rt, hop, HopStatus.DONE, record, None, outcome, query=query)
+    record = _decision_record(decision, calls.usage())
+    if task is not None and query.role is QueryRole.DOCUMENT:
         split = _split(rt, query, task, rt.settings.tier(decision.tier))
         if split is not None:
             combine, parts = split
-            values["reason"] = f"{decision.reason}; {combine.reason}"
-            return _finish(rt, hop, HopStatus.DONE, values, combine, None, parts)
+            record = replace(record, reason=f"{decision.reason}; {combine.reason}")
+            return _finish(rt, hop, HopStatus.DONE, record, combine, None, parts)
     tier = fit_to_context(rt.settings, decision.tier, query.input_tokens)
     if tier is None:
         outcome = QueryOutcome(
             QueryStatus.FAILED,
             f"query of {query.input_tokens} tokens does not fit any tier's context window",
         )
-        return _finish(rt, hop, HopStatus.DONE, values, None, outcome)
+        return _finish(rt, hop, HopStatus.DONE, record, None, outcome, query=query)
     reason = decision.reason
     if tier.name != decision.tier:
         reason += (
             f"; moved up to {tier.name}: {query.input_tokens} tokens exceed "
             f"{decision.tier}'s window"
         )
-    values["reason"] = reason
+    record = replace(record, reason=reason)
     call = NextHop(
         query_id, seq + 1, HopKind.CALL, tier.name, tier.model, reason=f"routed: {reason}"
     )
-    return _finish(rt, hop, HopStatus.DONE, values, call, None)
+    return _finish(rt, hop, HopStatus.DONE, record, call, None)
+
+
+def _decision_record(decision: Decision, usage: Usage | None) -> HopResult:
+    """What the route hop records of a decision: tier, policy, version, score and details."""
+    details = dict(decision.details)
+    if decision.rule is not None:
+        details.setdefault("rule", decision.rule)
+    return HopResult(
+        tier=decision.tier,
+        reason=decision.reason,
+        policy=decision.policy,
+        policy_version=decision.version,
+        policy_score=decision.score,
+        details=details,
+        usage=usage,
+    )
+
+
+def _fallback_decision(rt: Runtime, why: str) -> Decision:
+    settings = rt.settings
+    tier = settings.routing.default_tier or middle_tier(settings.tier_names)
+    return Decision(
+        tier=tier,
+        reason=f"{why}: default tier",
+        policy=rt.router.policy.name,
+        version=rt.router.policy.version,
+        details={"fallback": True},
+    )
+
+
+class _FeatureCalls:
+    """Model calls made for a policy's features, recorded on the route hop like any call."""
+
+    def __init__(self, rt: Runtime, hop: ClaimedHop) -> None:
+        self._rt, self._hop = rt, hop
+        self._input_tokens = self._output_tokens = self._latency_ms = 0
+        self._estimated = False
+        self._calls = 0
+
+    def complete(
+        self, endpoint: ModelEndpoint, messages: list[dict[str, str]], max_tokens: int
+    ) -> str:
+        limited = endpoint.model_copy(
+            update={"max_output_tokens": min(max_tokens, endpoint.max_output_tokens)}
+        )
+        response, latency_ms = _complete(self._rt, self._hop, limited, messages)
+        self._calls += 1
+        self._input_tokens += response.input_tokens
+        self._output_tokens += response.output_tokens
+        self._latency_ms += latency_ms
+        self._estimated |= response.tokens_estimated
+        return response.content
+
+    def usage(self) -> Usage | None:
+        if not self._calls:
+            return None
+        return Usage(
+            None, None, self._input_tokens, self._output_tokens, self._estimated, self._latency_ms
+        )
 
 
 def _summary_task(query: QueryInput) -> SummaryTask | None:
@@ -162,6 +243,7 @@ def _children(query: QueryInput, pieces: list[Piece]) -> list[NewQuery]:
             parent_id=query.id,
             cache_key=piece_cache_key(piece),
             batch_document_id=query.batch_document_id,
+            role=QueryRole(piece.task.role),
         )
         for piece in pieces
     ]
@@ -209,23 +291,22 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     assert hop.tier is not None
     tier = rt.settings.tier(hop.tier)
     query = rt.ledger.query_input(query_id)
-    task = _summary_task(query)
-    if task is not None:
-        messages = summary_messages(task, query.text, tier.system_prompt)
-    else:
-        messages = [{"role": "system", "content": tier.system_prompt}] if tier.system_prompt else []
-        messages.append({"role": "user", "content": query.text})
+    messages = _call_messages(query, tier)
+    endpoint = _with_params(tier, query.params)
+    allowed = _gate_call(rt, hop, query, endpoint, messages)
+    if allowed is not None:
+        return allowed
     try:
-        response, latency_ms = _complete(rt, hop, tier, messages)
+        response, latency_ms = _complete(rt, hop, endpoint, messages, query.params)
     except ProviderError as error:
         step = _after_call_failure(rt, hop, tier.name, short_error(error), query.input_tokens)
-        return _move_on(rt, hop, HopStatus.FAILED, {"error": short_error(error)}, step)
-    values = _response_values(response, latency_ms)
+        return _move_on(rt, hop, HopStatus.FAILED, HopResult(error=short_error(error)), step, query)
+    record = HopResult(usage=_usage(response, latency_ms))
     if not (rt.settings.judge.enabled and tier.judge):
         outcome = QueryOutcome(
             QueryStatus.DONE, f"judging is off for {tier.name}: answer accepted", answer_seq=seq
         )
-        return _finish(rt, hop, HopStatus.DONE, values, None, outcome)
+        return _finish(rt, hop, HopStatus.DONE, record, None, outcome, query=query)
     judge_model = rt.settings.judge.model.model if rt.settings.judge.model else None
     judge = NextHop(
         query_id,
@@ -235,14 +316,76 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         judge_model,
         reason=f"judge the answer from {tier.name}",
     )
-    return _finish(rt, hop, HopStatus.DONE, values, judge, None)
+    return _finish(rt, hop, HopStatus.DONE, record, judge, None)
+
+
+def _call_messages(query: QueryInput, tier: TierConfig) -> list[dict[str, str]]:
+    """The prompt: a summary's instructions, or the query's chat turns (or its text as one user
+    turn), after the tier's system prompt."""
+    task = _summary_task(query)
+    if task is not None:
+        return summary_messages(task, query.text, tier.system_prompt)
+    system = [{"role": "system", "content": tier.system_prompt}] if tier.system_prompt else []
+    turns = query.messages or [{"role": "user", "content": query.text}]
+    return [*system, *(dict(turn) for turn in turns)]
+
+
+def _with_params(tier: TierConfig, params: dict[str, Any] | None) -> TierConfig:
+    """The tier with the query's ``max_tokens`` applied (never above the tier's own cap)."""
+    wanted = (params or {}).get("max_tokens")
+    if wanted is None or wanted >= tier.max_output_tokens:
+        return tier
+    return tier.model_copy(update={"max_output_tokens": int(wanted)})
+
+
+def _gate_call(
+    rt: Runtime,
+    hop: ClaimedHop,
+    query: QueryInput,
+    endpoint: TierConfig,
+    messages: list[dict[str, str]],
+) -> StepResult | None:
+    """Ask the hooks about the call: None to go ahead, or the step's result when a hook denied
+    it (the query keeps an earlier answer, or fails) or moved it to another tier."""
+    if not rt.hooks:
+        return None
+    context = CallContext(
+        query_id=hop.query_id,
+        seq=hop.seq,
+        tier=endpoint.name,
+        model=endpoint.model,
+        role=query.role,
+        input_tokens=query.input_tokens,
+        max_cost=call_cost(endpoint, count_message_tokens(messages), endpoint.max_output_tokens),
+        metadata=query.metadata,
+        user=query.user,
+    )
+    decision = gate(rt.hooks, context)
+    if isinstance(decision, Allow):
+        return None
+    if isinstance(decision, Deny):
+        reason = f"call on {endpoint.name} denied: {decision.reason}"
+        earlier = rt.ledger.last_answer_seq(hop.query_id, hop.seq)
+        step: NextStep = Fail(reason)
+        if earlier is not None:
+            step = Accept(f"{reason}; accepted the earlier answer of hop {earlier}", earlier)
+        return _move_on(rt, hop, HopStatus.DONE, HopResult(reason=reason), step, query)
+    if decision.tier not in rt.settings.tier_names:
+        reason = f"a hook moved the call to unknown tier {decision.tier!r}: {decision.reason}"
+        return _move_on(rt, hop, HopStatus.DONE, HopResult(reason=reason), Fail(reason), query)
+    target = fit_to_context(rt.settings, decision.tier, query.input_tokens)
+    if target is None or target.name == endpoint.name:
+        return None  # nowhere else to go: make the call as planned
+    reason = f"moved from {endpoint.name} to {target.name}: {decision.reason}"
+    move = Escalate(target.name, reason)
+    return _move_on(rt, hop, HopStatus.DONE, HopResult(reason=reason), move, query)
 
 
 # -- judge ---------------------------------------------------------------------------------------
 
 
 def judge(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
-    """Score the previous hop's answer; accept it, or escalate to the next tier."""
+    """Score the previous hop's answer; accept it, or escalate as the escalation policy says."""
     hop, early = _claim(rt, query_id, seq)
     if hop is None:
         return early
@@ -250,15 +393,20 @@ def judge(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     answer = rt.ledger.call_output(query_id, seq - 1)
     assert answer.tier is not None
     tier = rt.settings.tier(answer.tier)
-    verdict, values = _verdict(rt, hop, tier, query, answer.output, answer.finish_reason)
-    values.update(
+    verdict, usage = _verdict(rt, hop, tier, query, answer.output, answer.finish_reason)
+    record = HopResult(
         passed=verdict.passed,
         reason=verdict.reason,
-        score=verdict.score,
+        judge_score=verdict.score,
         details={"source": verdict.source},
+        usage=usage,
+        error=verdict.reason if verdict.unjudged else None,
     )
-    step = after_verdict(rt.settings, tier.name, verdict, query.input_tokens)
-    return _move_on(rt, hop, HopStatus.DONE, values, step, answer_seq=seq - 1)
+    step = after_verdict(rt.settings, tier.name, verdict, query.input_tokens, rt.escalation)
+    result = _move_on(rt, hop, HopStatus.DONE, record, step, query, answer_seq=seq - 1)
+    if rt.hooks and not result.superseded:
+        _after_verdict_hooks(rt, query, tier.name, verdict, step)
+    return result
 
 
 def _verdict(
@@ -268,40 +416,61 @@ def _verdict(
     query: QueryInput,
     answer: str | None,
     finish_reason: str | None,
-) -> tuple[Verdict, dict[str, Any]]:
+) -> tuple[Verdict, Usage | None]:
     """Heuristics first (free), the summary checks for summaries (free), then the LLM judge
-    when one is configured."""
+    when one is configured. The judge call's tokens are returned even when its reply could not
+    be read: they were paid for."""
     task = _summary_task(query)
     question, rubric = query.text, rt.settings.judge.rubric
     # A document that mentions "function" does not ask for code: no code-block rule there.
     failure = heuristic_failure("" if task else question, answer, finish_reason)
     if failure is not None:
-        return Verdict(False, failure, "heuristic"), {}
+        return Verdict(False, failure, "heuristic"), None
     if task is not None:
         condensing = task.role != "combine"  # partial summaries may be kept nearly whole
         failure = summary_failure(task.spec, query.text, answer or "", condensing=condensing)
         if failure is not None:
-            return Verdict(False, f"summary check failed: {failure}", "summary-check"), {}
+            return Verdict(False, f"summary check failed: {failure}", "summary-check"), None
         question = f"{instructions(task)}\n\nText to summarize:\n{query.text}"
         rubric = rt.settings.judge.summary_rubric
     config = rt.settings.judge
     if config.model is None:
-        return Verdict(True, "heuristic checks passed", "heuristic"), {}
+        return Verdict(True, "heuristic checks passed", "heuristic"), None
     messages = judge_messages(rubric, question, answer or "")
+    usage: Usage | None = None
     try:
         response, latency_ms = _complete(rt, hop, config.model, messages)
+        usage = _usage(response, latency_ms)
         scored = parse_judge_reply(response.content)
     except (ProviderError, JudgeReplyError) as error:
         accept = tier.judge_fail_mode == "open"
-        what = "accepted (fail open)" if accept else "escalated (fail closed)"
-        return Verdict(
-            accept, f"judge failed, answer {what}: {short_error(error)}", "judge-error"
-        ), {"error": short_error(error)}
+        return Verdict(accept, short_error(error), "judge-error"), usage
     passed = scored.score >= config.pass_threshold
     reason = f"score {scored.score}/10 (pass >= {config.pass_threshold}): {scored.reason}"
-    return Verdict(passed, reason, "llm", float(scored.score)), _response_values(
-        response, latency_ms
+    return Verdict(passed, reason, "llm", float(scored.score)), usage
+
+
+def _after_verdict_hooks(
+    rt: Runtime, query: QueryInput, tier: str, verdict: Verdict, step: NextStep
+) -> None:
+    context = VerdictContext(
+        query_id=query.id,
+        tier=tier,
+        passed=verdict.passed,
+        source=verdict.source,
+        score=verdict.score,
+        reason=verdict.reason,
+        next_step=type(step).__name__.lower(),
+        next_tier=step.tier if isinstance(step, Escalate) else None,
+        role=query.role,
+        metadata=query.metadata,
+        user=query.user,
     )
+    for hook in rt.hooks:
+        try:
+            hook.after_verdict(context)
+        except Exception as error:
+            log.error("hook %r after_verdict failed: %s", hook.name, short_error(error))
 
 
 # -- combine (split documents) -------------------------------------------------------------------
@@ -327,7 +496,7 @@ def combine(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         key=lambda child: child.task.get("part") or 0,
     )
     what = "part" if stage == 0 else f"stage-{stage} combine"
-    failed = [child for child in current if child.status != QueryStatus.DONE.value]
+    failed = [child for child in current if child.status is not QueryStatus.DONE]
     if failed:
         first = failed[0]
         reason = (
@@ -335,11 +504,15 @@ def combine(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
             f"{first.task.get('part')}: {first.reason}"
         )
         outcome = QueryOutcome(QueryStatus.FAILED, reason)
-        return _finish(rt, hop, HopStatus.DONE, {"reason": reason}, None, outcome)
+        return _finish(
+            rt, hop, HopStatus.DONE, HopResult(reason=reason), None, outcome, query=query
+        )
     if stage > 0 and len(current) == 1:
         reason = f"summary combined from {_parts_of(children)} parts in {stage} stage(s)"
         outcome = QueryOutcome(QueryStatus.DONE, reason, from_query=current[0].id)
-        return _finish(rt, hop, HopStatus.DONE, {"reason": reason}, None, outcome)
+        return _finish(
+            rt, hop, HopStatus.DONE, HopResult(reason=reason), None, outcome, query=query
+        )
     # Combines are routed like any query: size them for the tier with the least room.
     combine_task = SummaryTask(role="combine", part=1, parts=1, stage=stage + 1, spec=task.spec)
     budget = min(part_budget(rt.settings.summarize, combine_task, t) for t in rt.settings.tiers)
@@ -347,19 +520,22 @@ def combine(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         partials = [strip_sim_label(child.answer or "") for child in current]
         pieces = plan_combines(partials, stage, budget, task.spec)
     except ValueError as error:
-        outcome = QueryOutcome(QueryStatus.FAILED, f"cannot combine the summaries: {error}")
-        return _finish(rt, hop, HopStatus.DONE, {"reason": str(error)}, None, outcome)
+        reason = f"cannot combine the summaries: {error}"
+        outcome = QueryOutcome(QueryStatus.FAILED, reason)
+        return _finish(
+            rt, hop, HopStatus.DONE, HopResult(reason=reason), None, outcome, query=query
+        )
     reason = f"combine {len(current)} {what} summaries in {len(pieces)} call(s)"
     waiter = NextHop(
         query_id, seq + 1, HopKind.COMBINE, reason=f"wait for the stage-{stage + 1} combines"
     )
     return _finish(
-        rt, hop, HopStatus.DONE, {"reason": reason}, waiter, None, _children(query, pieces)
+        rt, hop, HopStatus.DONE, HopResult(reason=reason), waiter, None, _children(query, pieces)
     )
 
 
-def _parts_of(children: list[Any]) -> int:
-    return sum(1 for child in children if child.task.get("role") == "part")
+def _parts_of(children: list[ChildQuery]) -> int:
+    return sum(1 for child in children if child.role is QueryRole.PART)
 
 
 # -- shared mechanics ----------------------------------------------------------------------------
@@ -375,15 +551,15 @@ def _claim(rt: Runtime, query_id: uuid.UUID, seq: int) -> tuple[ClaimedHop | Non
         max_deliveries=settings.retry.max_deliveries,
         worker=rt.node,
     )
-    if claim.state == "claimed":
+    if claim.state is ClaimState.CLAIMED:
         rt.claimed = claim.hop  # what the task hands back if the step then fails
         return claim.hop, StepResult()
-    if claim.state == "busy":
+    if claim.state is ClaimState.BUSY:
         return None, StepResult(retry_in=claim.retry_in, note="another delivery owns the hop")
-    if claim.state == "finished":
+    if claim.state is ClaimState.FINISHED:
         backlog = rt.ledger.backlog(query_id)
         return None, StepResult(publish=backlog, note="duplicate delivery")
-    if claim.state == "exhausted":
+    if claim.state is ClaimState.EXHAUSTED:
         assert claim.hop is not None
         return None, after_exhausted(rt, claim.hop)
     return None, StepResult(note="no such hop")
@@ -406,19 +582,22 @@ def after_exhausted(rt: Runtime, hop: ClaimedHop, reason: str | None = None) -> 
 
 def _move_on_after_failure(rt: Runtime, hop: ClaimedHop, reason: str) -> list[NextHop]:
     query = rt.ledger.query_input(hop.query_id)
-    if hop.kind == HopKind.CALL.value and hop.tier is not None:
+    if hop.kind is HopKind.CALL and hop.tier is not None:
         step: NextStep = _after_call_failure(rt, hop, hop.tier, reason, query.input_tokens)
-    elif hop.kind == HopKind.JUDGE.value:
+    elif hop.kind is HopKind.JUDGE:
         # The answer exists; a judge that cannot run is a judge failure, settled by the fail mode.
         answer = rt.ledger.call_output(hop.query_id, hop.seq - 1)
         assert answer.tier is not None
         tier = rt.settings.tier(answer.tier)
         verdict = Verdict(tier.judge_fail_mode == "open", reason, "judge-error")
-        step = after_verdict(rt.settings, tier.name, verdict, query.input_tokens)
+        step = after_verdict(rt.settings, tier.name, verdict, query.input_tokens, rt.escalation)
     else:
         step = Fail(reason)
     next_hop, outcome = _plan(rt, hop, step, answer_seq=hop.seq - 1)
-    return rt.ledger.fail_exhausted(hop, outcome, next_hop)
+    publish = rt.ledger.fail_exhausted(hop, outcome, next_hop)
+    if outcome is not None:
+        _on_close_hooks(rt, query, outcome)
+    return publish
 
 
 def _after_call_failure(
@@ -426,7 +605,7 @@ def _after_call_failure(
 ) -> NextStep:
     """Escalate past a failed call; at the top, fall back to the best earlier answer (one a
     judge failed) rather than failing a query that has an answer."""
-    step = after_call_failure(rt.settings, tier, error, input_tokens)
+    step = after_call_failure(rt.settings, tier, error, input_tokens, rt.escalation)
     if isinstance(step, Fail):
         earlier = rt.ledger.last_answer_seq(hop.query_id, hop.seq)
         if earlier is not None:
@@ -435,7 +614,11 @@ def _after_call_failure(
 
 
 def _complete(
-    rt: Runtime, hop: ClaimedHop, endpoint: ModelEndpoint, messages: list[dict[str, str]]
+    rt: Runtime,
+    hop: ClaimedHop,
+    endpoint: ModelEndpoint,
+    messages: list[dict[str, str]],
+    params: dict[str, Any] | None = None,
 ) -> tuple[ChatResponse, int]:
     """Call a model with retries. Every attempt is on the ledger *before* it is sent (so a
     worker killed mid-call leaves an ``unknown`` request with its possible cost, never a paid
@@ -443,12 +626,17 @@ def _complete(
     for the attempt (and the pause) ahead."""
     latency: list[int] = []
     margin = rt.settings.worker.lease_margin_s
-    request = ChatRequest(messages=messages, max_tokens=endpoint.max_output_tokens)
+    temperature = (params or {}).get("temperature")
+    request = ChatRequest(
+        messages=messages,
+        max_tokens=endpoint.max_output_tokens,
+        temperature=None if temperature is None else float(temperature),
+    )
     max_cost = call_cost(endpoint, count_message_tokens(messages), endpoint.max_output_tokens)
     request_ids: dict[int, int] = {}
 
     def before(try_number: int, pause_s: float) -> ChatRequest:
-        if try_number > 1 and rt.call_slot is not None and hop.kind == HopKind.CALL.value:
+        if try_number > 1 and rt.call_slot is not None and hop.kind is HopKind.CALL:
             # Renew the tier slot for the attempt ahead (the same holder: re-entrant).
             tier_name, holder = rt.call_slot
             with suppress(SlotsUnavailableError):
@@ -498,15 +686,15 @@ def _complete(
     return response, latency[-1]
 
 
-def _response_values(response: ChatResponse, latency_ms: int) -> dict[str, Any]:
-    return {
-        "output": response.content,
-        "finish_reason": response.finish_reason,
-        "input_tokens": response.input_tokens,
-        "output_tokens": response.output_tokens,
-        "tokens_estimated": response.tokens_estimated,
-        "latency_ms": latency_ms,
-    }
+def _usage(response: ChatResponse, latency_ms: int) -> Usage:
+    return Usage(
+        response.content,
+        response.finish_reason,
+        response.input_tokens,
+        response.output_tokens,
+        response.tokens_estimated,
+        latency_ms,
+    )
 
 
 def _plan(
@@ -527,34 +715,52 @@ def _move_on(
     rt: Runtime,
     hop: ClaimedHop,
     status: HopStatus,
-    values: dict[str, Any],
+    record: HopResult,
     step: NextStep,
+    query: QueryInput,
     answer_seq: int | None = None,
 ) -> StepResult:
     next_hop, outcome = _plan(rt, hop, step, answer_seq)
-    return _finish(rt, hop, status, values, next_hop, outcome)
+    return _finish(rt, hop, status, record, next_hop, outcome, query=query)
 
 
 def _finish(
     rt: Runtime,
     hop: ClaimedHop,
     status: HopStatus,
-    values: dict[str, Any],
+    record: HopResult,
     next_hop: NextHop | None,
     outcome: QueryOutcome | None,
     children: list[NewQuery] | None = None,
+    *,
+    query: QueryInput | None = None,
 ) -> StepResult:
+    """Close the hop and take the next step in one transaction; then, when the query closed,
+    tell the hooks (``query`` is what they are told about)."""
     finished = rt.ledger.finish_hop(
         hop,
         status=status,
-        values=values,
+        result=record,
         next_hop=next_hop,
         outcome=outcome,
         children=children or [],
     )
     if not finished.owned:
-        return StepResult(note="superseded by a newer delivery; result discarded")
+        return StepResult(note="superseded by a newer delivery; result discarded", superseded=True)
+    if outcome is not None and query is not None:
+        _on_close_hooks(rt, query, outcome)
     return StepResult(publish=finished.publish)
+
+
+def _on_close_hooks(rt: Runtime, query: QueryInput, outcome: QueryOutcome) -> None:
+    closed = ClosedQuery(
+        query.id, outcome.status, outcome.reason, query.role, query.metadata, query.user
+    )
+    for hook in rt.hooks:
+        try:
+            hook.on_close(closed)
+        except Exception as error:
+            log.error("hook %r on_close failed: %s", hook.name, short_error(error))
 
 
 def short_error(error: BaseException) -> str:
@@ -580,7 +786,7 @@ def settle_orphan(rt: Runtime, query_id: uuid.UUID) -> StepResult:
         claimed = ClaimedHop(
             hop_id, query_id, last.seq, last.kind, last.tier, last.model, last.attempts
         )
-        if last.status == HopStatus.FAILED.value:
+        if last.status is HopStatus.FAILED:
             why = last.error or f"hop {last.seq} ({last.kind}) failed"
             return after_exhausted(rt, claimed, why)
         reason = (

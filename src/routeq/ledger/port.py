@@ -1,0 +1,143 @@
+"""What the steps need from the ledger, as a typed interface.
+
+``StepLedger`` is every read and write the pipeline's steps make; ``WorkerLedger`` adds what the
+reconciler and the task wrappers use. ``routeq.ledger.repository.Ledger`` implements both on
+Postgres. Reading this file is reading the steps' whole contract with storage: each method is
+one transaction, and writes that close a hop are fenced by the claiming delivery.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from decimal import Decimal
+from typing import Any, Protocol
+
+from routeq.ledger.records import (
+    CallOutput,
+    ChildQuery,
+    Claim,
+    ClaimedHop,
+    Finished,
+    HopResult,
+    HopStatus,
+    LiveHop,
+    NewQuery,
+    NextHop,
+    QueryInput,
+    QueryOutcome,
+    QueryView,
+)
+
+
+class StepLedger(Protocol):
+    def claim(
+        self,
+        query_id: uuid.UUID,
+        seq: int,
+        *,
+        lease_s: float,
+        max_deliveries: int,
+        worker: str | None = None,
+    ) -> Claim:
+        """Own a queued hop (or one whose lease expired) for one delivery."""
+        ...
+
+    def query_input(self, query_id: uuid.UUID) -> QueryInput: ...
+
+    def children(self, parent_id: uuid.UUID) -> list[ChildQuery]: ...
+
+    def call_output(self, query_id: uuid.UUID, seq: int) -> CallOutput: ...
+
+    def hop_tier(self, query_id: uuid.UUID, seq: int) -> str | None: ...
+
+    def hop_id(self, query_id: uuid.UUID, seq: int) -> int: ...
+
+    def last_answer_seq(self, query_id: uuid.UUID, before_seq: int) -> int | None: ...
+
+    def backlog(self, query_id: uuid.UUID) -> list[NextHop]:
+        """Queued hops of the query's family that may have lost their message."""
+        ...
+
+    def view(self, query_id: uuid.UUID) -> QueryView: ...
+
+    def begin_request(
+        self,
+        hop: ClaimedHop,
+        *,
+        try_number: int,
+        model: str,
+        input_price: Decimal,
+        output_price: Decimal,
+        max_cost: Decimal | None = None,
+        lease_s: float | None = None,
+    ) -> int:
+        """Record a provider request as pending before it is sent; renew the lease."""
+        ...
+
+    def finish_request(
+        self,
+        hop: ClaimedHop,
+        request_id: int,
+        *,
+        outcome: str,
+        latency_ms: int,
+        cost: Decimal = ...,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        tokens_estimated: bool = False,
+        http_status: int | None = None,
+        error: str | None = None,
+        lease_s: float | None = None,
+    ) -> None:
+        """Complete a request with its cost (not fenced: money spent is spent)."""
+        ...
+
+    def finish_hop(
+        self,
+        hop: ClaimedHop,
+        *,
+        status: HopStatus,
+        result: HopResult,
+        next_hop: NextHop | None = None,
+        outcome: QueryOutcome | None = None,
+        children: Sequence[NewQuery] = (),
+    ) -> Finished:
+        """Close the hop and take the next step in one fenced transaction."""
+        ...
+
+    def fail_exhausted(
+        self, hop: ClaimedHop, outcome: QueryOutcome | None, next_hop: NextHop | None
+    ) -> list[NextHop]: ...
+
+    def fail_query(self, query_id: uuid.UUID, reason: str) -> list[NextHop]: ...
+
+
+class WorkerLedger(StepLedger, Protocol):
+    def submit(self, items: Sequence[NewQuery]) -> list[Any]: ...
+
+    def release(self, hop: ClaimedHop) -> bool: ...
+
+    def reconciler_lock(self) -> AbstractContextManager[bool]: ...
+
+    def expire_pending_requests(self) -> int: ...
+
+    def live_hops(self, grace_s: float, limit: int) -> list[LiveHop]: ...
+
+    def hop_states(
+        self, keys: Sequence[tuple[uuid.UUID, int]]
+    ) -> dict[tuple[uuid.UUID, int], Any]: ...
+
+    def orphans(self, grace_s: float, limit: int) -> list[uuid.UUID]: ...
+
+    def record_reconcile_run(
+        self, *, republished: int, settled: int, unknown_requests: int, duration_ms: int
+    ) -> None: ...
+
+    def dispose(self) -> None:
+        """Forget pooled connections without closing them (a forked child's inherited ones)."""
+        ...
+
+
+LedgerPort = WorkerLedger
