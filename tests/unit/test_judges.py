@@ -12,6 +12,7 @@ from routeq.judges import (
     Accept,
     Escalate,
     Fail,
+    JudgeError,
     JudgeReplyError,
     JudgeScore,
     Verdict,
@@ -257,6 +258,129 @@ class TestParseJudgeReply:
         reply = '{"score": 8, "reason": "returns {} when the input is empty"}'
         assert parse_judge_reply(reply) == JudgeScore(
             score=8, reason="returns {} when the input is empty"
+        )
+
+
+class TestRealWorldJudgeReplies:
+    """Reply shapes seen from real judge models, small ones especially. Before this parser, the
+    cut-off JSON and bare fractions below had "no score": the judge counted as failed, and a
+    tier that fails open accepted answers the judge had rated 1/10."""
+
+    @pytest.mark.parametrize(
+        ("reply", "score"),
+        [
+            ('{"score": 1, "reason": "The answer ignores the question and invents a', 1),
+            ('{"score": 2, "reason": "Wrong: the capital of Australia is Canberra, not', 2),
+            ('{\n  "score": 3,\n  "reason": "Misses', 3),
+            ('```json\n{"score": 1, "reason": "Unfaithful', 1),
+            ('{"score": 2,', 2),
+        ],
+    )
+    def test_json_cut_off_by_max_tokens_after_the_score(self, reply: str, score: int) -> None:
+        assert parse_judge_reply(reply, truncated=True).score == score
+
+    def test_cut_off_reason_is_kept_and_marked(self) -> None:
+        reply = '{"score": 1, "reason": "The answer ignores the question'
+        assert parse_judge_reply(reply).reason == (
+            "The answer ignores the question... (judge reply cut off)"
+        )
+
+    @pytest.mark.parametrize("reply", ['{"score": 1', '{"score": ', '{"sco', '{"score": 1\n'])
+    def test_json_cut_off_at_or_before_the_score_is_refused(self, reply: str) -> None:
+        # "1" may be the start of "10": no guessing.
+        with pytest.raises(JudgeReplyError, match=r"cut off|no score"):
+            parse_judge_reply(reply)
+
+    @pytest.mark.parametrize("reply", ["Score: 1", "The answer is poor. Rating: 1", "1", "7/1"])
+    def test_a_reply_cut_off_at_its_score_is_refused(self, reply: str) -> None:
+        with pytest.raises(JudgeReplyError, match=r"cut off|no score"):
+            parse_judge_reply(reply, truncated=True)
+
+    @pytest.mark.parametrize(
+        ("reply", "score"),
+        [
+            ('```json\n{"score": 7, "reason": "ok"}\n```\nLet me know if you need more.', 7),
+            ('```\n{"score": 4, "reason": "thin"}\n```', 4),
+            ("Score: 7/10\nReason: mostly right.", 7),
+            ("**Score:** 8/10 - clear and correct.", 8),
+            ("**Score**: 3\n**Reason**: wrong year", 3),
+            ("7/10", 7),
+            ("I would rate this answer 2/10 because it is wrong.", 2),
+            ("I'd give it 6 out of 10.", 6),
+            ("Rating: 4/5", 8),
+            ("Score: 85/100", 8),
+            ("{'score': 3, 'reason': 'bad'}", 3),
+            ('{"Score": 9, "Reason": "complete"}', 9),
+            ('{"score": "6/10", "reason": "ok"}', 6),
+            ('{"verdict": {"score": 5, "reason": "partial"}}', 5),
+            ("8", 8),
+            ("**8**", 8),
+            ("Score = 10", 10),
+        ],
+    )
+    def test_shapes_judges_answer_in(self, reply: str, score: int) -> None:
+        assert parse_judge_reply(reply).score == score
+
+    def test_python_style_json_reason(self) -> None:
+        assert parse_judge_reply("{'score': 3, 'reason': 'bad'}").reason == "bad"
+
+    def test_a_date_is_not_a_score(self) -> None:
+        with pytest.raises(JudgeReplyError, match="no score"):
+            parse_judge_reply("The answer cites the report of 3/10/2024 correctly.")
+
+    def test_a_fraction_of_another_kind_is_not_a_score(self) -> None:
+        with pytest.raises(JudgeReplyError, match="no score"):
+            parse_judge_reply("It uses 1/2 cup of flour, as asked.")
+
+    @pytest.mark.parametrize(
+        "reply",
+        [
+            "Score: 3. On reflection, Score: 8.",
+            '{"score": 2} {"score": 9}',
+            "Clarity 8/10, correctness 2/10.",
+        ],
+    )
+    def test_disagreeing_scores_are_refused(self, reply: str) -> None:
+        with pytest.raises(JudgeReplyError, match="disagreeing scores"):
+            parse_judge_reply(reply)
+
+    def test_agreeing_scores_are_one_score(self) -> None:
+        assert parse_judge_reply("Score: 7/10. Overall 7/10.").score == 7
+
+    def test_complete_json_wins_over_prose(self) -> None:
+        reply = 'Thinking: Score: 3 at first.\n{"score": 8, "reason": "fine after all"}'
+        assert parse_judge_reply(reply) == JudgeScore(score=8, reason="fine after all")
+
+    @pytest.mark.parametrize(
+        "reply",
+        ["Looks good to me!", "The answer is correct and complete.", "```json\n{\n```", "N/A"],
+    )
+    def test_no_score_is_refused_not_guessed(self, reply: str) -> None:
+        with pytest.raises(JudgeReplyError, match="no score"):
+            parse_judge_reply(reply)
+
+    @pytest.mark.parametrize("reply", ["Score: 0/10", "Rating: 6/5", "Score: -2", "15/10"])
+    def test_scores_off_the_scale_are_refused(self, reply: str) -> None:
+        with pytest.raises(JudgeReplyError, match=r"outside 1-10|no score"):
+            parse_judge_reply(reply)
+
+    def test_a_scale_of_zero_is_refused(self) -> None:
+        with pytest.raises(JudgeReplyError, match="no scale"):
+            parse_judge_reply("Score: 5/0")
+
+    def test_judge_reply_error_is_a_judge_error(self) -> None:
+        assert issubclass(JudgeReplyError, JudgeError)
+
+
+class TestJudgeMessagesNote:
+    def test_note_comes_before_the_request_for_a_verdict(self) -> None:
+        messages = judge_messages("r", "q", "a", note="Note: cut.")
+        content = messages[1]["content"]
+        assert content.index("a") < content.index("Note: cut.") < content.index("Your verdict")
+
+    def test_no_note_leaves_the_prompt_as_before(self) -> None:
+        assert judge_messages("r", "q", "a")[1]["content"] == (
+            "Question:\nq\n\nAnswer to grade:\na\n\nYour verdict (JSON):"
         )
 
 
