@@ -1,4 +1,10 @@
-"""Running the Alembic migrations from code (``routeq db upgrade``, tests, the demo)."""
+"""Running the Alembic migrations from code (``routeq db upgrade``, tests, the demo).
+
+The migrations live at the top of the checkout (``migrations/``); a wheel carries a copy inside
+the package (``routeq/_migrations``, put there by the build hook in ``setup.py``), so a routeq
+installed from a wheel migrates its database without a checkout. Only the database is needed:
+nothing here (nor in the Alembic environment, which imports the table models) touches the broker.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,25 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
+_PACKAGED = Path(__file__).resolve().parents[1] / "_migrations"  # inside an installed wheel
+_CHECKOUT = Path(__file__).resolve().parents[3] / "migrations"  # an editable install
+
+
+def migrations_dir() -> Path:
+    """Where the Alembic scripts are: the copy inside the package, else the source checkout."""
+    for candidate in (_PACKAGED, _CHECKOUT):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"routeq's migrations are missing: neither {_PACKAGED} nor {_CHECKOUT} holds env.py; "
+        "reinstall routeq from a wheel built by `pip wheel .`, or install the checkout with "
+        "`pip install -e .`"
+    )
 
 
 def alembic_config(database_url: str) -> Config:
-    if not (MIGRATIONS_DIR / "env.py").exists():
-        raise FileNotFoundError(
-            f"migrations not found at {MIGRATIONS_DIR}: run routeq from its source checkout "
-            "(pip install -e .)"
-        )
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     # Alembic's ini interpolation treats '%' specially; URLs may contain escapes.
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
