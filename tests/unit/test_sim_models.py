@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from routeq.sim import SimConfig, SimModel, default_sim_config, load_sim_config
-from routeq.sim.models import ESCALATE_TOKEN, SimOutcome, generate, truncate_outcome
+from routeq.sim.models import (
+    ESCALATE_TOKEN,
+    SimOutcome,
+    context_overflow,
+    estimate_prompt_tokens,
+    generate,
+    truncate_outcome,
+)
 
 MARKER = re.compile(r"^\[sim:(?P<model>[^\s\]]+) q=(?P<q>\d\.\d\d)\] ")
 
@@ -345,3 +352,56 @@ def test_load_config_errors(tmp_path: Path, body: str, fragments: list[str]) -> 
     assert str(path) in message
     for fragment in fragments:
         assert fragment in message
+
+
+# ---------------------------------------------------------------- context window knob
+
+
+def test_context_window_is_off_by_default() -> None:
+    assert SimModel(name="m", quality=0.5).context_window is None
+    for model in default_sim_config().models.values():
+        assert model.context_window is None
+    huge = user("word " * 200_000)
+    assert context_overflow(SimModel(name="m", quality=0.5), huge, 1024) is None
+
+
+def test_a_request_over_the_window_gets_openais_context_length_error() -> None:
+    model = SimModel(name="m", quality=0.5, context_window=100)
+    messages = user("x" * 400)  # 100 tokens at 4 characters each, plus 4 for the message
+    assert estimate_prompt_tokens(messages) == 104
+
+    body = context_overflow(model, messages, 16)
+
+    assert body is not None
+    error = body["error"]
+    assert isinstance(error, dict)
+    assert error["code"] == "context_length_exceeded"
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith(
+        "This model's maximum context length is 100 tokens. However, you requested 120 tokens "
+        "(104 in the messages, 16 in the completion)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("window", "max_tokens", "refused"),
+    [(104, None, False), (103, None, True), (120, 16, False), (119, 16, True)],
+)
+def test_the_window_holds_the_prompt_plus_max_tokens(
+    window: int, max_tokens: int | None, refused: bool
+) -> None:
+    model = SimModel(name="m", quality=0.5, context_window=window)
+    assert (context_overflow(model, user("x" * 400), max_tokens) is not None) is refused
+
+
+def test_context_window_loads_from_toml_and_is_checked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "[models.sim-judge]\nquality = 1.0\njudge = true\ncontext_window = 2048\n"
+    )
+    assert load_sim_config(path).models["sim-judge"].context_window == 2048
+    path = write(tmp_path, "[models.m]\nquality = 0.5\ncontext_window = 0\n")
+    with pytest.raises(ValueError, match="'context_window': must be >= 1"):
+        load_sim_config(path)
+    path = write(tmp_path, "[models.m]\nquality = 0.5\ncontext_window = 2048.0\n")
+    with pytest.raises(ValueError, match="'context_window': expected an integer"):
+        load_sim_config(path)

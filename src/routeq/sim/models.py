@@ -39,6 +39,7 @@ __all__ = [
     "SimModel",
     "SimOutcome",
     "complete",
+    "context_overflow",
     "default_sim_config",
     "estimate_prompt_tokens",
     "generate",
@@ -107,6 +108,10 @@ class SimModel:
     their sum must not exceed 1.  A ``judge`` model ignores ``quality`` and
     scores the answer it is shown from that answer's ``[sim:...]`` marker.
 
+    ``context_window`` (off by default) makes the model refuse, like a real server, a request
+    whose prompt tokens plus its ``max_tokens`` exceed it: HTTP 400 with OpenAI's
+    ``context_length_exceeded`` error (see :func:`context_overflow`).
+
     Two knobs reproduce provider quirks that must not crash a worker, for fault tests:
     ``omit_usage`` answers without a ``usage`` object (as some OpenAI-compatible servers do),
     so the caller has to estimate tokens itself; ``echo_special`` ends every answer (for a
@@ -127,6 +132,7 @@ class SimModel:
     omit_usage: bool = False
     echo_special: bool = False
     echo_auth: bool = False  # error bodies quote the request's credentials, as some APIs do
+    context_window: int | None = None  # see context_overflow; None: any prompt is accepted
 
     def __post_init__(self) -> None:
         """Reject impossible settings early, naming the offending field."""
@@ -136,6 +142,8 @@ class SimModel:
             raise ValueError(f"field 'quality': must be within [0, 1], got {self.quality!r}")
         if self.latency_ms < 0:
             raise ValueError(f"field 'latency_ms': must be >= 0, got {self.latency_ms!r}")
+        if self.context_window is not None and self.context_window < 1:
+            raise ValueError(f"field 'context_window': must be >= 1, got {self.context_window!r}")
         if self.output_tokens < 1:
             raise ValueError(f"field 'output_tokens': must be >= 1, got {self.output_tokens!r}")
         if self.retry_after_s < 0:
@@ -226,7 +234,7 @@ def default_sim_config(seed: int = 0) -> SimConfig:
 # --------------------------------------------------------------------------- config loading
 
 _FLOAT_FIELDS = frozenset({"quality", "latency_ms", "retry_after_s", *_PROB_FIELDS})
-_INT_FIELDS = frozenset({"output_tokens"})
+_INT_FIELDS = frozenset({"output_tokens", "context_window"})
 _BOOL_FIELDS = frozenset({"judge", "omit_usage", "echo_special", "echo_auth"})
 _STR_FIELDS = frozenset({"name"})
 _MODEL_FIELDS = frozenset(f.name for f in fields(SimModel))
@@ -453,6 +461,39 @@ def complete(
             content = f"{outcome.content} {ECHOED_SPECIAL_TOKEN}"
             outcome = replace(outcome, content=content, completion_tokens=_count_tokens(content))
     return replace(outcome, omit_usage=True) if model.omit_usage else outcome
+
+
+def context_overflow(
+    model: SimModel, messages: Sequence[Mapping[str, object]], max_tokens: int | None
+) -> dict[str, object] | None:
+    """The error body a model with a ``context_window`` answers (with HTTP 400) when the request
+    does not fit it, else None.
+
+    Checked the way vLLM and OpenAI check it: the prompt's tokens (the simulator's own count,
+    :func:`estimate_prompt_tokens`, which like any real model's differs from routeq's) plus
+    the ``max_tokens`` asked for (none asked: the prompt alone) must not exceed the window.
+    The message is OpenAI's, so clients recognise it as real servers' answers are recognised.
+    """
+    if model.context_window is None:
+        return None
+    prompt_tokens = estimate_prompt_tokens(messages)
+    completion = max_tokens or 0
+    requested = prompt_tokens + completion
+    if requested <= model.context_window:
+        return None
+    message = (
+        f"This model's maximum context length is {model.context_window} tokens. However, you "
+        f"requested {requested} tokens ({prompt_tokens} in the messages, {completion} in the "
+        "completion). Please reduce the length of the messages or completion. (simulated)"
+    )
+    return {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    }
 
 
 def _roll_fault(model: SimModel, r: float) -> Fault | None:

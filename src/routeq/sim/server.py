@@ -22,7 +22,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from routeq.sim.models import SimConfig, SimOutcome, complete, generate, truncate_outcome
+from routeq.sim.models import (
+    SimConfig,
+    SimOutcome,
+    complete,
+    context_overflow,
+    generate,
+    truncate_outcome,
+)
 
 __all__ = ["SimServer"]
 
@@ -326,6 +333,10 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         config = self.sim.config
         model = config.models[model_name]
+        overflow = context_overflow(model, messages, max_tokens)
+        if overflow is not None:  # refused before any work, as real servers validate first
+            self._send_json(400, overflow)
+            return
         attempt = self.sim.next_attempt(model_name, messages)
 
         if model.latency_ms > 0:
