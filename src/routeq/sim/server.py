@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import threading
 import time
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
+from routeq.sim.identity import IDENTITY_PATH, SERVICE
 from routeq.sim.models import (
     SimConfig,
     SimOutcome,
@@ -67,6 +69,10 @@ class SimServer(ThreadingHTTPServer):
 
         with SimServer(default_sim_config()) as sim:
             httpx.post(f"{sim.url}/chat/completions", json=...)
+
+    Each server has a random :attr:`token`, served with the models it has at ``IDENTITY_PATH``
+    (see :func:`routeq.sim.identify`): whoever started it can tell its own server from anything
+    else listening on a port, another run's simulator included.
     """
 
     daemon_threads = True
@@ -81,6 +87,7 @@ class SimServer(ThreadingHTTPServer):
     ) -> None:
         super().__init__((host, port), _Handler)
         self.config = config
+        self.token = secrets.token_hex(16)
         self._attempts: dict[tuple[str, str], int] = {}
         self._attempts_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -233,6 +240,13 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].rstrip("/")
         if path == "/health":
             self._send_json(200, {"status": "ok", "simulated": True})
+        elif path == IDENTITY_PATH:
+            identity = {
+                "service": SERVICE,
+                "token": self.sim.token,
+                "models": list(self.sim.config.models),
+            }
+            self._send_json(200, identity)
         elif path == "/v1/models":
             data = [self._model_entry(name) for name in self.sim.config.models]
             self._send_json(200, {"object": "list", "data": data})
