@@ -407,9 +407,10 @@ class TestLadder:
     def ladder(self, clean_env: Path) -> Settings:
         return load_settings(
             tiers=[
-                tier_dict("small", 1000, max_output_tokens=200),
-                tier_dict("medium", 4000, max_output_tokens=1000),
-                tier_dict("large", 10_000, max_output_tokens=2000),
+                # exact arithmetic here; the margin has its own test below
+                tier_dict("small", 1000, max_output_tokens=200, token_margin=0),
+                tier_dict("medium", 4000, max_output_tokens=1000, token_margin=0),
+                tier_dict("large", 10_000, max_output_tokens=2000, token_margin=0),
             ]
         )
 
@@ -417,6 +418,14 @@ class TestLadder:
         small = ladder.tier("small")
         assert fits(small, 800)  # 800 + 200 == 1000
         assert not fits(small, 801)
+
+    def test_fits_keeps_the_tier_token_margin(self, clean_env: Path) -> None:
+        # a model whose tokenizer counts 20% more than ours: 700 of our tokens are its 840
+        settings = load_settings(tiers=[tier_dict("small", 1000, max_output_tokens=160)])
+        small = settings.tier("small")
+        assert small.token_margin == 0.2
+        assert fits(small, 700)  # 840 + 160 == 1000
+        assert not fits(small, 701)
 
     def test_fit_to_context_keeps_tier_that_fits(self, ladder: Settings) -> None:
         tier = fit_to_context(ladder, "small", 800)

@@ -510,7 +510,7 @@ def hop(seq: int, **changes: Any) -> HopView:
         "tokens_estimated": False,
         "cost": Decimal(0),
         "latency_ms": None,
-        "score": None,
+        "judge_score": None,
         "passed": None,
         "reason": None,
         "error": None,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from routeq.config import Settings
+from routeq.judges.reasons import accepted_unjudged, escalated_unjudged
 from routeq.policies.escalation import EscalationPolicy, NextTier
 
 
@@ -65,11 +66,14 @@ def after_verdict(
     """A pass accepts; a fail escalates where the escalation policy says, or, when it names no
     tier, accepts the answer and says why."""
     if verdict.passed and verdict.unjudged:
-        return Accept(f"accepted unjudged on {tier} (judge failed, fail open): {verdict.reason}")
+        return Accept(accepted_unjudged(tier, "open", verdict.reason))
     if verdict.passed:
         return Accept(f"judge passed on {tier}: {verdict.reason}")
-    why = f"judge failed, fail closed: {verdict.reason}" if verdict.unjudged else verdict.reason
     above = escalation.next_tier(settings, tier, input_tokens)
+    if verdict.unjudged:
+        if above is None:
+            return Accept(accepted_unjudged(tier, "closed", verdict.reason))
+        return Escalate(above.name, escalated_unjudged(tier, above.name, verdict.reason))
     if above is None:
         if settings.next_tier(tier) is None:
             where = "top tier"
@@ -77,8 +81,8 @@ def after_verdict(
             where = "largest-window tier"
         else:
             where = f"{tier} (escalation policy {escalation.name!r} goes no higher)"
-        return Accept(f"{where} answer accepted although the judge failed it: {why}")
-    return Escalate(above.name, f"escalated from {tier}: {why}")
+        return Accept(f"{where} answer accepted although the judge failed it: {verdict.reason}")
+    return Escalate(above.name, f"escalated from {tier}: {verdict.reason}")
 
 
 def after_call_failure(

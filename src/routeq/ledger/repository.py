@@ -966,6 +966,10 @@ class Ledger:
             ).all()
         return {row.id: row.status for row in rows}
 
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
     def dispose(self) -> None:
         """Forget pooled connections without closing them: a forked child must not close the
         sockets its parent still uses."""

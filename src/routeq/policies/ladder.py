@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from routeq.config import Settings, TierConfig
+from routeq.tokens import fits_window
 
 
 def fits(tier: TierConfig, input_tokens: int) -> bool:
-    """Whether a prompt of ``input_tokens`` leaves room for the tier's answer."""
-    return input_tokens + tier.max_output_tokens <= tier.context_window
+    """Whether a prompt of ``input_tokens`` (routeq's count) leaves room for the tier's answer,
+    with the tier's ``token_margin`` for a model whose tokenizer counts more than ours."""
+    return fits_window(input_tokens, tier.max_output_tokens, tier.context_window, tier.token_margin)
 
 
 def fit_to_context(settings: Settings, tier_name: str, input_tokens: int) -> TierConfig | None:

@@ -31,15 +31,18 @@ from routeq.judges import (
     Accept,
     Escalate,
     Fail,
-    JudgeReplyError,
+    JudgeBudget,
+    JudgeError,
     NextStep,
     Verdict,
     after_call_failure,
     after_verdict,
+    fit_judge_messages,
     heuristic_failure,
-    judge_messages,
+    judge_error_detail,
     parse_judge_reply,
     summary_failure,
+    with_fit_notes,
 )
 from routeq.judges.summary import strip_sim_label
 from routeq.ledger.records import (
@@ -436,18 +439,27 @@ def _verdict(
     config = rt.settings.judge
     if config.model is None:
         return Verdict(True, "heuristic checks passed", "heuristic"), None
-    messages = judge_messages(rubric, question, answer or "")
+    budget = None
+    if config.context_window is not None:
+        budget = JudgeBudget(
+            config.context_window, config.model.max_output_tokens, config.token_margin
+        )
     usage: Usage | None = None
     try:
-        response, latency_ms = _complete(rt, hop, config.model, messages)
+        # Fitted to the judge's window (the source cut to head and tail, marked): a prompt
+        # that cannot fit goes to the fail mode like any judge failure.
+        prompt = fit_judge_messages(
+            rubric, question, answer or "", budget, question_label="source" if task else "question"
+        )
+        response, latency_ms = _complete(rt, hop, config.model, prompt.messages)
         usage = _usage(response, latency_ms)
-        scored = parse_judge_reply(response.content)
-    except (ProviderError, JudgeReplyError) as error:
+        scored = parse_judge_reply(response.content, truncated=response.finish_reason == "length")
+    except (ProviderError, JudgeError) as error:
         accept = tier.judge_fail_mode == "open"
-        return Verdict(accept, short_error(error), "judge-error"), usage
+        return Verdict(accept, judge_error_detail(error, short_error(error)), "judge-error"), usage
     passed = scored.score >= config.pass_threshold
     reason = f"score {scored.score}/10 (pass >= {config.pass_threshold}): {scored.reason}"
-    return Verdict(passed, reason, "llm", float(scored.score)), usage
+    return Verdict(passed, with_fit_notes(reason, prompt.notes), "llm", float(scored.score)), usage
 
 
 def _after_verdict_hooks(
