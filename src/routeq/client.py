@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routeq.batch.ingest import Document, collect
 from routeq.batch.spec import SummarySpec
@@ -25,16 +25,21 @@ from routeq.batch.submit import (
     metadata_problem,
     prepare,
 )
+from routeq.chat import ChatInput, chat_input, generation_params
 from routeq.config import Settings, load_settings
-from routeq.embedded import resolve_endpoints
-from routeq.errors import InvalidQueryError
+from routeq.errors import ConfigError, InvalidQueryError
 from routeq.ledger import HopKind, HopView, Ledger, NewQuery, NextHop, make_engine
 from routeq.ledger.batches import BatchInfo, BatchProgress, BatchStore, DocumentResult
-from routeq.ledger.repository import FINAL_QUERY_STATUSES
+from routeq.ledger.records import FINAL_QUERY_STATUSES
 from routeq.policies.ladder import fits
-from routeq.tokens import count_tokens
+from routeq.tokens import count_message_tokens, count_tokens
 from routeq.worker.celery_app import create_app
 from routeq.worker.publisher import Publisher
+
+if TYPE_CHECKING:
+    from contextlib import ExitStack
+
+    from routeq.local import LocalStack
 
 _MAX_KEY_LENGTH = 200
 _BATCH_GROUP = 50  # documents registered per transaction: progress survives an interruption
@@ -138,35 +143,99 @@ class BatchHandle:
 class Client:
     """Submit queries to routeq and read their outcome.
 
-    >>> client = Client()                      # settings from routeq.toml / ROUTEQ_* variables
-    >>> handle = client.submit("What is 2 + 2?")
-    >>> handle.wait(timeout=30).answer
+    ``Client()`` connects to a configured routeq (``database_url`` and ``broker_url``, from
+    routeq.toml, ``ROUTEQ_*`` variables or the settings given) and starts nothing: producers
+    run beside a deployment's workers. ``Client.local()`` is the embedded default on this
+    machine, which it starts and owns until it is closed.
+
+    >>> with Client() as client:               # settings from routeq.toml / ROUTEQ_* variables
+    ...     client.submit("What is 2 + 2?").wait(timeout=30).answer
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
-        endpoints = resolve_endpoints(self.settings)
-        self.database_url = endpoints.database_url
-        self.broker_url = endpoints.broker_url
-        self.ledger = Ledger(make_engine(endpoints.database_url))
+        missing = [
+            name
+            for name, value in (
+                ("database_url", self.settings.database_url),
+                ("broker_url", self.settings.broker_url),
+            )
+            if value is None
+        ]
+        if missing:
+            variables = " and ".join(f"ROUTEQ_{name.upper()}" for name in missing)
+            raise ConfigError(
+                f"{' and '.join(missing)} not configured: Client() connects to a running routeq "
+                f"and starts nothing. Set {variables} (or {' and '.join(missing)} in "
+                "routeq.toml), or use `with Client.local() as client:` for the embedded default "
+                "on this machine (its own Postgres, Redis, workers and simulated models, "
+                "stopped when the client closes)"
+            )
+        assert self.settings.database_url is not None and self.settings.broker_url is not None
+        self.database_url = self.settings.database_url
+        self.broker_url = self.settings.broker_url
+        self.ledger = Ledger(make_engine(self.database_url))
         self.batches = BatchStore(self.ledger.engine)
-        self._app = create_app(self.settings, endpoints.broker_url)
+        self._app = create_app(self.settings, self.broker_url)
         self._publisher = Publisher(self._app, self.settings)
+        self.stack: LocalStack | None = None  # what Client.local() started for this client
+        self._owned: ExitStack | None = None
+
+    @classmethod
+    def local(cls, settings: Settings | None = None, *, workers: int | None = None) -> Client:
+        """A client on the local stack, which it owns: the embedded Postgres and Redis for
+        whatever ``settings`` leave unconfigured, worker groups and beat, and a simulated model
+        server for the tiers on the default simulator URL (see ``routeq.local``). Close it
+        (or use it in ``with``) to stop what it started; the ledger stays for the next run.
+
+        ``workers``: processes per worker group; by default 2 on the embedded broker and none
+        on a configured one (whose workers are deployed).
+        """
+        from contextlib import ExitStack
+
+        from routeq.local import local_stack
+
+        owned = ExitStack()
+        try:
+            stack = owned.enter_context(local_stack(settings or load_settings(), workers=workers))
+            client = cls(stack.settings)
+        except BaseException:
+            owned.close()
+            raise
+        client.stack = stack
+        client._owned = owned
+        return client
+
+    @property
+    def started(self) -> list[str]:
+        """What ``Client.local()`` started for this client (empty for ``Client()``)."""
+        return list(self.stack.started) if self.stack is not None else []
 
     # -- submitting ------------------------------------------------------------------------------
 
     def submit(
         self,
-        text: str,
+        text: str | None = None,
         *,
+        messages: Sequence[Mapping[str, str]] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         user: str | None = None,
         idempotency_key: str | None = None,
     ) -> QueryHandle:
-        """Enqueue one query. With an ``idempotency_key`` a resubmission returns the original."""
-        return self.submit_many(
-            [{"text": text, "metadata": metadata, "user": user, "idempotency_key": idempotency_key}]
-        )[0]
+        """Enqueue one query: a ``text``, or a chat's ``messages`` (``{"role", "content"}``
+        turns, routed on the last user turn), with optional generation parameters. With an
+        ``idempotency_key`` a resubmission returns the original."""
+        item: dict[str, Any] = {
+            "metadata": metadata,
+            "user": user,
+            "idempotency_key": idempotency_key,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+        }
+        item.update({"messages": messages} if messages is not None else {"text": text})
+        return self.submit_many([item])[0]
 
     def submit_many(self, items: Iterable[str | Mapping[str, Any]]) -> list[QueryHandle]:
         """Enqueue many queries in one transaction: all are accepted, or none (bad input raises
@@ -190,7 +259,14 @@ class Client:
                 f"{where}: expected a string or a mapping with 'text', got {type(item).__name__}"
             )
         fields: Mapping[str, Any] = {"text": item} if isinstance(item, str) else item
-        text = fields.get("text")
+        chat: ChatInput | None = None
+        if fields.get("messages") is not None:
+            if fields.get("text") is not None:
+                raise InvalidQueryError(f"{where}: give text or messages, not both")
+            chat = chat_input(
+                where, fields["messages"], fields.get("temperature"), fields.get("max_tokens")
+            )
+        text = chat.text if chat is not None else fields.get("text")
         if not isinstance(text, str):
             raise InvalidQueryError(f"{where}: text must be a string, got {type(text).__name__}")
         if not text.strip():
@@ -209,7 +285,12 @@ class Client:
                 f"{where}: {len(text):,} characters exceeds max_query_chars "
                 f"({self.settings.max_query_chars:,}); split the text or raise the limit"
             )
-        tokens = count_tokens(text)
+        tokens = count_message_tokens(chat.messages) if chat is not None else count_tokens(text)
+        params = (
+            chat.params
+            if chat is not None
+            else generation_params(where, fields.get("temperature"), fields.get("max_tokens"))
+        )
         if not any(fits(tier, tokens) for tier in self.settings.tiers):
             largest = max(self.settings.tiers, key=lambda t: t.context_window)
             raise InvalidQueryError(
@@ -245,6 +326,8 @@ class Client:
             metadata=metadata,
             user=None if user is None else str(user),
             idempotency_key=key,
+            messages=chat.messages if chat is not None else None,
+            params=params,
         )
 
     # -- batches ---------------------------------------------------------------------------------
@@ -318,8 +401,13 @@ class Client:
         return QueryHandle(self, _as_uuid(query_id), created=False)
 
     def close(self) -> None:
+        """Release the connections; a ``Client.local()`` also stops what it started. Safe to
+        call more than once."""
         self.ledger.engine.dispose()
         self._app.close()
+        owned, self._owned = self._owned, None
+        if owned is not None:
+            owned.close()
 
     def __enter__(self) -> Client:
         return self

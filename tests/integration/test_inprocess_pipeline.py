@@ -230,3 +230,23 @@ def test_chat_messages_and_parameters_reach_the_model_and_the_ledger(
     assert call.output_tokens is not None and call.output_tokens <= 50
     _, _, requests = ledger_rows(migrated_url)
     assert all(r.cost >= Decimal(0) for rows in requests.values() for r in rows)
+
+
+def test_a_context_length_error_from_the_provider_moves_the_query_up_not_out(
+    ledger: Ledger, migrated_url: str
+) -> None:
+    # Given a cheap model whose real window is far smaller than the tier's configured one (its
+    # tokenizer, or its server, disagrees with routeq's count)
+    sim = sim_config(**{"sim-small": SimModel("sim-small", 1.0, latency_ms=0, context_window=200)})
+    text = "Describe the water cycle as it works in a temperate forest. " * 10
+    with pipeline(ledger, sim, routing={"default_tier": "cheap"}) as (runner, _):
+        view = run_one(runner, text)
+
+    # Then the cheap call fails once, without retries, and the next tier answers
+    cheap, mid = (h for h in view.hops if h.kind.value == "call")
+    assert cheap.tier == "cheap" and cheap.status.value == "failed"
+    assert "ContextLengthExceededError" in (cheap.error or "")
+    assert mid.tier == "mid" and view.status is QueryStatus.DONE
+    _, hops, requests = ledger_rows(migrated_url)
+    cheap_row = next(h for h in hops[view.id] if h.seq == cheap.seq)
+    assert [r.http_status for r in requests[cheap_row.id]] == [400]
