@@ -239,6 +239,12 @@ def component_config(kind: str, value: Any) -> NamedConfig:
     return config.model_validate(value)
 
 
+def builtin_component(kind: str, name: str) -> NamedConfig:
+    """The default section of a built-in component (its module registers it on import)."""
+    load_plugins([])
+    return component_config(kind, name)
+
+
 class RoutingConfig(_Strict):
     """How the route step picks a tier, and how a failed answer escalates.
 
@@ -248,10 +254,10 @@ class RoutingConfig(_Strict):
 
     plugins: list[str] = Field(default_factory=list)
     policy: SerializeAsAny[NamedConfig] = Field(
-        default_factory=lambda: component_config("policy", "rules")
+        default_factory=lambda: builtin_component("policy", "rules")
     )
     escalation: SerializeAsAny[NamedConfig] = Field(
-        default_factory=lambda: component_config("escalation", "next-tier")
+        default_factory=lambda: builtin_component("escalation", "next-tier")
     )
     rules: list[RuleConfig] | None = None
     default_tier: str | None = Field(default=None, description="defaults to the middle tier")

