@@ -32,9 +32,9 @@ from routeq.ledger import HopKind, HopView, Ledger, NewQuery, NextHop, make_engi
 from routeq.ledger.batches import BatchInfo, BatchProgress, BatchStore, DocumentResult
 from routeq.ledger.records import FINAL_QUERY_STATUSES
 from routeq.policies.ladder import fits
+from routeq.queue.app import create_app
+from routeq.queue.publisher import Publisher
 from routeq.tokens import count_message_tokens, count_tokens
-from routeq.worker.celery_app import create_app
-from routeq.worker.publisher import Publisher
 
 if TYPE_CHECKING:
     from contextlib import ExitStack

@@ -162,7 +162,7 @@ def test_poison_queries_end_visibly_and_do_not_stop_the_rest(
             )
         # And a poison row an older client could have written: metadata nested 960 deep
         poison = _insert_deep_metadata_query(stack.database_url, depth=960)
-        from routeq.worker.celery_app import create_app
+        from routeq.queue.app import create_app
 
         app = create_app(stack.settings, stack.redis.url)
         app.send_task("routeq.route", args=[str(poison), 1], queue="route", routing_key="route")

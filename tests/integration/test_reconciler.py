@@ -15,7 +15,7 @@ from stack import judge, ladder
 
 from routeq.config import Settings, WorkerConfig
 from routeq.ledger import HopKind, HopStatus, Ledger, NewQuery, NextHop
-from routeq.worker.celery_app import create_app, queue_names
+from routeq.queue.app import create_app, queue_names
 from routeq.worker.reconcile import hops_with_messages, reconcile
 from routeq.worker.runtime import Runtime, build_runtime
 from routeq.worker.steps import after_exhausted

@@ -90,7 +90,7 @@ def test_every_long_running_service_has_a_health_check() -> None:
 
 def test_every_queue_has_one_worker_service_and_none_pinned_to_a_container_name() -> None:
     from routeq.config import load_settings
-    from routeq.worker.celery_app import queue_names
+    from routeq.queue.app import queue_names
 
     settings = load_settings(CONFIG_FILE)
     consumed: dict[str, list[str]] = {}

@@ -28,8 +28,8 @@ import yaml
 from kubernetes_validate.utils import latest_version
 
 from routeq.config import load_settings
+from routeq.queue.app import MAINTENANCE_QUEUE, ROUTE_QUEUE, queue_names
 from routeq.sim import default_sim_config
-from routeq.worker.celery_app import MAINTENANCE_QUEUE, ROUTE_QUEUE, queue_names
 
 OPS = Path(__file__).resolve().parents[2] / "ops" / "k8s"
 RUNBOOK = OPS.parent / "RUNBOOK.md"

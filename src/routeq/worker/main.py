@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from routeq.config import load_settings
 from routeq.errors import ConfigError
-from routeq.worker.celery_app import create_app
+from routeq.queue.app import create_app
 from routeq.worker.runtime import build_runtime, configure_runtime
 from routeq.worker.tasks import register_tasks
 

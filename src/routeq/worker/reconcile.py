@@ -38,7 +38,7 @@ from datetime import datetime
 import redis
 
 from routeq.ledger import HopStatus, NextHop
-from routeq.worker.celery_app import RECONCILE_TASK, queue_names
+from routeq.queue.app import RECONCILE_TASK, queue_names
 from routeq.worker.runtime import Runtime
 from routeq.worker.steps import settle_orphan
 

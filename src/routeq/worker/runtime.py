@@ -101,7 +101,7 @@ def configure_runtime(factory: Callable[[], Runtime]) -> None:
 
 def build_runtime(settings: Settings, database_url: str, app: Celery) -> Runtime:
     from routeq.ledger import Ledger, make_engine
-    from routeq.worker.publisher import Publisher
+    from routeq.queue.publisher import Publisher
 
     secrets.register_settings(settings)
     return Runtime(

@@ -10,7 +10,7 @@ cannot start (broker down, bad config) does not spin.
 
 The operator's stop signals (SIGTERM, SIGINT, SIGQUIT) are forwarded to the child and end the
 supervision: the supervisor then waits for the child's warm (or cold) shutdown and exits with
-its status, so ``docker stop``, Kubernetes and ``routeq.local.stop_worker`` behave as they did
+its status, so ``docker stop``, Kubernetes and ``routeq.local.stop_workers`` behave as they did
 when ``routeq worker`` exec'ed Celery. The child stays in the supervisor's process group, so a
 signal to the group (the SIGKILL backstops) still reaches every process.
 

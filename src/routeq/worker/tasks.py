@@ -17,16 +17,16 @@ from celery import Celery, Task
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 
 from routeq.errors import DeliverySupersededError
-from routeq.secrets import install_log_filter, scrub
-from routeq.timing import MAX_ERROR_COUNTDOWN_S
-from routeq.worker import steps
-from routeq.worker.celery_app import (
+from routeq.queue.app import (
     CALL_TASK,
     COMBINE_TASK,
     JUDGE_TASK,
     RECONCILE_TASK,
     ROUTE_TASK,
 )
+from routeq.secrets import install_log_filter, scrub
+from routeq.timing import MAX_ERROR_COUNTDOWN_S
+from routeq.worker import steps
 from routeq.worker.reconcile import reconcile
 from routeq.worker.runtime import Runtime, get_runtime, reset_runtime
 

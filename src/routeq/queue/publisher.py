@@ -6,7 +6,7 @@ from celery import Celery
 
 from routeq.config import Settings
 from routeq.ledger import HopKind, NextHop
-from routeq.worker.celery_app import (
+from routeq.queue.app import (
     CALL_TASK,
     COMBINE_TASK,
     JUDGE_QUEUE,
