@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from routeq.batch.ingest import Document, collect
-from routeq.batch.spec import SummarySpec
 from routeq.batch.submit import (
     check_batch_name,
     default_batch_name,
@@ -34,6 +33,7 @@ from routeq.ledger.records import FINAL_QUERY_STATUSES
 from routeq.policies.ladder import fits
 from routeq.queue.app import create_app
 from routeq.queue.publisher import Publisher
+from routeq.summary_spec import SummarySpec
 from routeq.tokens import count_message_tokens, count_tokens
 
 if TYPE_CHECKING:

@@ -33,9 +33,9 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from routeq.batch.spec import SummarySpec
 from routeq.errors import ConfigError
 from routeq.secrets import api_key_problem, register_secret_env
+from routeq.summary_spec import SummarySpec
 from routeq.timing import (
     MAX_ERROR_COUNTDOWN_S,
     TIME_LIMIT_MARGIN_S,

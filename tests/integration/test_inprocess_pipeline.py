@@ -188,8 +188,8 @@ def test_a_call_failing_on_the_top_tier_falls_back_to_the_earlier_answer(ledger:
 
 
 def test_a_long_document_is_split_summarised_and_combined(ledger: Ledger) -> None:
-    from routeq.batch.spec import SummarySpec, SummaryTask
     from routeq.ledger.records import QueryRole
+    from routeq.summary_spec import SummarySpec, SummaryTask
     from routeq.tokens import count_tokens
 
     sentences = " ".join(

@@ -1,4 +1,4 @@
-"""Unit tests for routeq.batch.chunking: token-bounded splitting and reduce planning."""
+"""Unit tests for routeq.summarize.chunking: token-bounded splitting and reduce planning."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import pytest
 
-from routeq.batch.chunking import Chunk, chunk_budget, plan_reduce, split_text
+from routeq.summarize.chunking import Chunk, chunk_budget, plan_reduce, split_text
 from routeq.tokens import count_tokens
 
 WORDS = [

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from routeq.batch.spec import (
+from routeq.sim import SimConfig, SimModel, default_sim_config
+from routeq.sim.models import ESCALATE_TOKEN, SimOutcome, complete, generate
+from routeq.summary_spec import (
     SummarySpec,
     SummaryTask,
     combine_text,
     summary_messages,
 )
-from routeq.sim import SimConfig, SimModel, default_sim_config
-from routeq.sim.models import ESCALATE_TOKEN, SimOutcome, complete, generate
 
 MARKER = re.compile(r"^\[sim:(?P<model>[^\s\]]+) q=(?P<q>\d\.\d\d)\] ")
 WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")

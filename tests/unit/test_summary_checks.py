@@ -6,7 +6,6 @@ import random
 
 import pytest
 
-from routeq.batch.spec import LANGUAGES, SummarySpec
 from routeq.judges.summary import (
     detect_language,
     longest_shared_run,
@@ -16,6 +15,7 @@ from routeq.judges.summary import (
     unsupported_numbers,
     words,
 )
+from routeq.summary_spec import LANGUAGES, SummarySpec
 
 SOURCE = """\
 Northwind Traders, a logistics company based in Rotterdam, published its annual report on \

@@ -16,14 +16,6 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from routeq.batch.mapreduce import (
-    Piece,
-    part_budget,
-    piece_cache_key,
-    plan_combines,
-    split_document,
-)
-from routeq.batch.spec import SummaryTask, instructions, summary_messages
 from routeq.config import ModelEndpoint, TierConfig
 from routeq.errors import ProviderError
 from routeq.hooks import Allow, CallContext, ClosedQuery, Deny, VerdictContext, gate
@@ -65,6 +57,14 @@ from routeq.policies import Decision, QueryView, UnknownTierError, fit_to_contex
 from routeq.pricing import call_cost
 from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
 from routeq.secrets import scrub
+from routeq.summarize.mapreduce import (
+    Piece,
+    part_budget,
+    piece_cache_key,
+    plan_combines,
+    split_document,
+)
+from routeq.summary_spec import SummaryTask, instructions, summary_messages
 from routeq.timing import attempt_lease_s, longest_pause_s
 from routeq.tokens import count_message_tokens
 from routeq.worker.runtime import Runtime

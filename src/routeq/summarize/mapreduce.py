@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from routeq.batch.chunking import chunk_budget, plan_reduce, split_text
-from routeq.batch.spec import SummarySpec, SummaryTask, combine_text, summary_messages
 from routeq.config import SummarizeConfig, TierConfig
+from routeq.summarize.chunking import chunk_budget, plan_reduce, split_text
+from routeq.summary_spec import SummarySpec, SummaryTask, combine_text, summary_messages
 from routeq.tokens import count_tokens
 
 # Tokens around each partial in a combine input ("Part 12 summary:\n" and the blank line).
