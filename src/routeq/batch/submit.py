@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from routeq.batch.ingest import Document, hash_text, normalize_text
-from routeq.batch.spec import SummarySpec, SummaryTask, cache_key
+from routeq.summary_spec import SummarySpec, SummaryTask, cache_key
 from routeq.errors import InvalidQueryError
 from routeq.ledger.batches import DocumentIn, QueryMaker
 from routeq.ledger.records import NewQuery, QueryRole

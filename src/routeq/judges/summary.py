@@ -1,6 +1,6 @@
 """Cheap checks that fail a document summary without paying for a judge model. Pure.
 
-A summary is judged against the :class:`~routeq.batch.spec.SummarySpec` it was asked for and
+A summary is judged against the :class:`~routeq.summary_spec.SummarySpec` it was asked for and
 the text it summarises. Most bad summaries are bad on their face: the wrong format or length,
 a copy of the input, numbers or names the input never mentions, the wrong language. Catching
 those here is free, and every reason is specific (with counts and the offending tokens)
@@ -16,7 +16,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator
 
-from routeq.batch.spec import LANGUAGES, SummarySpec
+from routeq.summary_spec import LANGUAGES, SummarySpec
 
 COPY_RUN_WORDS = 30
 """A verbatim run this long (in words) means the model copied instead of summarising."""
