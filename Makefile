@@ -29,3 +29,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples
 	$(VENV)/bin/ruff format --check src tests examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports  # the import-layer contract in .importlinter (docs/design.md)

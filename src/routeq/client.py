@@ -29,10 +29,10 @@ from routeq.config import Settings, load_settings
 from routeq.errors import ConfigError, InvalidQueryError
 from routeq.ledger import HopKind, HopView, Ledger, NewQuery, NextHop, make_engine
 from routeq.ledger.batches import BatchInfo, BatchProgress, BatchStore, DocumentResult
-from routeq.ledger.records import FINAL_QUERY_STATUSES
 from routeq.policies.ladder import fits
 from routeq.queue.app import create_app
 from routeq.queue.publisher import Publisher
+from routeq.records import FINAL_QUERY_STATUSES
 from routeq.summary_spec import SummarySpec
 from routeq.tokens import count_message_tokens, count_tokens
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from routeq.ledger.records import QueryRole, QueryStatus
+from routeq.records import QueryRole, QueryStatus
 
 if TYPE_CHECKING:
     from routeq.config import Settings

@@ -26,8 +26,8 @@ from routeq.config import Settings
 from routeq.errors import DeliverySupersededError
 from routeq.hooks import Hook
 from routeq.ledger.port import WorkerLedger
-from routeq.ledger.records import HopKind, NewQuery, NextHop
 from routeq.policies import Policy, build_escalation, build_router
+from routeq.records import HopKind, NewQuery, NextHop
 from routeq.tokens import count_tokens
 from routeq.worker import steps
 from routeq.worker.runtime import Runtime, new_http_client

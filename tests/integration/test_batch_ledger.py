@@ -14,7 +14,7 @@ from routeq.batch.submit import document_query
 from routeq.ledger import ClaimedHop, HopKind, HopStatus, Ledger, NewQuery, NextHop, QueryOutcome
 from routeq.ledger import QueryStatus as QS
 from routeq.ledger.batches import BatchSpecMismatchError, BatchStore, DocumentIn, UnknownBatchError
-from routeq.ledger.records import HopResult, Usage
+from routeq.records import HopResult, Usage
 from routeq.summary_spec import SummarySpec
 
 pytestmark = pytest.mark.integration

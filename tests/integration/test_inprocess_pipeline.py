@@ -15,8 +15,8 @@ from test_pipeline import workload
 
 from routeq.config import Settings
 from routeq.ledger import Ledger
-from routeq.ledger.records import NewQuery, QueryStatus
 from routeq.pipeline import InProcessPipeline
+from routeq.records import NewQuery, QueryStatus
 from routeq.sim import SimConfig, SimModel, SimServer
 
 pytestmark = pytest.mark.integration
@@ -188,7 +188,7 @@ def test_a_call_failing_on_the_top_tier_falls_back_to_the_earlier_answer(ledger:
 
 
 def test_a_long_document_is_split_summarised_and_combined(ledger: Ledger) -> None:
-    from routeq.ledger.records import QueryRole
+    from routeq.records import QueryRole
     from routeq.summary_spec import SummarySpec, SummaryTask
     from routeq.tokens import count_tokens
 

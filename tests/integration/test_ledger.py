@@ -28,7 +28,7 @@ from routeq.ledger import (
     QueryStatus,
 )
 from routeq.ledger.migrate import alembic_config, current_head, upgrade
-from routeq.ledger.records import HopResult, Usage
+from routeq.records import HopResult, Usage
 
 try:
     from conftest import ADMIN_URL

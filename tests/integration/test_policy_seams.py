@@ -13,7 +13,7 @@ from routeq.config import load_settings
 from routeq.errors import ConfigError
 from routeq.hooks import CallContext, CallGate, ClosedQuery, Deny, Hook, MoveTo, VerdictContext
 from routeq.ledger import Ledger
-from routeq.ledger.records import QueryStatus
+from routeq.records import QueryStatus
 from routeq.sim import SimModel
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ def test_configured_rules_run_before_the_policy(ledger: Ledger) -> None:
         "policy": "length-threshold",
         "rules": [{"name": "vip", "tier": "mid", "user": "vip"}],
     }
-    from routeq.ledger.records import NewQuery
+    from routeq.records import NewQuery
 
     with pipeline(ledger, routing=routing) as (runner, _):
         vip = run_one(runner, NewQuery("hello", 2, user="vip"))

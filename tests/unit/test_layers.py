@@ -33,3 +33,19 @@ def test_pure_modules_load_no_broker_database_or_http_machinery(module: str) -> 
 def test_the_settings_load_without_the_heavy_machinery_too() -> None:
     loaded = loaded_after("from routeq.config import load_settings; load_settings()")
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_the_import_layer_contract_holds() -> None:
+    """The contract of .importlinter (also run by `make lint`): each layer imports only the
+    layers below it, and the domain no broker, database or HTTP library."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run(
+        [str(lint), "--config", str(root / ".importlinter")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from routeq.batch.ingest import Document, hash_text, normalize_text
-from routeq.summary_spec import SummarySpec, SummaryTask, cache_key
 from routeq.errors import InvalidQueryError
 from routeq.ledger.batches import DocumentIn, QueryMaker
-from routeq.ledger.records import NewQuery, QueryRole
+from routeq.records import NewQuery, QueryRole
+from routeq.summary_spec import SummarySpec, SummaryTask, cache_key
 from routeq.tokens import count_tokens
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")

@@ -1,6 +1,6 @@
 """The hop ledger: tables, engine, and the repository every component goes through.
 
-The record types (``routeq.ledger.records``) are pure; the repository and the tables load
+The record types (``routeq.records``) are pure; the repository and the tables load
 SQLAlchemy. Names are resolved on first use, so importing the records (as the steps, hooks and
 policies do) does not pull the database driver in.
 """
@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from routeq.ledger.db import make_engine
     from routeq.ledger.models import Base, Hop, ProviderRequest, Query
     from routeq.ledger.port import LedgerPort
-    from routeq.ledger.records import (
+    from routeq.ledger.repository import Ledger
+    from routeq.records import (
         Claim,
         ClaimedHop,
         ClaimState,
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
         Submitted,
         Usage,
     )
-    from routeq.ledger.repository import Ledger
 
 _HOMES = {
     "make_engine": "routeq.ledger.db",
@@ -42,7 +42,7 @@ _HOMES = {
     "Ledger": "routeq.ledger.repository",
     "LedgerPort": "routeq.ledger.port",
     **{
-        name: "routeq.ledger.records"
+        name: "routeq.records"
         for name in (
             "Claim",
             "ClaimedHop",

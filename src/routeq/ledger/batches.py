@@ -26,13 +26,13 @@ from sqlalchemy.exc import OperationalError
 from routeq.errors import RouteqError
 from routeq.ledger.models import Batch, BatchDocument, HopKind, HopStatus, QueryStatus
 from routeq.ledger.repository import (
-    NewQuery,
-    NextHop,
     family_backlog,
     hops,
     queries,
     submit_query,
 )
+from routeq.ledger.sql import named
+from routeq.records import NewQuery, NextHop, QueryRole
 
 batches = cast(Table, Batch.__table__)
 _DEADLOCK_RETRIES = 3
@@ -143,8 +143,11 @@ class DocumentResult:
     parts: int  # pieces the document was split into (0: summarised in one call)
     tier_path: list[str]  # tiers called for the final summary, in order
     verdicts: list[dict[str, Any]]  # judge verdicts on the final summary's calls
-    escalated: bool  # any piece escalated
-    answer_output_tokens: int | None  # tokens of the accepted summary (for the top-tier estimate)
+    escalated: bool  # any query of its family escalated (the ``escalations`` view)
+    # The tokens of its family's accepted calls, for the all-top-tier counterfactual
+    # (the ``top_tier_counterfactual`` view; priced by routeq.report.counterfactual_cost).
+    top_tier_input_tokens: int
+    top_tier_output_tokens: int
     query_id: uuid.UUID | None
 
 
@@ -328,13 +331,9 @@ class BatchStore:
             return self._spent(conn, batch_id)
 
     def _spent(self, conn: Connection, batch_id: uuid.UUID) -> Decimal:
-        return Decimal(
-            conn.execute(
-                select(func.coalesce(func.sum(queries.c.total_cost), 0))
-                .select_from(queries.join(documents, documents.c.id == queries.c.batch_document_id))
-                .where(documents.c.batch_id == batch_id)
-            ).scalar_one()
-        )
+        """The ``batch_spend`` view: the one definition of what a batch paid."""
+        spent = conn.execute(named("batch_spend"), {"batch_id": batch_id}).scalar_one_or_none()
+        return Decimal(spent or 0)
 
     def results(self, batch_id: uuid.UUID) -> list[DocumentResult]:
         """Every document of the batch, in input order, with its summary so far."""
@@ -344,14 +343,12 @@ class BatchStore:
                 .where(documents.c.batch_id == batch_id)
                 .order_by(documents.c.position.asc().nulls_last(), documents.c.id)
             ).all()
-            costs = dict(
-                conn.execute(
-                    select(queries.c.batch_document_id, func.sum(queries.c.total_cost))
-                    .join(documents, documents.c.id == queries.c.batch_document_id)
-                    .where(documents.c.batch_id == batch_id)
-                    .group_by(queries.c.batch_document_id)
-                ).all()
-            )
+            # What each document paid, whether it escalated, its counterfactual tokens: the
+            # batch_document_spend view, so totals, metrics and psql agree.
+            spend = {
+                row.document_id: row
+                for row in conn.execute(named("batch_documents"), {"batch_id": batch_id})
+            }
             # Subqueries, not id lists: a batch may hold more documents than bind parameters.
             roots = select(documents.c.query_id).where(
                 documents.c.batch_id == batch_id, documents.c.query_id.is_not(None)
@@ -363,6 +360,7 @@ class BatchStore:
                 select(
                     queries.c.id,
                     queries.c.parent_id,
+                    queries.c.role,
                     queries.c.task,
                     queries.c.status,
                     queries.c.final_answer,
@@ -380,14 +378,14 @@ class BatchStore:
                     hops.c.status,
                     hops.c.output_tokens,
                     hops.c.passed,
-                    hops.c.score,
+                    hops.c.judge_score,
                     hops.c.reason,
                 )
                 .where(hops.c.query_id.in_(family_ids))
                 .where(hops.c.kind.in_([HopKind.CALL.value, HopKind.JUDGE.value]))
                 .order_by(hops.c.query_id, hops.c.seq)
             ).all()
-        return assemble_results(docs, costs, family, hop_rows)
+        return assemble_results(docs, spend, family, hop_rows)
 
 
 def _reusable(conn: Connection, cache_key: str) -> Any:
@@ -411,11 +409,12 @@ def _reusable(conn: Connection, cache_key: str) -> Any:
 
 def assemble_results(
     docs: Sequence[Any],
-    costs: dict[int, Decimal],
+    spend: dict[int, Any],
     family: Sequence[Any],
     hop_rows: Sequence[Any],
 ) -> list[DocumentResult]:
-    """Join documents, their query families and hops into results."""
+    """Join documents, their query families and hops into results. ``spend`` holds each
+    document's row of the ``batch_document_spend`` view (by ``batch_documents.id``)."""
     by_id = {q.id: q for q in family}
     children: dict[uuid.UUID, list[Any]] = {}
     for q in family:
@@ -428,10 +427,9 @@ def assemble_results(
             records.append(CallRecord(h.tier, h.output_tokens))
         elif h.kind == HopKind.JUDGE.value and h.passed is not None and records:
             last = records[-1]
-            records[-1] = CallRecord(last.tier, last.output_tokens, h.passed, h.score, h.reason)
-    calls_by_query = {
-        query_id: [c.tier for c in records if c.tier] for query_id, records in calls.items()
-    }
+            records[-1] = CallRecord(
+                last.tier, last.output_tokens, h.passed, h.judge_score, h.reason
+            )
     results = []
     for doc in docs:
         root = by_id.get(doc.query_id) if doc.query_id is not None else None
@@ -444,11 +442,11 @@ def assemble_results(
         pieces = children.get(root.id, []) if root is not None else []
         answer_query = root
         if pieces:
-            combines = [p for p in pieces if (p.task or {}).get("role") == "combine"]
+            combines = [p for p in pieces if p.role == QueryRole.COMBINE.value]
             if combines:
                 answer_query = max(combines, key=lambda p: (p.task or {}).get("stage", 0))
         answer_calls = calls.get(answer_query.id, []) if answer_query is not None else []
-        family_ids = [root.id, *(p.id for p in pieces)] if root is not None else []
+        paid = spend.get(doc.id)
         results.append(
             DocumentResult(
                 doc_id=doc.doc_id,
@@ -460,9 +458,9 @@ def assemble_results(
                 final_tier=root.final_tier if root is not None else None,
                 final_model=root.final_model if root is not None else None,
                 input_tokens=doc.input_tokens,
-                cost=Decimal(costs.get(doc.id) or 0),
+                cost=Decimal(paid.spent if paid is not None else 0),
                 reused=doc.reused,
-                parts=sum(1 for p in pieces if (p.task or {}).get("role") == "part"),
+                parts=sum(1 for p in pieces if p.role == QueryRole.PART.value),
                 tier_path=[c.tier for c in answer_calls if c.tier],
                 verdicts=[
                     {
@@ -474,8 +472,9 @@ def assemble_results(
                     for c in answer_calls
                     if c.passed is not None
                 ],
-                escalated=any(len(calls_by_query.get(q, [])) > 1 for q in family_ids),
-                answer_output_tokens=answer_calls[-1].output_tokens if answer_calls else None,
+                escalated=bool(paid is not None and paid.escalated),
+                top_tier_input_tokens=int(paid.top_tier_input_tokens if paid is not None else 0),
+                top_tier_output_tokens=int(paid.top_tier_output_tokens if paid is not None else 0),
                 query_id=doc.query_id,
             )
         )

@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from routeq.ledger.records import (
+from routeq.records import (
     LIVE_HOP_STATUSES,
     QUERY_ROLES,
     HopKind,

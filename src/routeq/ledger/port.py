@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any, Protocol
 
-from routeq.ledger.records import (
+from routeq.records import (
     CallOutput,
     ChildQuery,
     Claim,

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from routeq.errors import DeliverySupersededError, UnknownQueryError
 from routeq.ledger.models import Hop, ProviderRequest, Query, ReconcilerStats
-from routeq.ledger.records import (
+from routeq.records import (
     FINAL_QUERY_STATUSES,
     LIVE_HOP_STATUSES,
     LIVE_QUERY_STATUSES,

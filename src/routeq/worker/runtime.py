@@ -20,10 +20,10 @@ from routeq.broker import broker_client
 from routeq.config import ModelEndpoint, Settings
 from routeq.hooks import Hook, build_hooks
 from routeq.ledger.port import WorkerLedger
-from routeq.ledger.records import ClaimedHop, NextHop
 from routeq.policies import EscalationPolicy, Router, build_escalation, build_router
 from routeq.policies.escalation import NextTier
 from routeq.providers import Provider, provider_for
+from routeq.records import ClaimedHop, NextHop
 from routeq.worker.slots import Slots, TierSlots
 
 if TYPE_CHECKING:

@@ -37,7 +37,10 @@ from routeq.judges import (
     with_fit_notes,
 )
 from routeq.judges.summary import strip_sim_label
-from routeq.ledger.records import (
+from routeq.policies import Decision, QueryView, UnknownTierError, fit_to_context, middle_tier
+from routeq.pricing import call_cost
+from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
+from routeq.records import (
     FINAL_QUERY_STATUSES,
     ChildQuery,
     ClaimedHop,
@@ -53,9 +56,6 @@ from routeq.ledger.records import (
     QueryStatus,
     Usage,
 )
-from routeq.policies import Decision, QueryView, UnknownTierError, fit_to_context, middle_tier
-from routeq.pricing import call_cost
-from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
 from routeq.secrets import scrub
 from routeq.summarize.mapreduce import (
     Piece,

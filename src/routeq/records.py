@@ -82,7 +82,7 @@ class NewQuery:
     metadata: dict[str, Any] = field(default_factory=dict)
     user: str | None = None
     idempotency_key: str | None = None
-    task: dict[str, Any] | None = None  # a summarization task (routeq.batch.spec.SummaryTask)
+    task: dict[str, Any] | None = None  # a summarization task (routeq.summary_spec.SummaryTask)
     parent_id: uuid.UUID | None = None  # the split document this query is a piece of
     cache_key: str | None = None  # finished queries with the same key may be reused
     batch_document_id: int | None = None  # the batch document this query works for
