@@ -11,7 +11,7 @@ Every generated answer starts with an honest marker ``[sim:MODEL q=0.87]``
 so that a simulated answer can never be mistaken for a real one, and so that
 simulated judges can "grade" it without any language understanding.
 
-Summarization requests (recognised by the instructions of :mod:`routeq.batch.spec`) are answered
+Summarization requests (recognised by the instructions of :mod:`routeq.summary_spec`) are answered
 with extractive summaries of the text given, so batch summarization can be exercised end to end:
 a good answer keeps to the requested length and format and adds nothing, a bad one breaks a rule.
 """
@@ -566,7 +566,7 @@ def _answer(
 
 # --------------------------------------------------------------------------- summaries
 #
-# Summarization requests (see routeq.batch.spec) get answers built from the source text, so a
+# Summarization requests (see routeq.summary_spec) get answers built from the source text, so a
 # batch run can be checked end to end: a good answer is an extractive summary that keeps to the
 # requested format and length, copies no long run of the source and adds no number or name the
 # source lacks; each bad kind breaks exactly one of those rules (or fails the way any answer can).
@@ -675,7 +675,10 @@ def _count_words(text: str) -> int:
 
 
 def _source_sentences(text: str) -> list[str]:
-    """Sentences of ``text``, without list markers, heading hashes or ``Part N summary:`` labels."""
+    """Sentences of ``text``, without list markers, heading hashes or ``Part N summary:`` labels,
+    and without this simulator's own ``[sim:...]`` markers: a combine prompt quotes the partial
+    summaries the simulator wrote, markers included, and routeq passes them on as they are."""
+    text = _MARKER_RE.sub("", text)
     blocks: list[str] = []
     current: list[str] = []
 

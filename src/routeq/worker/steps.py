@@ -36,7 +36,6 @@ from routeq.judges import (
     summary_failure,
     with_fit_notes,
 )
-from routeq.judges.summary import strip_sim_label
 from routeq.policies import Decision, QueryView, UnknownTierError, fit_to_context, middle_tier
 from routeq.pricing import call_cost
 from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
@@ -529,7 +528,7 @@ def combine(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     combine_task = SummaryTask(role="combine", part=1, parts=1, stage=stage + 1, spec=task.spec)
     budget = min(part_budget(rt.settings.summarize, combine_task, t) for t in rt.settings.tiers)
     try:
-        partials = [strip_sim_label(child.answer or "") for child in current]
+        partials = [child.answer or "" for child in current]
         pieces = plan_combines(partials, stage, budget, task.spec)
     except ValueError as error:
         reason = f"cannot combine the summaries: {error}"
