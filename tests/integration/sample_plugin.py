@@ -14,7 +14,7 @@ from routeq.policies import Decision, Feature, ModelReply, Policy, QueryView, re
 
 
 class LengthThresholdConfig(NamedConfig):
-    name: Literal["length-threshold"] = "length-threshold"
+    name: Literal["length-cutoff"] = "length-cutoff"
     max_short_chars: int = 40
     short_tier: str = "cheap"
     long_tier: str = "frontier"
@@ -30,7 +30,7 @@ class LengthThresholdConfig(NamedConfig):
 @dataclass(frozen=True)
 class LengthThreshold:
     config: LengthThresholdConfig
-    name: str = "length-threshold"
+    name: str = "length-cutoff"
     version: str = "v7-test"
     features: Sequence[Feature] = ()
 

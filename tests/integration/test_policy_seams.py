@@ -24,25 +24,25 @@ PLUGIN = {"plugins": ["sample_plugin"]}
 def test_a_plugin_policy_routes_and_its_name_version_and_details_are_on_the_route_hop(
     ledger: Ledger,
 ) -> None:
-    routing = {**PLUGIN, "policy": {"name": "length-threshold", "max_short_chars": 10}}
+    routing = {**PLUGIN, "policy": {"name": "length-cutoff", "max_short_chars": 10}}
     with pipeline(ledger, routing=routing) as (runner, _):
         short = run_one(runner, "hi there")
         long = run_one(runner, "Tell me about the history of the printing press in Europe.")
 
     assert short.hops[0].tier == "cheap" and long.hops[0].tier == "frontier"
     route = long.hops[0]
-    assert (route.policy, route.policy_version) == ("length-threshold", "v7-test")
+    assert (route.policy, route.policy_version) == ("length-cutoff", "v7-test")
     assert route.policy_score == pytest.approx(58 / 10)
     assert route.details == {"threshold": 10} and route.judge_score is None
 
 
 def test_a_plugin_policy_section_is_validated_at_load(clean_env: object) -> None:
-    routing = {**PLUGIN, "policy": {"name": "length-threshold", "short_tier": "nano"}}
+    routing = {**PLUGIN, "policy": {"name": "length-cutoff", "short_tier": "nano"}}
     with pytest.raises(ConfigError, match="unknown tier 'nano'"):
         load_settings(routing=routing)
     with pytest.raises(ConfigError, match="max_short_chars"):
         load_settings(
-            routing={**PLUGIN, "policy": {"name": "length-threshold", "max_short_chars": "x"}}
+            routing={**PLUGIN, "policy": {"name": "length-cutoff", "max_short_chars": "x"}}
         )
     with pytest.raises(ConfigError, match="cannot import plugin module 'no_such_plugin'"):
         load_settings(routing={"plugins": ["no_such_plugin"]})
@@ -51,7 +51,7 @@ def test_a_plugin_policy_section_is_validated_at_load(clean_env: object) -> None
 def test_configured_rules_run_before_the_policy(ledger: Ledger) -> None:
     routing = {
         **PLUGIN,
-        "policy": "length-threshold",
+        "policy": "length-cutoff",
         "rules": [{"name": "vip", "tier": "mid", "user": "vip"}],
     }
     from routeq.records import NewQuery
@@ -62,7 +62,7 @@ def test_configured_rules_run_before_the_policy(ledger: Ledger) -> None:
 
     assert vip.hops[0].tier == "mid" and vip.hops[0].policy == "rules"
     assert vip.hops[0].details == {"rule": "vip"}
-    assert other.hops[0].tier == "cheap" and other.hops[0].policy == "length-threshold"
+    assert other.hops[0].tier == "cheap" and other.hops[0].policy == "length-cutoff"
 
 
 def test_a_policy_returning_an_unknown_tier_fails_the_query_with_the_reason(

@@ -31,11 +31,22 @@ def register_policy(config: type[NamedConfig]) -> Callable[[F], F]:
     """Register the decorated factory as the policy named by ``config``'s ``name``."""
 
     def decorate(factory: F) -> F:
+        name = config.model_fields["name"].default
+        known = _FACTORIES.get(name)
+        if known is not None and _origin(known) != _origin(factory):
+            raise ValueError(
+                f"policy {name!r} is registered twice: by {_origin(known)} and {_origin(factory)}"
+            )
         register_component_config("policy", config)
-        _FACTORIES[config.model_fields["name"].default] = factory
+        _FACTORIES[name] = factory
         return factory
 
     return decorate
+
+
+def _origin(factory: PolicyFactory) -> str:
+    """Where a factory is defined; a module imported again registers the same origin."""
+    return f"{factory.__module__}.{getattr(factory, '__qualname__', factory)}"
 
 
 def registered_policies() -> list[str]:
