@@ -228,12 +228,14 @@ def test_jsonl_without_records_is_one_rejected_document(tmp_path: Path) -> None:
 # --- rejections -------------------------------------------------------------------------------
 
 
-def test_unsupported_extension_is_rejected(tmp_path: Path) -> None:
-    path = write(tmp_path / "scan.PDF", b"%PDF-1.7")
+@pytest.mark.parametrize("name", ["letter.DOC", "sheet.odt"])
+def test_unsupported_extension_is_rejected(tmp_path: Path, name: str) -> None:
+    path = write(tmp_path / name, b"\xd0\xcf\x11\xe0 binary office file")
     document = only(collect([path]))
     reason = rejected(document)
-    assert "unsupported file type '.pdf'; supported: " in reason
+    assert f"unsupported file type {path.suffix.lower()!r}; supported: " in reason
     assert ".md" in reason and ".jsonl" in reason
+    assert ".rst" in reason and ".pdf" in reason and ".docx" in reason
     assert str(path) in reason
     assert document.format == "unknown"
 

@@ -7,23 +7,26 @@ the reason there is none. So nothing here is ever silently dropped. A file that 
 caller writes those out next to the summaries. The only inputs skipped without a trace are hidden
 files and directories met while walking a directory, the way ``ls`` and most tools skip them.
 
-Only the standard library is used: the decoding heuristic and the HTML-to-text step are small
-enough to own, and avoiding ``chardet``/``beautifulsoup`` keeps the worker image lean.
+Formats: plain text, Markdown, HTML (main content only), reStructuredText, PDF (text layer),
+Word ``.docx`` and JSONL records. How each becomes text lives in :mod:`routeq.batch.extract`;
+this module finds the files, reads them within the size limit and accounts for every input.
 """
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import json
 import os
 import re
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Final
+
+from routeq.batch.extract import ExtractionError, normalize_text
+from routeq.batch.extract.encoding import decode_bytes
+from routeq.batch.extract.html_text import html_to_text
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -48,32 +51,20 @@ FORMAT_BY_EXTENSION: Final[dict[str, str]] = {
     ".markdown": "markdown",
     ".html": "html",
     ".htm": "html",
+    ".rst": "rst",
+    ".pdf": "pdf",
+    ".docx": "docx",
     ".jsonl": "jsonl",
 }
 """Lower-cased file extension to document format; anything else is rejected as unsupported."""
 
 UNKNOWN_FORMAT: Final = "unknown"
-"""``format`` of a rejected document whose format could not be told (missing path, ``.pdf``)."""
+"""``format`` of a rejected document whose format could not be told (missing path, ``.odt``)."""
 
-_SNIFF_BYTES: Final = 8192
-"""How much of a file the binary check and the ``<meta charset>`` scan look at."""
+_BINARY_FORMATS: Final = frozenset({"pdf", "docx"})
+"""Formats read from bytes by their own extractor rather than decoded as text first."""
 
-# UTF-32 before UTF-16: the UTF-32 LE mark FF FE 00 00 starts with the UTF-16 LE mark FF FE.
-_BOMS: Final = (
-    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
-    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
-    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
-    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
-    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
-)
-
-_META_CHARSET: Final = re.compile(
-    rb"""<meta\b[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
-)
-_C1_CONTROLS: Final = re.compile("[\x80-\x9f]")
 _GLOB_MAGIC: Final = re.compile(r"[*?\[]")
-_HTML_SPACE: Final = re.compile(r"\s+")
-_BLANK_RUNS: Final = re.compile(r"\n{3,}")
 
 
 @dataclass(frozen=True)
@@ -93,11 +84,13 @@ class Document:
     text: str | None
     """Extracted, whitespace-normalised text; None when rejected."""
     metadata: dict[str, Any] = field(default_factory=dict)
-    """For files: ``encoding``, ``bytes`` and (HTML) ``title``; for JSONL: the record's own."""
+    """For files: ``bytes``; ``encoding`` for text formats; ``title`` when the HTML, RST, PDF
+    or Word document has one; ``pages`` for PDF. For JSONL: the record's own."""
     content_hash: str | None = None
     """sha256 hex of the normalised text, so an already-summarised text can be reused."""
     format: str = "text"
-    """``text``, ``markdown``, ``html`` or ``jsonl``; ``unknown`` for some rejected inputs."""
+    """``text``, ``markdown``, ``html``, ``rst``, ``pdf``, ``docx`` or ``jsonl``; ``unknown`` for
+    some rejected inputs."""
     rejected: str | None = None
     """Why there is no text: names the input and says how to fix it."""
 
@@ -114,17 +107,6 @@ class Document:
         return self.rejected is None
 
 
-def normalize_text(text: str) -> str:
-    """Normalise newlines to ``\\n``, strip trailing whitespace per line and blank edge lines.
-
-    Only whitespace that carries no meaning is touched: leading indentation (Markdown code blocks
-    and nested lists) and inner spacing (aligned plain-text tables) are kept. A Markdown hard
-    break written as two trailing spaces becomes a plain line break, which a summary never needs.
-    """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
-
-
 def hash_text(text: str) -> str:
     """sha256 hex of ``text`` after :func:`normalize_text`.
 
@@ -132,205 +114,6 @@ def hash_text(text: str) -> str:
     summary as the original.
     """
     return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()
-
-
-def decode_bytes(data: bytes, *, name: str = "input", html: bool = False) -> tuple[str, str]:
-    """Decode a file's bytes without a detection library; return ``(text, codec name)``.
-
-    The heuristic, in order, stopping at the first that applies:
-
-    1. A byte-order mark decides: UTF-32 LE/BE, UTF-8 (``utf-8-sig``), UTF-16 LE/BE. Bytes
-       invalid for the marked encoding are an error, not a reason to guess further.
-    2. A NUL byte in the first 8 KiB means binary (no text encoding other than UTF-16/32, which
-       need a BOM here, puts NULs in text): error.
-    3. Strict UTF-8. Non-UTF-8 bytes almost never form valid UTF-8 by chance, so this is safe.
-    4. HTML only: a ``<meta charset=...>`` or ``http-equiv`` ``content="...; charset=..."``
-       declaration in the first 8 KiB, if Python knows that codec and it decodes the bytes.
-       As browsers do (WHATWG), ``iso-8859-1`` and ``us-ascii`` are read as Windows-1252 first;
-       UTF-16/32 declarations are ignored, since the bytes were not valid UTF-16/32 with a BOM.
-    5. Windows-1252 (cp1252), the usual encoding of legacy Western text, but only if every byte
-       decodes and no C1 control character (U+0080..U+009F) results: the five bytes cp1252
-       leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) show the text is something else.
-
-    Otherwise a ValueError whose message names the file and tells the user to convert it to
-    UTF-8: a wrong guess would produce a confident summary of mojibake, which is worse.
-    Limitation: text in another single-byte code page (e.g. cp1251) that avoids those five bytes
-    decodes as cp1252 mojibake; declaring the charset (HTML) or converting to UTF-8 avoids it.
-    """
-    for bom, codec, label in _BOMS:
-        if data.startswith(bom):
-            try:
-                return data.decode(codec), codec
-            except UnicodeDecodeError as error:
-                raise ValueError(
-                    f"{name} starts with a {label} byte-order mark but is not valid {label} "
-                    f"({error.reason} at byte offset {error.start}); re-save it as UTF-8"
-                ) from None
-    if b"\x00" in data[:_SNIFF_BYTES]:
-        raise ValueError(
-            f"{name} looks binary (NUL bytes in its first 8 KiB), not text; if it is UTF-16 or "
-            "UTF-32 text without a byte-order mark, convert it to UTF-8, otherwise leave it out"
-        )
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError as error:
-        utf8_error = error
-    declared = _declared_charset(data) if html else None
-    if declared is not None:
-        for codec in _declared_codecs(declared):
-            try:
-                return data.decode(codec), codec
-            except (LookupError, ValueError):  # not a text codec, or the bytes do not fit it
-                continue
-    try:
-        text = data.decode("cp1252")
-    except UnicodeDecodeError:
-        pass
-    else:
-        if not _C1_CONTROLS.search(text):
-            return text, "cp1252"
-    bad = data[utf8_error.start]
-    meta = f"; its declared charset {declared!r} does not decode it" if declared else ""
-    raise ValueError(
-        f"cannot detect the text encoding of {name} (not UTF-8: byte 0x{bad:02x} at offset "
-        f"{utf8_error.start}; no byte-order mark{meta}; not Windows-1252 either); convert it to "
-        "UTF-8, e.g. with `iconv -f ENCODING -t UTF-8`"
-    )
-
-
-def _declared_charset(data: bytes) -> str | None:
-    """The charset an HTML document declares in a ``<meta>`` tag near its start, if any."""
-    match = _META_CHARSET.search(data[:_SNIFF_BYTES])
-    return match.group(1).decode("ascii") if match else None
-
-
-def _declared_codecs(label: str) -> list[str]:
-    """Python codecs to try, in order, for a declared HTML charset label (WHATWG-style)."""
-    try:
-        name = codecs.lookup(label).name
-    except LookupError:
-        return []
-    if name.startswith(("utf-16", "utf-32")):
-        return []
-    if name in ("iso8859-1", "ascii"):
-        return ["cp1252", name]
-    return [name]
-
-
-_SKIPPED_ELEMENTS: Final = frozenset({"script", "style", "head", "template", "noscript"})
-_HEAD_ELEMENTS: Final = frozenset(
-    {"title", "meta", "link", "style", "script", "base", "noscript", "template"}
-)
-_PARAGRAPH_ELEMENTS: Final = frozenset(
-    {
-        "p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table", "ul", "ol", "dl",
-        "section", "article", "header", "footer", "nav", "aside", "main", "figure", "hr", "form",
-        "fieldset", "address", "details", "hgroup",
-    }
-)  # fmt: skip
-_LINE_ELEMENTS: Final = frozenset(
-    {"div", "br", "li", "tr", "dt", "dd", "figcaption", "summary", "caption", "legend", "option"}
-)
-_CELL_ELEMENTS: Final = frozenset({"td", "th"})
-
-
-class _TextExtractor(HTMLParser):
-    """Collects the visible text of an HTML document, with line breaks where blocks end.
-
-    Tolerant of sloppy markup the way browsers are: a missing ``</head>`` ends at the first
-    element or text that cannot be in a head, so the body is not lost with it.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)  # entities arrive already unescaped
-        self._out: list[str] = []
-        self._skipping: list[str] = []  # open elements whose content is dropped
-        self._pre = 0
-        self._in_title = False
-        self._title: list[str] = []
-        self._last = "\n"  # last character written; "\n" at the start
-        self._newlines = 0  # newlines at the end of what was written
-
-    def text(self) -> str:
-        """The extracted text, whitespace-normalised, at most one blank line in a row."""
-        return _BLANK_RUNS.sub("\n\n", normalize_text("".join(self._out)))
-
-    def title(self) -> str | None:
-        """The ``<title>``, whitespace collapsed, or None."""
-        return " ".join("".join(self._title).split()) or None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._skipping and self._skipping[-1] == "head" and tag not in _HEAD_ELEMENTS:
-            self._skipping.pop()
-        if tag in _SKIPPED_ELEMENTS:
-            self._skipping.append(tag)
-        elif tag == "title":
-            self._in_title = True
-        elif not self._skipping:
-            if tag in _CELL_ELEMENTS and self._last != "\n":
-                self._write("\t")
-            self._block_boundary(tag)
-            if tag == "pre":
-                self._pre += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIPPED_ELEMENTS:
-            if tag in self._skipping:
-                index = len(self._skipping) - 1 - self._skipping[::-1].index(tag)
-                del self._skipping[index:]
-        elif tag == "title":
-            self._in_title = False
-        elif not self._skipping and tag != "br":  # <br/> also calls this; one break is enough
-            if tag == "pre" and self._pre:
-                self._pre -= 1
-            self._block_boundary(tag)
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self._title.append(data)
-            return
-        if self._skipping == ["head"] and data.strip():
-            self._skipping.pop()  # text cannot be in a head: the body started without <body>
-        if self._skipping:
-            return
-        if self._pre:
-            self._write(data)
-            return
-        text = _HTML_SPACE.sub(" ", data)
-        if self._last in " \t\n":
-            text = text.lstrip(" ")
-        if text:
-            self._write(text)
-
-    def _block_boundary(self, tag: str) -> None:
-        if tag in _PARAGRAPH_ELEMENTS:
-            self._break(2)
-        elif tag in _LINE_ELEMENTS:
-            self._break(1)
-
-    def _break(self, newlines: int) -> None:
-        if self._out and self._newlines < newlines:
-            self._write("\n" * (newlines - self._newlines))
-
-    def _write(self, text: str) -> None:
-        self._out.append(text)
-        self._last = text[-1]
-        body = text.rstrip("\n")
-        self._newlines = self._newlines + len(text) if not body else len(text) - len(body)
-
-
-def html_to_text(markup: str) -> tuple[str, str | None]:
-    """Visible text of an HTML document and its ``<title>``: ``(text, title or None)``.
-
-    Drops ``script``, ``style``, ``head``, ``template`` and ``noscript`` content; turns block
-    elements (p, div, br, li, h1-h6, tr, ...) into line breaks and table cells into tabs;
-    unescapes entities; collapses whitespace except inside ``<pre>``. The title goes to metadata
-    rather than the text, since it usually repeats the first heading.
-    """
-    parser = _TextExtractor()
-    parser.feed(markup)
-    parser.close()
-    return parser.text(), parser.title()
 
 
 class _Rejected(Exception):
@@ -525,7 +308,11 @@ def _reject(doc_id: str, source: str, reason: str, fmt: str = UNKNOWN_FORMAT) ->
 def _accept(doc_id: str, source: str, text: str, metadata: dict[str, Any], fmt: str) -> Document:
     """An accepted document, or a rejected one when ``text`` holds only whitespace."""
     if not text.strip():
-        what = "no text left after removing the markup" if fmt == "html" else "only whitespace"
+        what = (
+            "no text left after removing the markup"
+            if fmt in ("html", "rst")
+            else "only whitespace"
+        )
         return _reject(
             doc_id,
             source,
@@ -550,25 +337,54 @@ def _load(candidate: _Candidate, max_bytes: int) -> list[Document]:
         if candidate.problem is not None:
             raise _Rejected(candidate.problem)
         data = _read(candidate.path, fmt, max_bytes)
+        if fmt in _BINARY_FORMATS:
+            body, metadata = _binary_extractor(fmt)(data)
+            return [_accept(candidate.doc_id, source, body, {"bytes": len(data), **metadata}, fmt)]
         text, encoding = decode_bytes(data, name=source, html=fmt == "html")
     except _Rejected as rejection:
         return [_reject(candidate.doc_id, source, rejection.reason, fmt)]
+    except ExtractionError as error:  # from an extractor: says what and how, not which file
+        return [_reject(candidate.doc_id, source, f"{source}: {error}", fmt)]
     except ValueError as error:  # from decode_bytes, already naming the file
         return [_reject(candidate.doc_id, source, str(error), fmt)]
     if fmt == "jsonl":
         return _jsonl_documents(text, source)
-    metadata: dict[str, Any] = {"encoding": encoding, "bytes": len(data)}
+    metadata = {"encoding": encoding, "bytes": len(data)}
+    try:
+        body, title = _markup_to_text(fmt, text)
+    except ExtractionError as error:
+        return [_reject(candidate.doc_id, source, f"{source}: {error}", fmt)]
+    if title is not None:
+        metadata["title"] = title
+    return [_accept(candidate.doc_id, source, body, metadata, fmt)]
+
+
+def _markup_to_text(fmt: str, text: str) -> tuple[str, str | None]:
+    """The text of a decoded text-format file and its title, if the format has one."""
     if fmt == "html":
         try:
-            body, title = html_to_text(text)
+            return html_to_text(text)
         except (AssertionError, ValueError) as error:  # HTMLParser's rare internal failures
-            reason = f"{source}: cannot parse the HTML ({error}); fix the markup or save as .txt"
-            return [_reject(candidate.doc_id, source, reason, fmt)]
-        if title is not None:
-            metadata["title"] = title
-    else:
-        body = normalize_text(text)
-    return [_accept(candidate.doc_id, source, body, metadata, fmt)]
+            raise ExtractionError(
+                f"cannot parse the HTML ({error}); fix the markup or save as .txt"
+            ) from None
+    if fmt == "rst":
+        from routeq.batch.extract.rst_text import rst_to_text  # docutils: only when needed
+
+        return rst_to_text(text)
+    return normalize_text(text), None
+
+
+def _binary_extractor(fmt: str) -> Callable[[bytes], tuple[str, dict[str, Any]]]:
+    """The extractor of a binary format, imported on first use: pypdf and python-docx (with
+    lxml) take a quarter of a second to import, which every routeq command would pay."""
+    if fmt == "pdf":
+        from routeq.batch.extract.pdf_text import pdf_to_text
+
+        return pdf_to_text
+    from routeq.batch.extract.docx_text import docx_to_text
+
+    return docx_to_text
 
 
 def _read(path: Path, fmt: str, max_bytes: int) -> bytes:
