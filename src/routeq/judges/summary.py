@@ -162,14 +162,41 @@ def unsupported_entities(source: str, summary: str, *, acronyms_only: bool = Fal
     return list(found.values())
 
 
+_CODE_BLOCK = re.compile(r"^[ \t]*(`{3,}|~{3,}).*?(?:^[ \t]*\1[ \t]*$|\Z)", re.M | re.S)
+_INLINE_CODE = re.compile(r"(`+)[^`]*?\1")
+_EDGE_PUNCTUATION = "()[]{}<>\"'\u2018\u2019\u201c\u201d,.;:!?*"
+_NOT_PROSE = re.compile(r"""://|^www\.|[/\\@_=$#<>{}\[\]|]|\w\.\w|[a-z][A-Z]|\(|::|^-""")
+"""A token that is machine text rather than a word: a URL or domain (``github.com``), a path
+(``src/app.py``, ``C:\\x``), an e-mail, an identifier (``retry_policy``, ``maxRetries``,
+``os.path``, ``run()``, ``a::b``), a command-line flag (``-e``), an assignment."""
+
+
+def _prose(text: str) -> str:
+    """The text without what is not prose: code blocks, inline code and machine tokens.
+
+    A URL is read as words by :func:`words`, and its pieces are function words of other
+    languages: ``com`` (Portuguese "with") in every ``github.com``, ``e`` in ``pip install -e``,
+    ``en`` in ``/en/latest/``. An English summary that lists a package's links would be called
+    Portuguese; only the prose around them says what language the summary is in.
+    """
+    text = _INLINE_CODE.sub(" ", _CODE_BLOCK.sub(" ", text))
+    kept = [
+        token
+        for token in text.split()
+        if not _NOT_PROSE.search(token.strip(_EDGE_PUNCTUATION) or token) and "()" not in token
+    ]
+    return " ".join(kept)
+
+
 def detect_language(text: str) -> str | None:
     """The code (a key of ``LANGUAGES``) of the language the text is written in, or None.
 
     Counts very common function words per language; they make up a large share of any prose,
-    so a clear winner is reliable even for a short summary. None when the text is too short or
-    no language wins clearly: the check should only fail summaries that are plainly wrong.
+    so a clear winner is reliable even for a short summary. Only the :func:`_prose` is read, so
+    links and code do not count. None when the text is too short or no language wins clearly:
+    the check should only fail summaries that are plainly wrong.
     """
-    tokens = words(text)
+    tokens = words(_prose(text))
     if len(tokens) < MIN_LANGUAGE_WORDS:
         return None
     parts = [part for token in tokens for part in _WORD_PARTS.split(token.casefold())]
