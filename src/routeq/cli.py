@@ -11,15 +11,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
-from routeq.batch.spec import SummarySpec
 from routeq.config import Settings, load_settings
 from routeq.errors import RouteqError
+from routeq.exitcodes import CommandFailed, ExitCode, failure_for
+from routeq.summary_spec import SummarySpec
 
 if TYPE_CHECKING:
+    import uuid
+
     from routeq.batch.report import OutputFormat
     from routeq.client import Result
+    from routeq.ledger.batches import DocumentResult
 
 app = typer.Typer(
     help="routeq: queue-based LLM routing with a Postgres hop ledger.",
@@ -34,12 +38,44 @@ batch_app = typer.Typer(help="Batches: progress and results.", no_args_is_help=T
 app.add_typer(db_app, name="db")
 app.add_typer(embedded_app, name="embedded")
 app.add_typer(batch_app, name="batch")
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
+
+# Outside a terminal (a pipe, a CI log) Rich would wrap every table at 80 columns; a fixed wide
+# width keeps a row on one line there. COLUMNS, when set, still wins.
+_PIPE_WIDTH = 200
+
+
+def _console(*, stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, soft_wrap=stderr, width=_PIPE_WIDTH if wide else None)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 def _settings() -> Settings:
     return load_settings()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"routeq {version('routeq')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """routeq: queue-based LLM routing with a Postgres hop ledger."""
 
 
 @db_app.command("upgrade")
@@ -49,12 +85,12 @@ def db_upgrade(
     ] = 0.0,
 ) -> None:
     """Apply the Alembic migrations to the configured (or embedded) database."""
-    from routeq.embedded import resolve_endpoints
     from routeq.ledger.migrate import upgrade, wait_for_database
+    from routeq.ledger_access import database_url
 
-    endpoints = resolve_endpoints(_settings())
-    wait_for_database(endpoints.database_url, wait)
-    upgrade(endpoints.database_url)
+    with database_url(_settings(), check_schema=False) as url:  # the database, nothing else
+        wait_for_database(url, wait)
+        upgrade(url)
     console.print("database schema is up to date")
 
 
@@ -93,7 +129,7 @@ def worker(
     exits on its own: a Redis restart can end Celery's main process, and a bare `routeq worker`
     would then leave its queue without a consumer. Stop signals are forwarded to it.
     """
-    from routeq.worker.celery_app import queue_names
+    from routeq.queue.app import queue_names
 
     settings = _settings()
     known = queue_names(settings)
@@ -154,13 +190,20 @@ def submit(
         if not sep or not key:
             raise RouteqError(f"--meta expects KEY=VALUE, got {pair!r}")
         meta[key] = value
-    with Client(_settings()) as client:
+    settings = _settings()
+    _require_ledger(settings)
+    # The local stack (routeq.local): the embedded default where nothing is configured, and
+    # with --wait on the embedded broker, workers of this command's own to answer the query.
+    with Client.local(settings, workers=None if wait else 0) as client:
+        for what in client.started:
+            err_console.print(f"started {what}", highlight=False)
         handle = client.submit(text, metadata=meta, user=user, idempotency_key=idempotency_key)
         if not wait:
             console.print(
                 str(handle.query_id)
                 if not as_json
-                else json.dumps({"query_id": str(handle.query_id), "created": handle.created})
+                else json.dumps({"query_id": str(handle.query_id), "created": handle.created}),
+                highlight=False,
             )
             return
         _print_result(handle.wait(timeout), as_json)
@@ -171,21 +214,31 @@ def status(
     query_id: str,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Show a query's state, answer and hops."""
-    from routeq.client import Client
+    """Show a query's state, answer and hops. Exits 1 when the query failed."""
+    from routeq.ledger_access import reading_client
 
-    with Client(_settings()) as client:
+    with reading_client(_settings()) as client:
         _print_result(client.status(query_id), as_json)
 
 
+def _require_ledger(settings: Settings) -> None:
+    """A configured database must carry this routeq's schema before a command writes to it
+    (the embedded one is migrated when it is resolved)."""
+    from routeq.ledger_access import require_schema
+
+    if settings.database_url is not None:
+        require_schema(settings.database_url)
+
+
 def _print_result(result: Result, as_json: bool) -> None:
-    """Print a query for ``routeq submit --wait`` and ``routeq status``. Everything shown is
-    scrubbed of API keys and passwords first: the reasons and hop errors hold provider and httpx
-    texts, which can quote a key (ledger rows written before scrubbing existed still do). The
-    answer loses only known secrets: credential-shaped text in it is usually an example."""
+    """Print a query for ``routeq submit --wait`` and ``routeq status``; a failed query then
+    raises CommandFailed (exit 1) with its reason. Everything shown is scrubbed of API keys and
+    passwords first: the reasons and hop errors hold provider and httpx texts, which can quote
+    a key (ledger rows written before scrubbing existed still do). The answer loses only known
+    secrets: credential-shaped text in it is usually an example."""
     from dataclasses import replace
 
-    from routeq.report import hops_table
+    from routeq import jsonout
     from routeq.secrets import scrub
 
     def clean(text: str | None) -> str | None:
@@ -201,8 +254,18 @@ def _print_result(result: Result, as_json: bool) -> None:
     )
     if as_json:
         data = {**asdict(result), "tier_path": result.tier_path}
-        console.print_json(json.dumps(data, default=str))  # Decimal, UUID, datetime as text
-        return
+        console.print_json(jsonout.dumps(data))  # costs as numbers; ids and times as text
+    else:
+        _print_result_text(result)
+    if result.status == "failed":
+        raise CommandFailed(
+            f"query {result.query_id} failed:", [result.reason or "no reason recorded"]
+        )
+
+
+def _print_result_text(result: Result) -> None:
+    from routeq.report import hops_table
+
     console.print(
         f"query {result.query_id}: [bold]{result.status}[/bold]"
         f"  tier path: {' → '.join(result.tier_path) or '-'}"
@@ -283,14 +346,18 @@ def summarize(
         ),
     ] = None,
 ) -> None:
-    """Summarise documents as a batch; the same command again resumes it and pays nothing twice."""
+    """Summarise documents as a batch; the same command again resumes it and pays nothing twice.
+
+    Exits 1 when documents failed (listed on stderr), 2 when an input path does not exist."""
     from routeq.batch import follow
+    from routeq.batch.overview import work_units
     from routeq.client import Client
     from routeq.local import local_stack
 
     settings = _settings()
     spec = _summary_spec(settings, min_words, max_words, language, style)
     fmt = _output_format(out, output_format)
+    _refuse_missing_inputs(paths)
     starts_workers = (workers is None and settings.broker_url is None) or bool(workers)
     if not wait and starts_workers:
         raise RouteqError(
@@ -310,25 +377,109 @@ def summarize(
                 raise SystemExit(130)
             if not wait:
                 return
+            engine = client.batches.engine
             try:
-                progress = follow.follow(console, handle, timeout=timeout)
+                progress = follow.follow(
+                    console,
+                    handle.progress,
+                    lambda: work_units(engine, handle.id),
+                    timeout=timeout,
+                )
             except KeyboardInterrupt:
                 progress = None
             # Whatever happened, write what there is: finished summaries are never held back.
-            follow.write_and_report(console, client, handle, out, fmt)
+            results = follow.write_and_report(
+                console,
+                client.batches,
+                client.settings,
+                handle.id,
+                out,
+                fmt,
+                spent_at_start=handle.spent_at_start,
+            )
             if progress is None or not progress.complete:
                 follow.print_interrupted(err_console, handle, local=local, timeout=progress)
-                raise SystemExit(130 if progress is None else 3)
+                raise SystemExit(ExitCode.INTERRUPTED if progress is None else ExitCode.TIMEOUT)
+            _raise_for_documents(results, handle.id)
+
+
+def _refuse_missing_inputs(paths: list[str]) -> None:
+    """A path that does not exist (and matches nothing as a pattern) is almost always a typo:
+    refuse it before anything starts, rather than record a batch of one rejected input.
+    Unreadable or unsupported files that do exist are still rejected per document."""
+    import glob
+
+    missing = [
+        raw
+        for raw in paths
+        if not (Path(raw).exists() or Path(raw).is_symlink())
+        and not (glob.has_magic(raw) and glob.glob(raw, recursive=True))
+    ]
+    if missing:
+        shown = ", ".join(repr(raw) for raw in missing)
+        raise RouteqError(
+            f"no such file or directory, and no file matches it as a pattern: {shown}; "
+            "check the path (and quote patterns so the shell does not expand them)"
+        )
+
+
+def _raise_for_documents(results: list[DocumentResult], batch_id: uuid.UUID) -> None:
+    """Rejected inputs are a warning; failed documents fail the command (exit 1)."""
+    from routeq.batch import follow
+
+    follow.warn_rejected(err_console, results)
+    failure = follow.failures(results, batch_id)
+    if failure is not None:
+        raise failure
 
 
 @batch_app.command("status")
-def batch_status(ref: Annotated[str, typer.Argument(help="batch id or name")]) -> None:
-    """Show a batch's documents by state and its spend so far."""
-    from routeq.batch import follow
-    from routeq.client import Client
+def batch_status(
+    ref: Annotated[str, typer.Argument(help="batch id or name")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show a batch's documents by state and its spend so far. Exits 1 when documents failed.
 
-    with Client(_settings()) as client:
-        follow.print_status(console, client.batch(ref))
+    Reads the database only: nothing else is started, and an embedded Postgres it had to
+    start is stopped again."""
+    from routeq import jsonout
+    from routeq.batch import follow
+    from routeq.batch.overview import work_units
+    from routeq.ledger.batches import BatchStore
+    from routeq.ledger_access import ledger_engine
+
+    with ledger_engine(_settings()) as engine:
+        store = BatchStore(engine)
+        info = store.find(ref)
+        progress = store.progress(info.id)
+        units = work_units(engine, info.id)
+        failed = store.results(info.id) if progress.failed else []
+    if as_json:
+        console.print_json(jsonout.dumps(follow.status_record(info.id, info.name, progress, units)))
+    else:
+        follow.print_status(console, info.id, info.name, progress)
+    failure = follow.failures(failed, info.id)
+    if failure is not None:
+        raise failure
+
+
+@batch_app.command("list")
+def batch_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every batch, newest first: name, id, documents, done and failed, spend, created."""
+    from routeq import jsonout
+    from routeq.batch.overview import list_batches
+    from routeq.batch.report import batches_table
+    from routeq.ledger_access import ledger_engine
+
+    with ledger_engine(_settings()) as engine:
+        found = list_batches(engine)
+    if as_json:
+        rows = [{**asdict(batch), "pending": batch.pending} for batch in found]
+        console.print_json(jsonout.dumps(rows))
+    elif found:
+        console.print(batches_table(found))
+    else:
+        console.print("no batches yet: `routeq summarize PATH... --out FILE` creates one")
 
 
 @batch_app.command("results")
@@ -339,13 +490,19 @@ def batch_results(
         str | None, typer.Option("--format", help="jsonl or md (default: from --out's suffix)")
     ] = None,
 ) -> None:
-    """Write every document's summary (or state) so far, and print the totals."""
+    """Write every document's summary (or state) so far, and print the totals. Exits 1 when
+    documents failed (listed on stderr)."""
     from routeq.batch import follow
-    from routeq.client import Client
+    from routeq.ledger.batches import BatchStore
+    from routeq.ledger_access import ledger_engine
 
     fmt = _output_format(out, output_format)
-    with Client(_settings()) as client:
-        follow.write_and_report(console, client, client.batch(ref), out, fmt)
+    settings = _settings()
+    with ledger_engine(settings) as engine:
+        store = BatchStore(engine)
+        info = store.find(ref)
+        results = follow.write_and_report(console, store, settings, info.id, out, fmt)
+    _raise_for_documents(results, info.id)
 
 
 def _celery_command(subcommand: str, *, entry: str = "celery") -> list[str]:
@@ -394,16 +551,32 @@ def _summary_spec(
         raise RouteqError(f"invalid summary options: {problems}") from None
 
 
+_SUFFIXES = {"md": (".md", ".markdown"), "jsonl": (".jsonl", ".json", ".ndjson")}
+
+
 def _output_format(out: Path, given: str | None) -> OutputFormat:
-    fmt = given or ("md" if out.suffix.lower() in (".md", ".markdown") else "jsonl")
+    """The format from --format, else from --out's suffix. A --format that contradicts the
+    suffix is obeyed (the user said so) but warned about: a Markdown digest in a ``.jsonl``
+    file breaks whatever reads it as JSON lines."""
+    suffix = out.suffix.lower()
+    fmt = given or ("md" if suffix in _SUFFIXES["md"] else "jsonl")
     if fmt not in ("jsonl", "md"):
         raise RouteqError(f"--format must be jsonl or md, got {fmt!r}")
+    other = "jsonl" if fmt == "md" else "md"
+    if given and suffix in _SUFFIXES[other]:
+        err_console.print(
+            Text(
+                f"warning: writing {fmt} to {out}, whose suffix says {other}; "
+                f"pass --format {other} or name the file *{_SUFFIXES[fmt][0]}",
+                style="yellow",
+            )
+        )
     return "md" if fmt == "md" else "jsonl"
 
 
 def _reconcile_once(grace_s: float | None, dry_run: bool) -> None:
     from routeq.embedded import resolve_endpoints
-    from routeq.worker.celery_app import create_app
+    from routeq.queue.app import create_app
     from routeq.worker.reconcile import reconcile
     from routeq.worker.runtime import build_runtime
 
@@ -418,9 +591,9 @@ def _reconcile_once(grace_s: float | None, dry_run: bool) -> None:
     try:
         report = reconcile(runtime, grace_s=grace_s, dry_run=dry_run)
     finally:
-        runtime.ledger.engine.dispose()
+        runtime.ledger.close()
     if not report.locked:
-        raise RouteqError("another reconciler run holds the lock; try again in a few seconds")
+        raise CommandFailed("another reconciler run holds the lock; try again in a few seconds")
     if dry_run:
         console.print(f"would {report.summary(hops_only=True)} (dry run)")
         return
@@ -501,7 +674,7 @@ def metrics(
     from routeq.embedded import resolve_endpoints
     from routeq.ledger import make_engine
     from routeq.metrics import LedgerCollector
-    from routeq.worker.celery_app import queue_names
+    from routeq.queue.app import queue_names
 
     settings = _settings()
     endpoints = resolve_endpoints(settings)
@@ -511,6 +684,7 @@ def metrics(
             make_engine(endpoints.database_url, pool_size=1),
             broker_client(endpoints.broker_url),
             queue_names(settings),
+            settings,  # the ladder's series at 0, the top tier's prices for the savings
         )
     )
     _exit_on_sigterm()
@@ -568,11 +742,17 @@ def embedded_stop() -> None:
 
 
 def main() -> None:
+    """The ``routeq`` entry point: every failure routeq understands becomes a few lines on
+    stderr and its exit status (``routeq.exitcodes``); a bug keeps its traceback."""
     try:
         app()
-    except RouteqError as error:
-        err_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
-        raise SystemExit(2) from None
-    except TimeoutError as error:
-        err_console.print(f"[red]timeout:[/red] {escape(str(error))}", highlight=False)
-        raise SystemExit(3) from None
+    except Exception as error:
+        failure = failure_for(error)
+        if failure is None:
+            raise
+        for line in failure.lines:
+            text = Text(line)
+            if not line.startswith(" "):
+                text.stylize("red", 0, line.find(":") + 1)
+            err_console.print(text, highlight=False)
+        raise SystemExit(failure.code) from None

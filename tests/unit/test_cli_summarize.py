@@ -21,6 +21,7 @@ def invoke(*args: str) -> BaseException | None:
 def test_no_wait_on_the_embedded_default_is_refused_before_anything_starts(
     clean_env: Path,
 ) -> None:
+    (clean_env / "docs").mkdir()
     error = invoke("summarize", "docs", "--out", "out.jsonl", "--no-wait")
     assert isinstance(error, RouteqError)
     assert "--no-wait would stop this command's own workers" in str(error)

@@ -1,37 +1,40 @@
-"""Following a batch from the command line: registration, a live progress bar, the report.
+"""Following a batch from the command line: registration, live progress, status and the report.
 
-The progress bar reads the ledger, not this process's memory, so it is right when several
-producers feed the same batch, and the same batch can be followed from another terminal.
+Progress reads the ledger, not this process's memory, so it is right when several producers feed
+the same batch, and the same batch can be followed from another terminal. In a terminal it is a
+live bar; anywhere else (a pipe, a CI log) it is a plain line now and then, since a redrawn bar
+turns into thousands of lines there.
 """
 
 from __future__ import annotations
 
 import signal
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from routeq.batch.overview import WorkUnits
 from routeq.batch.report import OutputFormat, batch_totals, totals_table, write_results
-from routeq.batch.spec import SummarySpec
-from routeq.ledger.batches import BatchProgress
+from routeq.config import Settings
+from routeq.exitcodes import CommandFailed
+from routeq.ledger.batches import BatchProgress, BatchStore, DocumentResult
+from routeq.summary_spec import SummarySpec
 
 if TYPE_CHECKING:
-    from routeq.client import BatchHandle, Client
+    from routeq.client import BatchHandle
+
+PLAIN_INTERVAL_S = 10.0  # outside a terminal: a progress line at most this often
 
 
 @contextmanager
@@ -88,45 +91,181 @@ def print_interrupted(
     )
 
 
+# -- time left -------------------------------------------------------------------------------------
+
+
+class Estimate:
+    """Time left, from the rate at which work units (documents, and the parts of split ones)
+    finished since following began. Parts finish long before their documents, so a run of
+    long documents on a slow model gets an estimate after its first part instead of showing
+    none until whole documents start to finish. Units already finished when following began
+    (a resumed batch, reused summaries) do not count towards the rate."""
+
+    def __init__(self, units: WorkUnits, now: float) -> None:
+        self._start_finished = units.finished
+        self._start = now
+
+    def seconds_left(self, units: WorkUnits, now: float) -> float | None:
+        """None until a unit has finished in this run (there is no rate to go on yet)."""
+        if units.remaining == 0:
+            return 0.0
+        finished = units.finished - self._start_finished
+        elapsed = now - self._start
+        if finished <= 0 or elapsed <= 0:
+            return None
+        return units.remaining * elapsed / finished
+
+
+def clock(seconds: float | None) -> str:
+    """``H:MM:SS``, or "estimating" while there is nothing to estimate from."""
+    if seconds is None:
+        return "estimating"
+    whole = max(0, round(seconds))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+# -- following -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    progress: BatchProgress
+    units: WorkUnits
+    eta: str
+
+
 def follow(
-    console: Console, handle: BatchHandle, *, timeout: float, poll_interval: float = 0.5
+    console: Console,
+    progress: Callable[[], BatchProgress],
+    units: Callable[[], WorkUnits],
+    *,
+    timeout: float,
+    poll_interval: float = 0.5,
+    plain_interval: float = PLAIN_INTERVAL_S,
 ) -> BatchProgress:
-    """A live bar until every accepted document is done or failed, or ``timeout`` passes;
-    returns the last progress read (check ``complete``)."""
+    """Progress until every accepted document is done or failed, or ``timeout`` passes;
+    returns the last progress read (check ``complete``). ``progress`` and ``units`` read the
+    ledger: documents by state, and the finer work units the estimate counts."""
+    deadline = time.monotonic() + timeout
+    first = units()
+    estimate = Estimate(first, time.monotonic())
+
+    def read() -> Snapshot:
+        now_units = units()
+        return Snapshot(
+            progress(), now_units, clock(estimate.seconds_left(now_units, time.monotonic()))
+        )
+
+    snapshots = _poll(read, deadline, poll_interval)
+    if console.is_terminal:
+        return _live_bar(console, snapshots)
+    return _plain_lines(console, snapshots, plain_interval)
+
+
+def _poll(read: Callable[[], Snapshot], deadline: float, interval: float) -> Iterator[Snapshot]:
+    """Snapshots until the batch is complete or the deadline passes (the last one included)."""
+    while True:
+        snapshot = read()
+        yield snapshot
+        if snapshot.progress.complete or time.monotonic() >= deadline:
+            return
+        time.sleep(interval)
+
+
+def _live_bar(console: Console, snapshots: Iterator[Snapshot]) -> BatchProgress:
     columns = (
         TextColumn("[bold]summarizing[/bold]"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[documents]} documents"),
         TextColumn("done {task.fields[done]} · failed {task.fields[failed]}"),
+        TextColumn("· work {task.completed:.0f}/{task.total:.0f}"),
         TextColumn("· spent ${task.fields[spent]}"),
         TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        TextColumn("ETA {task.fields[eta]}"),
     )
-    deadline = time.monotonic() + timeout
+    last: BatchProgress | None = None
     with Progress(*columns, console=console) as bar:
-        progress = handle.progress()
-        task = bar.add_task("batch", total=progress.accepted, done=0, failed=0, spent="0")
-        while True:
+        task = bar.add_task("batch", total=None, documents="", done=0, failed=0, spent="", eta="")
+        for snapshot in snapshots:
+            last = snapshot.progress
             bar.update(
                 task,
-                total=progress.accepted,
-                completed=progress.finished,
-                done=progress.done,
-                failed=progress.failed,
-                spent=f"{progress.spent:.4f}",
+                total=snapshot.units.total,
+                completed=snapshot.units.finished,
+                **_fields(snapshot),
             )
-            if progress.complete:
-                return progress
-            if time.monotonic() >= deadline:
-                return progress
-            time.sleep(poll_interval)
-            progress = handle.progress()
+    assert last is not None
+    return last
 
 
-def print_status(console: Console, handle: BatchHandle) -> None:
-    progress = handle.progress()
-    table = Table(title=f"batch {handle.name} ({handle.id})", show_header=False)
+def _plain_lines(console: Console, snapshots: Iterator[Snapshot], interval: float) -> BatchProgress:
+    """A line when something changed and ``interval`` has passed, and always the last one."""
+    last: Snapshot | None = None
+    printed: tuple[int, int] | None = None
+    printed_at = float("-inf")
+    for snapshot in snapshots:
+        last = snapshot
+        state = (snapshot.progress.finished, snapshot.units.finished)
+        now = time.monotonic()
+        if state != printed and now - printed_at >= interval:
+            console.print(plain_line(snapshot), highlight=False, markup=False, soft_wrap=True)
+            printed, printed_at = state, now
+    assert last is not None
+    if (last.progress.finished, last.units.finished) != printed:
+        console.print(plain_line(last), highlight=False, markup=False, soft_wrap=True)
+    return last.progress
+
+
+def _fields(snapshot: Snapshot) -> dict[str, Any]:
+    progress = snapshot.progress
+    return {
+        "documents": f"{progress.finished}/{progress.accepted}",
+        "done": progress.done,
+        "failed": progress.failed,
+        "spent": f"{progress.spent:.4f}",
+        "eta": snapshot.eta,
+    }
+
+
+def plain_line(snapshot: Snapshot) -> str:
+    """One progress line for logs: documents, parts, spend and the estimate."""
+    fields = _fields(snapshot)
+    units = snapshot.units
+    return (
+        f"summarizing: {fields['documents']} documents (done {fields['done']}, failed "
+        f"{fields['failed']}), work units {units.finished}/{units.total}, spent "
+        f"${fields['spent']}, ETA {fields['eta']}"
+    )
+
+
+# -- status ----------------------------------------------------------------------------------------
+
+
+def status_record(
+    batch_id: uuid.UUID, name: str, progress: BatchProgress, units: WorkUnits
+) -> dict[str, Any]:
+    """``routeq batch status --json``: the same numbers as the table (spent as a number)."""
+    return {
+        "id": str(batch_id),
+        "name": name,
+        "state": "complete" if progress.complete else "in progress",
+        "documents": progress.total,
+        "accepted": progress.accepted,
+        "finished": progress.finished,
+        "done": progress.done,
+        "failed": progress.failed,
+        "running": progress.running,
+        "queued": progress.queued,
+        "rejected": progress.rejected,
+        "unsubmitted": progress.unsubmitted,
+        "reused": progress.reused,
+        "work_units": {"total": units.total, "finished": units.finished},
+        "spent": float(progress.spent),
+    }
+
+
+def print_status(console: Console, batch_id: uuid.UUID, name: str, progress: BatchProgress) -> None:
+    table = Table(title=f"batch {name} ({batch_id})", show_header=False)
     table.add_column("state")
     table.add_column("documents", justify="right")
     for label, value in (
@@ -148,21 +287,58 @@ def print_status(console: Console, handle: BatchHandle) -> None:
     )
 
 
+# -- results ---------------------------------------------------------------------------------------
+
+
 def write_and_report(
-    console: Console, client: Client, handle: BatchHandle, out: Path, fmt: OutputFormat
-) -> None:
-    """Write every document's result to ``out`` and print the totals table."""
-    batch = client.batches.find(handle.id)
-    results = handle.results()
+    console: Console,
+    store: BatchStore,
+    settings: Settings,
+    batch_id: uuid.UUID,
+    out: Path,
+    fmt: OutputFormat,
+    *,
+    spent_at_start: Decimal | None = None,
+) -> list[DocumentResult]:
+    """Write every document's result to ``out``, print the totals table and return the
+    results (the caller turns failures into the exit status)."""
+    batch = store.find(batch_id)
+    results = store.results(batch_id)
     totals = batch_totals(
-        results,
-        client.settings.top_tier,
-        SummarySpec.model_validate(batch.spec),
-        client.batches.spent(handle.id),
+        results, settings.top_tier, SummarySpec.model_validate(batch.spec), store.spent(batch_id)
     )
-    write_results(out, fmt, handle.name, results, totals)
-    console.print(totals_table(totals, f"batch {handle.name}"))
-    paid = totals.cost - handle.spent_at_start if handle.spent_at_start is not None else None
-    if paid is not None:
+    write_results(out, fmt, batch.name, results, totals)
+    console.print(totals_table(totals, f"batch {batch.name}"))
+    if spent_at_start is not None:
+        paid = totals.cost - spent_at_start
         console.print(f"paid by this run: ${max(paid, Decimal(0)):.6f}")
     console.print(f"results: {out} ({len(results)} documents, {fmt})")
+    return results
+
+
+def warn_rejected(console: Console, results: list[DocumentResult], limit: int = 10) -> None:
+    """Name the rejected inputs and why, on stderr: they are not failures of the run (a
+    corpus often holds a file routeq cannot read), but they must not pass unnoticed."""
+    rejected = [result for result in results if result.status == "rejected"]
+    if not rejected:
+        return
+    console.print(Text(f"warning: {len(rejected)} inputs rejected:", style="yellow"))
+    for result in rejected[:limit]:
+        console.print(Text(f"  {result.doc_id or result.source}: {result.reason}"))
+    if len(rejected) > limit:
+        console.print(Text(f"  … and {len(rejected) - limit} more (see the results file)"))
+
+
+def failures(results: list[DocumentResult], batch_id: uuid.UUID) -> CommandFailed | None:
+    """The error for a batch with failed documents (each with its reason), or None."""
+    failed = [result for result in results if result.status == "failed"]
+    if not failed:
+        return None
+    accepted = sum(result.status != "rejected" for result in results)
+    reasons = [f"{result.doc_id}: {result.reason or 'no reason recorded'}" for result in failed]
+    return CommandFailed(
+        f"{len(failed)} of {accepted} documents failed (their summaries are missing; running "
+        f"the same command again retries them; details: routeq batch results {batch_id} "
+        "--out FILE):",
+        reasons,
+    )

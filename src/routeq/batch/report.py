@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rich.table import Table
+from rich.text import Text
 
-from routeq.batch.spec import SummarySpec, SummaryTask, summary_messages
+from routeq.batch.overview import BatchSummary
 from routeq.config import TierConfig
 from routeq.ledger.batches import DocumentResult
-from routeq.pricing import call_cost
-from routeq.tokens import count_tokens
+from routeq.report import counterfactual_cost
+from routeq.summary_spec import SummarySpec
 
 OutputFormat = Literal["jsonl", "md"]
 
@@ -51,18 +52,19 @@ class BatchTotals:
 def batch_totals(
     results: list[DocumentResult], top: TierConfig, spec: SummarySpec, cost: Decimal
 ) -> BatchTotals:
-    """Totals over a batch's documents. The top-tier estimate prices, for every document this
-    batch summarised itself, one top-tier call on the whole text (plus the prompt) producing a
-    summary as long as the accepted one: an estimate, labelled as one."""
+    """Totals over a batch's documents. The top-tier estimate is the all-top-tier
+    counterfactual of the ledger's views, over the documents this batch summarised itself:
+    every query of theirs (parts and combines too) sent straight to the top tier, with the
+    tokens of the calls whose answers they kept, at the top tier's prices. ``spec`` is not
+    needed for it any more (the tokens are recorded, not re-counted)."""
     states = Counter(result.status for result in results)
-    overhead = sum(count_tokens(m["content"]) for m in summary_messages(SummaryTask(spec=spec), ""))
-    estimate = done_cost = Decimal(0)
-    for result in results:
-        if result.status == "done" and not result.reused:
-            done_cost += result.cost
-            estimate += call_cost(
-                top, (result.input_tokens or 0) + overhead, result.answer_output_tokens or 0
-            )
+    compared = [result for result in results if result.status == "done" and not result.reused]
+    done_cost = sum((result.cost for result in compared), Decimal(0))
+    estimate = counterfactual_cost(
+        top,
+        sum(result.top_tier_input_tokens for result in compared),
+        sum(result.top_tier_output_tokens for result in compared),
+    )
     done = [result for result in results if result.status == "done"]
     finals = Counter(result.final_tier or "?" for result in done)
     return BatchTotals(
@@ -95,7 +97,7 @@ def result_record(result: DocumentResult) -> dict[str, Any]:
         "final_tier": result.final_tier,
         "final_model": result.final_model,
         "parts": result.parts,
-        "cost": str(result.cost),
+        "cost": float(result.cost),
         "reused": result.reused,
         "escalated": result.escalated,
         "verdicts": result.verdicts,
@@ -104,12 +106,13 @@ def result_record(result: DocumentResult) -> dict[str, Any]:
 
 
 def totals_record(totals: BatchTotals) -> dict[str, Any]:
+    """The JSONL file's last line. Money is a JSON number (see routeq.jsonout)."""
     data = asdict(totals)
     data.update(
         type="totals",
-        cost=str(totals.cost),
-        done_cost=str(totals.done_cost),
-        top_tier_estimate=str(totals.top_tier_estimate),
+        cost=float(totals.cost),
+        done_cost=float(totals.done_cost),
+        top_tier_estimate=float(totals.top_tier_estimate),
         escalation_rate=round(totals.escalation_rate, 4),
         saved=round(totals.saved, 4),
     )
@@ -181,4 +184,27 @@ def totals_table(totals: BatchTotals, title: str) -> Table:
     table.add_column("value", justify="right")
     for label, value in totals_rows(totals):
         table.add_row(label, value)
+    return table
+
+
+def batches_table(found: list[BatchSummary]) -> Table:
+    """``routeq batch list``: one row per batch, newest first."""
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("name", overflow="fold")
+    table.add_column("id", no_wrap=True)
+    table.add_column("documents", justify="right")
+    table.add_column("done", justify="right")
+    table.add_column("failed", justify="right")
+    table.add_column("spent", justify="right")
+    table.add_column("created", no_wrap=True)
+    for batch in found:
+        table.add_row(
+            Text(batch.name),
+            str(batch.id),
+            str(batch.documents),
+            str(batch.done),
+            str(batch.failed),
+            f"${batch.spent:.6f}",
+            batch.created_at.astimezone().strftime("%Y-%m-%d %H:%M"),
+        )
     return table
