@@ -289,7 +289,7 @@ def _known_revision(revision: str) -> bool:
 
 # -- the embedded default -------------------------------------------------------------------------
 
-_ON_DEMAND = "the commands that need it start it"
+_ON_DEMAND = "the commands that need it start it"  # the embedded default's normal state
 
 
 def _embedded_root(settings: Settings) -> Path:
@@ -446,25 +446,51 @@ def _endpoints(settings: Settings) -> list[tuple[str, ModelEndpoint]]:
 def _check_endpoints(settings: Settings, timeout_s: float) -> list[CheckResult]:
     """One HTTP client for every probe, as a worker shares one across its calls."""
     results: list[CheckResult] = []
+    simulator: list[frozenset[str] | None] = []  # what serves the default URL, asked once
     with httpx.Client(follow_redirects=False) as http:
         for name, endpoint in _endpoints(settings):
-            probe = _probe(name, endpoint, http, timeout_s)
-            results.append(_on_demand_sim(settings, endpoint, _isolated(name, probe)))
+            if _on_demand(settings, endpoint):
+                if not simulator:
+                    simulator.append(_simulator_models(timeout_s))
+                models = simulator[0]
+                if models is None or endpoint.model not in models:
+                    results.append(_started_on_demand(name, endpoint, models))
+                    continue
+            results.append(_isolated(name, _probe(name, endpoint, http, timeout_s)))
     return results
 
 
-def _on_demand_sim(settings: Settings, endpoint: ModelEndpoint, result: CheckResult) -> CheckResult:
+def _on_demand(settings: Settings, endpoint: ModelEndpoint) -> bool:
     """On the embedded default the workers are the command's own, and a command whose tiers
-    point at the default simulated server starts that server when nothing answers there. So
-    it not running yet is the normal state, not a fault. With a configured broker, workers
-    run elsewhere and must reach the endpoint themselves: then it is a failure."""
-    on_demand = settings.broker_url is None and endpoint.base_url == DEFAULT_SIM_URL
-    if result.ok or not on_demand or not result.detail.startswith("cannot connect"):
-        return result
+    point at the default simulator URL uses the routeq simulator serving there, or starts one
+    of its own. With a configured broker the workers run elsewhere and must reach the
+    endpoint themselves, so it is probed like any other."""
+    return settings.broker_url is None and endpoint.base_url == DEFAULT_SIM_URL
+
+
+def _simulator_models(timeout_s: float) -> frozenset[str] | None:
+    """The models of the routeq simulator at the default URL; None when nothing, or something
+    other than routeq's simulator, answers there."""
+    from routeq.sim import identify
+
+    found = identify(DEFAULT_SIM_URL, timeout_s=min(timeout_s, 1.0))
+    return None if found is None else found.models
+
+
+def _started_on_demand(
+    name: str, endpoint: ModelEndpoint, models: frozenset[str] | None
+) -> CheckResult:
+    """Nothing that local commands would use serves this endpoint yet: the normal state of the
+    embedded default, since they start a simulator of their own."""
+    there = (
+        "not running (no routeq simulator answers there)"
+        if models is None
+        else f"the routeq simulator running there has no model {endpoint.model}"
+    )
     return CheckResult(
-        result.name,
+        name,
         True,
-        f"simulated model server ({endpoint.base_url}, model {endpoint.model}): not running, "
+        f"simulated model server ({endpoint.base_url}, model {endpoint.model}): {there}; "
         f"{_ON_DEMAND}; its answers are simulated",
     )
 

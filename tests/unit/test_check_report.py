@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from routeq.check import CheckResult, _on_demand_sim, print_checks, run_checks, safe_url
-from routeq.config import DEFAULT_SIM_URL, Settings
+import routeq.check
+from routeq.check import CheckResult, _on_demand, print_checks, run_checks, safe_url
+from routeq.config import Settings
 
 
 def printed(results: list[CheckResult]) -> str:
@@ -91,19 +92,29 @@ def test_the_no_configuration_default_passes_before_anything_was_started(tmp_pat
     assert not state.exists(), "routeq check must not start or create anything"
 
 
-def test_an_unreachable_default_sim_is_fine_only_where_the_command_starts_it() -> None:
-    refused = CheckResult("tier cheap", False, f"cannot connect to {DEFAULT_SIM_URL}: refused")
+def test_the_default_sim_url_is_on_demand_only_where_the_command_starts_it() -> None:
     embedded = Settings()
     deployed = Settings(broker_url="redis://redis:6379/0")  # workers elsewhere must reach it
     [cheap] = [tier for tier in embedded.tiers if tier.name == "cheap"]
+    assert _on_demand(embedded, cheap)
+    assert not _on_demand(deployed, cheap)
+    assert not _on_demand(embedded, cheap.model_copy(update={"base_url": "http://h:1/v1"}))
 
-    on_demand = _on_demand_sim(embedded, cheap, refused)
-    assert on_demand.ok and "not running" in on_demand.detail and "simulated" in on_demand.detail
-    assert _on_demand_sim(deployed, cheap, refused) == refused
-    other = cheap.model_copy(update={"base_url": "http://127.0.0.1:9/v1"})
-    assert _on_demand_sim(embedded, other, refused) == refused
-    timed_out = CheckResult("tier cheap", False, "no answer from http://127.0.0.1:8765/v1")
-    assert _on_demand_sim(embedded, cheap, timed_out) == timed_out  # something is there
+
+def test_a_routeq_simulator_on_the_default_url_is_probed_for_the_models_it_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        routeq.check, "_simulator_models", lambda timeout_s: frozenset({"sim-small"})
+    )
+    checks = {r.name: r for r in run_checks(Settings(state_dir=tmp_path / "state"), timeout_s=1.0)}
+    # sim-small is served there, so it is really asked (answering or not, it is not assumed).
+    assert "start it" not in checks["tier cheap"].detail
+    # sim-medium is not: the commands that need it start a simulator of their own.
+    assert checks["tier mid"].ok
+    assert (
+        "has no model sim-medium; the commands that need it start it" in checks["tier mid"].detail
+    )
 
 
 def test_the_embedded_default_missing_is_a_failure(
