@@ -111,3 +111,20 @@ def test_tables_are_not_wrapped_at_80_columns_outside_a_terminal(
     assert cli._console().width >= 160  # capsys's stdout is not a terminal
     monkeypatch.setenv("COLUMNS", "100")
     assert cli._console().width == 100  # an explicit width still wins
+
+
+def test_in_a_terminal_the_live_bar_shows_documents_work_and_the_estimate() -> None:
+    buffer = StringIO()
+    console = Console(file=buffer, width=80, force_terminal=True, color_system=None)
+    reads = iter([0, 0, 5, 10])
+    documents = iter([progress(), progress(), progress(done=4)])
+    final = follow(
+        console,
+        lambda: next(documents),
+        lambda: WorkUnits(total=10, finished=next(reads)),
+        timeout=60,
+        poll_interval=0.01,
+    )
+    assert final.complete
+    shown = buffer.getvalue()
+    assert "docs 4/4 · failed 0 · work 10/10 · $0.0000 · ETA 0:00:00" in shown

@@ -20,7 +20,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -173,19 +173,21 @@ def _poll(read: Callable[[], Snapshot], deadline: float, interval: float) -> Ite
 
 
 def _live_bar(console: Console, snapshots: Iterator[Snapshot]) -> BatchProgress:
+    # Fits 80 columns: documents finished (and failed), work units, spend, time left.
     columns = (
-        TextColumn("[bold]summarizing[/bold]"),
-        BarColumn(),
-        TextColumn("{task.fields[documents]} documents"),
-        TextColumn("done {task.fields[done]} · failed {task.fields[failed]}"),
+        BarColumn(bar_width=12),
+        TextColumn("docs {task.fields[documents]}"),
+        TextColumn("· failed {task.fields[failed]}"),
         TextColumn("· work {task.completed:.0f}/{task.total:.0f}"),
-        TextColumn("· spent ${task.fields[spent]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA {task.fields[eta]}"),
+        TextColumn("· ${task.fields[spent]}"),
+        TextColumn("· ETA {task.fields[eta]}"),
     )
-    last: BatchProgress | None = None
+    first = next(snapshots)  # the bar's columns are formatted from the first refresh on
+    last = first.progress
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task("batch", total=None, documents="", done=0, failed=0, spent="", eta="")
+        task = bar.add_task(
+            "batch", total=first.units.total, completed=first.units.finished, **_fields(first)
+        )
         for snapshot in snapshots:
             last = snapshot.progress
             bar.update(
@@ -194,7 +196,6 @@ def _live_bar(console: Console, snapshots: Iterator[Snapshot]) -> BatchProgress:
                 completed=snapshot.units.finished,
                 **_fields(snapshot),
             )
-    assert last is not None
     return last
 
 
