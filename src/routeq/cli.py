@@ -581,6 +581,7 @@ def _reconcile_once(grace_s: float | None, dry_run: bool) -> None:
     from routeq.worker.runtime import build_runtime
 
     settings = _settings()
+    _require_ledger(settings)
     endpoints = resolve_endpoints(settings)
     settings = settings.model_copy(
         update={"database_url": endpoints.database_url, "broker_url": endpoints.broker_url}
@@ -677,6 +678,7 @@ def metrics(
     from routeq.queue.app import queue_names
 
     settings = _settings()
+    _require_ledger(settings)  # every scrape reads the ledger
     endpoints = resolve_endpoints(settings)
     registry = CollectorRegistry()
     registry.register(

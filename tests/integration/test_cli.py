@@ -227,8 +227,18 @@ def test_db_upgrade_reports_the_schema_up_to_date(tmp_path: Path, env: dict[str,
         ["batch", "list"],
         ["batch", "status", "some-batch"],
         ["batch", "results", "some-batch", "--out", "out.jsonl"],
+        ["reconcile", "--dry-run"],
+        ["metrics", "--port", "0"],  # would otherwise serve, and fail at every scrape
     ],
-    ids=["status", "submit", "batch-list", "batch-status", "batch-results"],
+    ids=[
+        "status",
+        "submit",
+        "batch-list",
+        "batch-status",
+        "batch-results",
+        "reconcile",
+        "metrics",
+    ],
 )
 def test_an_unmigrated_database_asks_for_db_upgrade_in_one_line(
     tmp_path: Path, scratch_url: str, broker_url: str, args: list[str]
