@@ -1,13 +1,14 @@
 """``routeq demo``: the whole pipeline on one machine, on simulated models.
 
-Starts what is missing (embedded Postgres and Redis, the simulated model server, a worker),
-submits a mixed set of queries, waits, and prints each query's tier path, verdicts and cost, then
-totals and what sending everything to the top tier would have cost.
+Runs on the local stack (``routeq.local``), the same code that ``routeq summarize`` starts and
+stops: the database and broker (embedded when not configured), the worker groups and a simulated
+model server of the demo's own, seeded with ``--seed``. It submits a mixed set of queries, waits,
+and prints each query's tier path, verdicts and cost, then totals and what sending everything to
+the top tier would have cost.
 """
 
 from __future__ import annotations
 
-import subprocess
 import time
 from decimal import Decimal
 
@@ -15,19 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from routeq.client import Client, Result
-from routeq.config import (
-    Settings,
-    TierConfig,
-    default_judge,
-    default_tiers,
-    load_settings,
-    write_config,
-)
-from routeq.embedded import resolve_endpoints, state_dir, stop
-from routeq.ledger.migrate import upgrade
-from routeq.local import start_worker, stop_worker
+from routeq.config import Settings, TierConfig, default_judge, default_tiers
+from routeq.local import DEFAULT_LOCAL_WORKERS, local_stack
 from routeq.pricing import call_cost
-from routeq.sim import SimServer, default_sim_config
+from routeq.sim import default_sim_config
 
 DEMO_QUERIES = [
     "hi there",
@@ -67,40 +59,35 @@ def demo_queries(count: int) -> list[str]:
 def run_demo(
     base: Settings, *, queries: int, seed: int, keep_running: bool, console: Console
 ) -> list[Result]:
-    root = state_dir(base)
+    """Run ``queries`` demo queries and print the outcome. Whatever routeq.toml says, the demo
+    runs the default ladder on simulated models (only the connection URLs and the state
+    directory come from ``base``), with workers of its own: its simulator is private to it."""
     console.print(
         "[bold]routeq demo[/bold]: answers come from routeq's [bold yellow]SIMULATED"
         "[/bold yellow] model server, not from a real model."
     )
-    endpoints = resolve_endpoints(base)
-    if endpoints.started:
-        console.print(f"started embedded {' and '.join(endpoints.started)} under {root}")
-    upgrade(endpoints.database_url)
-    worker: subprocess.Popen[bytes] | None = None
-    with SimServer(default_sim_config(seed)) as sim:
-        # The demo always runs the default ladder on simulated models, whatever routeq.toml says.
-        config_path = write_config(
-            Settings(tiers=default_tiers(sim.url), judge=default_judge(sim.url), state_dir=root),
-            root / "demo.toml",
-        )
-        settings = load_settings(
-            config_path, database_url=endpoints.database_url, broker_url=endpoints.broker_url
-        )
-        try:
-            (root / "demo-worker.log").unlink(missing_ok=True)  # this run's log only
-            worker = start_worker(settings, 4, root / "demo-worker.log")
-            console.print(f"simulated models on {sim.url}; worker log: {root / 'demo-worker.log'}")
-            with Client(settings) as client:
-                started = time.monotonic()
-                handles = client.submit_many(demo_queries(queries))
-                results = [handle.wait(timeout=120) for handle in handles]
-                elapsed = time.monotonic() - started
-            _print_results(console, settings, demo_queries(queries), results, elapsed)
-        finally:
-            if worker is not None:
-                stop_worker(worker)
-            if endpoints.started and not keep_running:
-                stop(base, endpoints.started)
+    settings = Settings(
+        tiers=default_tiers(),
+        judge=default_judge(),
+        state_dir=base.state_dir,
+        database_url=base.database_url,
+        broker_url=base.broker_url,
+    )
+    texts = demo_queries(queries)
+    with local_stack(
+        settings,
+        workers=DEFAULT_LOCAL_WORKERS,
+        sim=default_sim_config(seed),
+        keep_running=keep_running,
+    ) as stack:
+        for what in stack.started:
+            console.print(f"started {what}", highlight=False)
+        with Client(stack.settings) as client:
+            started = time.monotonic()
+            handles = client.submit_many(texts)
+            results = [handle.wait(timeout=120) for handle in handles]
+            elapsed = time.monotonic() - started
+    _print_results(console, stack.settings, texts, results, elapsed)
     return results
 
 
