@@ -273,3 +273,24 @@ def test_client_local_that_cannot_start_leaves_nothing_running(embedded_state: P
     # And stops the embedded servers it had started on the way
     assert (embedded_state / ".routeq" / "postgres").exists()
     assert stop(settings) == []
+
+
+def test_submit_and_wait_in_a_fresh_folder_answers_on_its_own_workers(
+    embedded_state: Path,
+) -> None:
+    # When a user's first command is `routeq submit --wait`, with nothing configured or running
+    result = subprocess.run(
+        [sys.executable, "-m", "routeq", "submit", "--wait", "--timeout", "60", "--json", "hi"],
+        cwd=embedded_state,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    # Then the command's own workers and simulator answer it, and are gone afterwards
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout)
+    assert answer["status"] == "done", answer
+    assert answer["answer"].startswith("[sim:"), answer
+    assert "worker groups and beat" in result.stderr
+    assert stop(Settings(state_dir=embedded_state / ".routeq")) == []
