@@ -48,21 +48,23 @@ MODEL_LATENCY_BOUNDS = "0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60"
 QUERY_LATENCY_BOUNDS = "0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600"
 
 VIEWS = [
+    # The subqueries read one query's own hops through the (query_id, seq) index; OFFSET 0 keeps
+    # the planner from folding the kind filter in and choosing the (kind, tier) index instead,
+    # which scans every call hop of the ledger for each lookup when statistics are stale (the
+    # metrics triggers look escalations up row by row).
     """
     CREATE VIEW escalations AS
-    SELECT h.query_id, h.seq, prev.tier AS from_tier, h.tier AS to_tier, h.created_at
+    SELECT h.query_id, h.seq, earlier.last_tier AS from_tier, h.tier AS to_tier, h.created_at
     FROM hops h
     CROSS JOIN LATERAL (
-        SELECT p.tier FROM hops p
-        WHERE p.query_id = h.query_id AND p.kind = 'call' AND p.seq < h.seq
-        ORDER BY p.seq DESC LIMIT 1
-    ) prev
-    WHERE h.kind = 'call'
-      AND NOT EXISTS (
-        SELECT 1 FROM hops s
-        WHERE s.query_id = h.query_id AND s.kind = 'call' AND s.seq < h.seq
-          AND s.tier IS NOT DISTINCT FROM h.tier
-      )
+        SELECT count(*) AS calls,
+               (array_agg(p.tier ORDER BY p.seq DESC))[1] AS last_tier,
+               coalesce(bool_or(p.tier IS NOT DISTINCT FROM h.tier), false) AS same_tier
+        FROM (SELECT o.kind, o.tier, o.seq FROM hops o
+              WHERE o.query_id = h.query_id AND o.seq < h.seq OFFSET 0) p
+        WHERE p.kind = 'call'
+    ) earlier
+    WHERE h.kind = 'call' AND earlier.calls > 0 AND NOT earlier.same_tier
     """,
     """
     CREATE VIEW query_journeys AS
@@ -108,8 +110,9 @@ VIEWS = [
     CROSS JOIN LATERAL (
         SELECT coalesce(h.input_tokens, 0) AS input_tokens,
                coalesce(h.output_tokens, 0) AS output_tokens
-        FROM hops h
-        WHERE h.query_id = q.id AND h.kind = 'call' AND h.status = 'done'
+        FROM (SELECT o.kind, o.status, o.seq, o.input_tokens, o.output_tokens FROM hops o
+              WHERE o.query_id = q.id OFFSET 0) h  -- the query's own hops (see escalations)
+        WHERE h.kind = 'call' AND h.status = 'done'
         ORDER BY h.seq DESC LIMIT 1
     ) a
     WHERE q.status = 'done'
@@ -169,10 +172,10 @@ ROLLUP = [
     CREATE FUNCTION metrics.bucket(seconds numeric, histogram text) RETURNS text
     LANGUAGE sql IMMUTABLE AS $$
         SELECT coalesce(
-            (SELECT b::text FROM unnest(
+            (SELECT min(u.bound) FROM unnest(
                 CASE histogram WHEN 'query' THEN ARRAY[{QUERY_LATENCY_BOUNDS}]::numeric[]
-                               ELSE ARRAY[{MODEL_LATENCY_BOUNDS}]::numeric[] END) b
-             WHERE seconds <= b ORDER BY b LIMIT 1),
+                               ELSE ARRAY[{MODEL_LATENCY_BOUNDS}]::numeric[] END) AS u (bound)
+             WHERE seconds <= u.bound)::text,
             '+Inf')
     $$
     """,

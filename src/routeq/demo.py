@@ -10,15 +10,14 @@ the top tier would have cost.
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 
 from rich.console import Console
 from rich.table import Table
 
 from routeq.client import Client, Result
-from routeq.config import Settings, TierConfig, default_judge, default_tiers
+from routeq.config import Settings, default_judge, default_tiers
 from routeq.local import DEFAULT_LOCAL_WORKERS, local_stack
-from routeq.pricing import call_cost
+from routeq.report import QueryTotals, query_totals
 from routeq.sim import default_sim_config
 
 DEMO_QUERIES = [
@@ -87,24 +86,14 @@ def run_demo(
             handles = client.submit_many(texts)
             results = [handle.wait(timeout=120) for handle in handles]
             elapsed = time.monotonic() - started
-    _print_results(console, stack.settings, texts, results, elapsed)
+            ids = [result.query_id for result in results]
+            totals = query_totals(client.ledger.engine, ids, stack.settings.top_tier)
+    _print_results(console, texts, results, elapsed, totals)
     return results
 
 
-def all_top_tier_cost(top: TierConfig, results: list[Result]) -> Decimal:
-    """What the same queries would cost answered once by the top tier (same token counts as the
-    calls that actually ran: an estimate, labelled as one)."""
-    total = Decimal(0)
-    for result in results:
-        calls = [h for h in result.hops if h.kind == "call" and h.input_tokens is not None]
-        if calls:
-            last = calls[-1]
-            total += call_cost(top, last.input_tokens or 0, last.output_tokens or 0)
-    return total
-
-
 def _print_results(
-    console: Console, settings: Settings, texts: list[str], results: list[Result], elapsed: float
+    console: Console, texts: list[str], results: list[Result], elapsed: float, totals: QueryTotals
 ) -> None:
     table = Table(
         title="queries (simulated models)",
@@ -129,20 +118,16 @@ def _print_results(
             f"{result.total_cost:.6f}",
         )
     console.print(table)
-    total = sum((r.total_cost for r in results), Decimal(0))
-    top_cost = all_top_tier_cost(settings.top_tier, results)
-    escalated = sum(1 for r in results if r.escalations)
-    finals: dict[str, int] = {}
-    for r in results:
-        finals[r.final_tier or r.status] = finals.get(r.final_tier or r.status, 0) + 1
-    share = ", ".join(f"{tier} {count / len(results):.0%}" for tier, count in finals.items())
-    console.print(
-        f"queries: {len(results)} in {elapsed:.1f}s   done: "
-        f"{sum(r.ok for r in results)}   escalated: {escalated} "
-        f"({escalated / len(results):.0%})   final tier share: {share}"
+    # The totals are the ledger's views (routeq.report.query_totals), as in `routeq metrics`.
+    share = ", ".join(
+        f"{final} {count / totals.queries:.0%}" for final, count in totals.final_tiers.items()
     )
-    saved = (1 - total / top_cost) if top_cost else Decimal(0)
     console.print(
-        f"total cost: ${total:.6f} (routing, judging and escalations included)   "
-        f"all-{settings.top_tier.name} estimate: ${top_cost:.6f}   saved: {saved:.0%}"
+        f"queries: {totals.queries} in {elapsed:.1f}s   done: {totals.done}   escalated: "
+        f"{totals.escalated} ({totals.escalation_rate:.0%})   final tier share: {share}"
+    )
+    console.print(
+        f"total cost: ${totals.cost:.6f} (routing, judging and escalations included)   "
+        f"answered: ${totals.compared_cost:.6f}, all-{totals.top_tier} estimate: "
+        f"${totals.counterfactual:.6f}   saved: {totals.saved:.0%}"
     )

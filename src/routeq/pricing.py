@@ -17,3 +17,11 @@ def call_cost(endpoint: ModelEndpoint, input_tokens: int, output_tokens: int) ->
         + Decimal(output_tokens) * endpoint.output_price_per_mtok
     ) / _PER_MILLION
     return cost.quantize(_QUANTUM)
+
+
+def counterfactual_cost(top: ModelEndpoint, input_tokens: int, output_tokens: int) -> Decimal:
+    """The all-top-tier counterfactual: what calls with these token totals cost at the top
+    tier's configured prices. The ledger records the tokens of each answered query's accepted
+    call (the ``top_tier_counterfactual`` view), not what the top tier would have charged, so
+    every report (metrics, batch totals, the demo) prices them here, on the totals, alike."""
+    return call_cost(top, input_tokens, output_tokens)

@@ -182,7 +182,8 @@ def result(doc_id: str, status: str, **fields: object) -> DocumentResult:
         "tier_path": ["cheap"] if status == "done" else [],
         "verdicts": [],
         "escalated": False,
-        "answer_output_tokens": 100,
+        "top_tier_input_tokens": 1000,  # its accepted calls' tokens (the view's)
+        "top_tier_output_tokens": 100,
         "query_id": uuid.uuid4(),
     }
     values.update(fields)
@@ -205,7 +206,8 @@ def test_totals_count_states_shares_escalations_and_the_top_tier_estimate() -> N
     assert (totals.pending, totals.reused, totals.escalated) == (1, 1, 1)
     assert totals.tier_share == {"cheap": pytest.approx(2 / 3), "frontier": pytest.approx(1 / 3)}
     assert totals.escalation_rate == pytest.approx(1 / 3)
-    # two documents this batch summarised itself, each one top-tier call of ~1000+ tokens in
+    # two documents this batch summarised itself: 1000 tokens in, 100 out each, at $5/$15
+    assert totals.top_tier_estimate == Decimal("0.013")
     assert Decimal("0.01") < totals.top_tier_estimate < Decimal("0.02")
     # saved compares like with like: the two done documents it paid for, against the estimate
     assert totals.done_cost == Decimal("0.002")

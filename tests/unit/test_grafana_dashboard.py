@@ -18,7 +18,16 @@ import pytest
 from prometheus_client.core import Metric
 
 from routeq.ledger.models import HopKind, QueryStatus
-from routeq.metrics import LATENCY_BUCKETS_S, LatencyRow, Snapshot, metric_families
+from routeq.metrics import (
+    JUDGE_ERROR_OUTCOMES,
+    LATENCY_BUCKETS_S,
+    QUERY_LATENCY_BUCKETS_S,
+    LatencyRow,
+    QueryLatencyRow,
+    Savings,
+    Snapshot,
+    metric_families,
+)
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "ops" / "grafana" / "routeq-dashboard.json"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -48,6 +57,21 @@ def full_snapshot() -> Snapshot:
         reconciler=[("runs", 3), ("republished", 2), ("settled", 1), ("unknown_requests", 1)],
         oldest_live_hop_s=[("queued", 4.5), ("running", 1.5)],
         requests=[(outcome, 1) for outcome in ("pending", "ok", "error", "unknown")],
+        provider_errors=[
+            (kind, tier, "sim-small", status, 1)
+            for kind in ("call", "judge")
+            for tier in tiers
+            for status in ("429", "500", "none")
+        ],
+        tokens=[
+            (k, t, d, 5) for k in ("call", "judge") for t in tiers for d in ("input", "output")
+        ],
+        query_latency=[
+            QueryLatencyRow(status, 2, 3.0, tuple(1 for _ in QUERY_LATENCY_BUCKETS_S))
+            for status in finished
+        ],
+        judge_errors=[(tier, outcome, 1) for tier in tiers for outcome in JUDGE_ERROR_OUTCOMES],
+        savings=Savings("frontier", Decimal("0.02"), Decimal("0.01")),
     )
     empty = [f.name for f in fields(snapshot) if getattr(snapshot, f.name) == []]
     assert not empty, f"fill these Snapshot fields too: {empty}"

@@ -15,7 +15,7 @@ from rich.text import Text
 from routeq.batch.overview import BatchSummary
 from routeq.config import TierConfig
 from routeq.ledger.batches import DocumentResult
-from routeq.report import counterfactual_cost
+from routeq.pricing import counterfactual_cost
 from routeq.summary_spec import SummarySpec
 
 OutputFormat = Literal["jsonl", "md"]

@@ -1,0 +1,205 @@
+"""The metrics rollup (migration 0005) on a real Postgres: a scrape's work stays flat as the
+ledger grows, the incremental totals equal a full replay, TRUNCATE resets them, and the SQL
+histogram bounds are the exporter's."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import fakeredis
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from routeq.ledger import Ledger
+from routeq.ledger.sql import source
+from routeq.metrics import LATENCY_BUCKETS_S, QUERY_LATENCY_BUCKETS_S, read_snapshot
+
+pytestmark = pytest.mark.integration
+
+# Every read a scrape makes, by the names of its .sql files.
+SCRAPE_READS = ("metrics_totals", "metrics_oldest_live_hop", "metrics_reconciler")
+
+# A synthetic ledger, four hops per query: route, a call on cheap that fails its judge, an
+# escalated call on mid and, with ``judged``, a judge that itself failed and let the answer
+# through unjudged. Each call has one or two provider requests (a 429, then an answer).
+BULK = """
+WITH q AS (
+    INSERT INTO queries (id, text, input_tokens, status, final_tier, total_cost, created_at,
+                         finished_at)
+    SELECT md5(:tag || '-' || i)::uuid, 'bulk ' || i, 10, 'done', 'mid', 0.0003,
+           now() - interval '2 seconds', now()
+    FROM generate_series(1, :queries) i
+    RETURNING id
+), h AS (
+    INSERT INTO hops (query_id, seq, kind, tier, status, input_tokens, output_tokens, cost,
+                      passed, details)
+    SELECT q.id, s.seq, s.kind, s.tier, 'done', s.tokens_in, s.tokens_out, s.cost, s.passed,
+           CASE WHEN s.seq = 5 THEN '{"source": "judge-error"}'::jsonb
+                ELSE '{"source": "llm"}'::jsonb END
+    FROM q, (VALUES (1, 'route', 'cheap', NULL::int, NULL::int, 0, NULL::boolean),
+                    (2, 'call', 'cheap', 10, 20, 0.0001, NULL),
+                    (3, 'judge', 'cheap', NULL, NULL, 0, false),
+                    (4, 'call', 'mid', 12, 30, 0.0002, NULL),
+                    (5, 'judge', 'mid', NULL, NULL, 0, true))
+         AS s (seq, kind, tier, tokens_in, tokens_out, cost, passed)
+    WHERE s.seq <= 4 OR :judged
+    RETURNING id, kind, tier, input_tokens, output_tokens, cost
+)
+INSERT INTO provider_requests (hop_id, delivery, try_number, model, outcome, http_status,
+                               input_tokens, output_tokens, input_price_per_mtok,
+                               output_price_per_mtok, cost, latency_ms)
+SELECT h.id, 1, t.try, CASE h.tier WHEN 'cheap' THEN 'sim-small' ELSE 'sim-medium' END,
+       t.outcome, t.status, CASE WHEN t.ok THEN h.input_tokens ELSE 0 END,
+       CASE WHEN t.ok THEN h.output_tokens ELSE 0 END, 1, 1,
+       CASE WHEN t.ok THEN h.cost ELSE 0 END, 40
+FROM h, (VALUES (1, 'error', 429, false), (2, 'ok', 200, true)) AS t (try, outcome, status, ok)
+WHERE h.kind = 'call' AND (t.try = 2 OR h.tier = 'mid')
+"""
+
+
+@pytest.fixture
+def engine(ledger: Ledger) -> Iterator[sa.Engine]:
+    """The ledger's engine on emptied tables (the TRUNCATE also reset the rollup)."""
+    yield ledger.engine
+
+
+def bulk_ledger(engine: sa.Engine, hops: int, tag: str) -> None:
+    """Insert ``hops`` hops (a quarter as many queries, and their requests), set-based, in
+    transactions of at most 4,000 hops with an ANALYZE after each, as autovacuum would keep
+    the statistics: one huge transaction on tables analyzed while empty would have every
+    per-row lookup (the foreign keys' checks first) planned as a scan of the whole table."""
+    queries = hops // 4
+    for chunk, start in enumerate(range(0, queries, 1000)):
+        with engine.begin() as conn:
+            count = min(1000, queries - start)
+            conn.execute(sa.text(BULK), {"tag": f"{tag}{chunk}", "queries": count, "judged": False})
+        with engine.connect() as conn:
+            conn.execute(sa.text("ANALYZE queries, hops, provider_requests"))
+            conn.commit()
+
+
+def scrape(engine: sa.Engine) -> None:
+    read_snapshot(engine, fakeredis.FakeRedis(), [])
+
+
+def rows_examined(conn: Connection, sql: str) -> int:
+    """Rows every node of the plan produced or filtered away, from EXPLAIN ANALYZE."""
+    [[plan]] = conn.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")).all()
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+
+    def walk(node: dict[str, Any]) -> int:
+        loops = node.get("Actual Loops", 1)
+        own = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * loops
+        return own + sum(walk(child) for child in node.get("Plans", []))
+
+    return walk(plan[0]["Plan"])
+
+
+def scrape_work(engine: sa.Engine) -> tuple[int, int]:
+    """What one scrape costs: deltas it folds, rows its reads examine."""
+    with engine.begin() as conn:
+        pending = conn.execute(sa.text("SELECT count(*) FROM metrics.deltas")).scalar_one()
+        examined = sum(rows_examined(conn, source(name)) for name in SCRAPE_READS)
+    return int(pending), examined
+
+
+def totals(conn: Connection) -> dict[tuple[str, tuple[str, ...]], Decimal]:
+    conn.execute(sa.text("SELECT metrics.fold()"))
+    return {
+        (name, tuple(labels)): Decimal(value)
+        for name, labels, value in conn.execute(sa.text(source("metrics_totals")))
+        if value != 0
+    }
+
+
+def test_a_scrape_does_the_same_work_on_100k_hops_as_on_1k(engine: sa.Engine) -> None:
+    # Given a ledger of 1,000 hops, scraped once (which folds what the inserts appended)
+    bulk_ledger(engine, 1_000, "small")
+    scrape(engine)
+    # When ten more queries' hops arrive and the next scrape runs
+    bulk_ledger(engine, 40, "small-more")
+    small = scrape_work(engine)
+    scrape(engine)
+
+    # And the same on a ledger grown to 100,000 hops
+    bulk_ledger(engine, 99_000, "large")
+    scrape(engine)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM hops")).scalar_one() >= 100_000
+    bulk_ledger(engine, 40, "large-more")
+    large = scrape_work(engine)
+
+    # Then the scrape folds the same number of deltas (the new writes' only) and its reads
+    # examine the same number of rows: its cost does not depend on the ledger's size
+    assert small == large, (small, large)
+    assert large[1] < 200, large  # a few hundred label combinations at most
+
+
+def test_the_incremental_rollup_equals_a_replay_of_the_rows_and_truncate_resets_it(
+    engine: sa.Engine,
+) -> None:
+    # Given a bulk ledger, then rows that change state one at a time as workers change them
+    bulk_ledger(engine, 400, "replay")
+    with engine.begin() as conn:
+        conn.execute(sa.text(BULK), {"tag": "judged", "queries": 20, "judged": True})
+        conn.execute(
+            sa.text(
+                "UPDATE queries SET status = 'failed', final_tier = NULL "
+                "WHERE id IN (SELECT id FROM queries ORDER BY id LIMIT 7)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE provider_requests SET outcome = 'unknown' "
+                "WHERE id IN (SELECT id FROM provider_requests ORDER BY id LIMIT 5)"
+            )
+        )
+        conn.execute(
+            sa.text("DELETE FROM queries WHERE id IN (SELECT id FROM queries ORDER BY id LIMIT 3)")
+        )
+    scrape(engine)
+    with engine.connect() as conn:
+        incremental = totals(conn)
+        # When every current row is replayed from scratch
+        conn.execute(sa.text("SELECT metrics.rebuild()"))
+        replayed = totals(conn)
+        conn.rollback()
+    # Then gauges agree exactly; counters agree except for what the deleted queries did
+    # (counters remember events, a replay only sees rows that still exist)
+    gauges = {"queries", "provider_requests", "batch_documents"}
+    assert {k: v for k, v in incremental.items() if k[0] in gauges} == {
+        k: v for k, v in replayed.items() if k[0] in gauges
+    }
+    deleted_hops = 3 * 4
+    assert sum(v for k, v in incremental.items() if k[0] == "hops") == (
+        sum(v for k, v in replayed.items() if k[0] == "hops") + deleted_hops
+    )
+    assert incremental[("judge_errors", ("mid", "accepted_unjudged"))] == 20
+    assert incremental[("escalations", ("mid",))] == 100 + 20
+
+    # When the tables are truncated (which row triggers do not see)
+    with engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE queries, hops, provider_requests CASCADE"))
+    with engine.connect() as conn:
+        # Then the rollup reads zero, not stale counts
+        assert totals(conn) == {}
+
+
+def test_the_sql_histogram_bounds_are_the_exporters(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        for histogram, bounds in (("model", LATENCY_BUCKETS_S), ("query", QUERY_LATENCY_BUCKETS_S)):
+            for index, bound in enumerate(bounds):
+                at, above = (
+                    conn.execute(
+                        sa.text("SELECT metrics.bucket(CAST(:s AS numeric), :h)"),
+                        {"s": str(seconds), "h": histogram},
+                    ).scalar_one()
+                    for seconds in (bound, bound + 0.001)
+                )
+                assert at == f"{bound:g}"
+                following = bounds[index + 1] if index + 1 < len(bounds) else None
+                assert above == ("+Inf" if following is None else f"{following:g}")
