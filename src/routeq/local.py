@@ -151,7 +151,6 @@ def _simulated_models(
 
 def _pointed_at(settings: Settings, sim_url: str) -> Settings:
     """``settings`` with every endpoint on the default simulator URL moved to ``sim_url``."""
-
     tiers = [
         tier.model_copy(update={"base_url": sim_url}) if tier.base_url == DEFAULT_SIM_URL else tier
         for tier in settings.tiers

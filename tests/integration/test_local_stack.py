@@ -31,7 +31,7 @@ from routeq.embedded import stop
 from routeq.errors import RouteqError
 from routeq.ledger import Ledger
 from routeq.local import local_stack
-from routeq.sim import identify
+from routeq.sim import SimServer, default_sim_config, identify
 
 pytestmark = pytest.mark.integration
 
@@ -155,6 +155,27 @@ def test_a_foreign_server_on_the_default_port_gets_no_work(
     assert result.answer is not None and result.answer.startswith("[sim:"), result.answer
     assert not [body for body in foreign_server.bodies if marker.encode() in body]
     assert all(tier.base_url != DEFAULT_SIM_URL for tier in stack.settings.tiers)
+
+
+def test_a_routeq_sim_server_on_the_default_port_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ledger: Ledger, broker_url: str
+) -> None:
+    # Given routeq's simulator with the default models on 127.0.0.1:8765 (`routeq sim-server`)
+    monkeypatch.chdir(tmp_path)
+    settings = configured(ledger, broker_url, tmp_path)
+    try:
+        server = SimServer(default_sim_config(), port=SIM_PORT)
+    except OSError as error:
+        pytest.fail(f"this test needs 127.0.0.1:{SIM_PORT} free to put a simulator on it: {error}")
+    # When the local stack runs a query on the default ladder
+    with server, local_stack(settings, workers=1) as stack, Client(stack.settings) as client:
+        result = client.submit("What is 4 plus 4?").wait(timeout=60)
+    # Then the work went to that simulator, and the run started none of its own
+    assert result.ok, result.reason
+    assert stack.sim_url == DEFAULT_SIM_URL
+    assert all(tier.base_url == DEFAULT_SIM_URL for tier in stack.settings.tiers)
+    assert not any("simulated model server" in what for what in stack.started), stack.started
+    assert len(server.received) >= 2  # the call and the judge's
 
 
 @pytest.mark.slow
