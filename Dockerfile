@@ -11,12 +11,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 # Dependencies first (against a placeholder package), so a code change does not reinstall them.
 # Without the [embedded] extra: a deployment always configures its database and broker.
-COPY pyproject.toml README.md ./
-RUN mkdir -p src/routeq && touch src/routeq/__init__.py && pip install -e . \
+# PIP_CONSTRAINT pins every install below to constraints.txt, the build backend included.
+COPY pyproject.toml setup.py MANIFEST.in README.md constraints.txt ./
+ENV PIP_CONSTRAINT=/app/constraints.txt
+RUN mkdir -p src/routeq migrations && touch src/routeq/__init__.py && pip install . \
     && useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin routeq
-# Editable install: the Alembic migrations are read from /app/migrations next to the source.
+# routeq itself, installed (not editable) from the wheel pip builds: the Alembic migrations
+# travel inside the package (routeq/_migrations), so `routeq db upgrade` needs no source tree.
 COPY src ./src
 COPY migrations ./migrations
+RUN pip install --no-deps --force-reinstall . && rm -rf build src/routeq.egg-info
 COPY ops/compose/routeq.toml /etc/routeq/routeq.toml
 
 USER 10001

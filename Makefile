@@ -3,12 +3,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-queries test test-fast lint
+.PHONY: install demo demo-queries test test-fast lint constraints
 
-$(STAMP): pyproject.toml
+# Versions pinned by constraints.txt (reproducible installs); `make constraints` refreezes it.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,3 +31,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports  # the import-layer contract in .importlinter (docs/design.md)
+
+constraints: $(STAMP)  # refreeze the pins from .venv after a dependency change
+	{ sed -n '/^#/p' constraints.txt; \
+	  $(PY) -m pip freeze --all --exclude-editable | grep -v -i -E '^(pip|routeq)=='; \
+	} > constraints.txt.new && mv constraints.txt.new constraints.txt
