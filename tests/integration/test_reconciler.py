@@ -227,3 +227,24 @@ def test_redis_unreachable_still_acts_on_expired_leases(
     assert report.scanned_messages is None
     assert (other, 1) not in [(h.query_id, h.seq) for h in published]
     assert runtime.ledger.view(query_id).hops[0].status == HopStatus.RUNNING.value
+
+
+def test_each_run_folds_the_metrics_deltas_so_they_stay_small_without_a_scraper(
+    runtime: Runtime,
+) -> None:
+    for _ in range(3):
+        submit(runtime.ledger)
+    engine = runtime.ledger.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        before = conn.execute(sa.text("SELECT count(*) FROM metrics.deltas")).scalar_one()
+    assert before > 0  # the submissions wrote deltas
+
+    reconcile(runtime)
+
+    with engine.connect() as conn:
+        after = conn.execute(sa.text("SELECT count(*) FROM metrics.deltas")).scalar_one()
+        queued = conn.execute(
+            sa.text("SELECT coalesce(sum(value), 0) FROM metrics.totals WHERE name = 'queries'")
+        ).scalar_one()
+    assert after == 0
+    assert queued >= 3

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from routeq.errors import DeliverySupersededError, UnknownQueryError
 from routeq.ledger.models import Hop, ProviderRequest, Query, ReconcilerStats
+from routeq.ledger.sql import named
 from routeq.records import (
     FINAL_QUERY_STATUSES,
     LIVE_HOP_STATUSES,
@@ -642,6 +643,12 @@ class Ledger:
         with self.engine.begin() as conn:
             combine = self._close_query(conn, query_id, QueryOutcome(QueryStatus.FAILED, reason))
         return [] if combine is None else [combine]
+
+    def fold_metrics(self) -> None:
+        """Fold the metrics rollup's pending deltas into its totals (``metrics.fold()``), as a
+        scrape does: run by the reconciler too, so the deltas stay small where nobody scrapes."""
+        with self.engine.begin() as conn:
+            conn.execute(named("metrics_fold"))
 
     def record_reconcile_run(
         self, *, republished: int, settled: int, unknown_requests: int, duration_ms: int

@@ -176,6 +176,8 @@ def reconcile(
                 report.settled += 1
                 for hop in result.publish:
                     rt.publisher.publish(hop)
+        if not dry_run:
+            rt.ledger.fold_metrics()
         report.duration_ms = round((time.monotonic() - started) * 1000)
         if not dry_run:
             rt.ledger.record_reconcile_run(

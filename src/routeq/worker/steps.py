@@ -396,9 +396,13 @@ def judge(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     assert answer.tier is not None
     tier = rt.settings.tier(answer.tier)
     verdict, usage = _verdict(rt, hop, tier, query, answer.output, answer.finish_reason)
+    reason = verdict.reason
+    if verdict.unjudged:
+        mode = "fail open: answer accepted" if verdict.passed else "fail closed: answer refused"
+        reason = f"judge failed ({mode}): {verdict.reason}"
     record = HopResult(
         passed=verdict.passed,
-        reason=verdict.reason,
+        reason=reason,
         judge_score=verdict.score,
         details={"source": verdict.source},
         usage=usage,
