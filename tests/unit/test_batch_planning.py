@@ -11,9 +11,13 @@ from pydantic import ValidationError
 from tierspec import tier_dict
 
 from routeq.batch.ingest import Document
-from routeq.batch.mapreduce import part_budget, plan_combines, split_document
 from routeq.batch.report import batch_totals, markdown_digest, result_record, totals_record
-from routeq.batch.spec import (
+from routeq.batch.submit import default_batch_name, documents_from_records, prepare
+from routeq.config import SummarizeConfig, TierConfig
+from routeq.errors import InvalidQueryError
+from routeq.ledger.batches import DocumentResult
+from routeq.summarize.mapreduce import part_budget, plan_combines, split_document
+from routeq.summary_spec import (
     SummarySpec,
     SummaryTask,
     cache_key,
@@ -21,10 +25,6 @@ from routeq.batch.spec import (
     instructions,
     summary_messages,
 )
-from routeq.batch.submit import default_batch_name, documents_from_records, prepare
-from routeq.config import SummarizeConfig, TierConfig
-from routeq.errors import InvalidQueryError
-from routeq.ledger.batches import DocumentResult
 from routeq.tokens import count_tokens
 
 SPEC = SummarySpec()
@@ -214,7 +214,7 @@ def test_totals_count_states_shares_escalations_and_the_top_tier_estimate() -> N
     assert totals.saved == pytest.approx(float(1 - totals.done_cost / totals.top_tier_estimate))
     assert totals_record(totals)["type"] == "totals"
     record = result_record(results[1])
-    assert record["tier_path"] == ["cheap", "mid"] and record["cost"] == "0.001"
+    assert record["tier_path"] == ["cheap", "mid"] and record["cost"] == 0.001
     digest = markdown_digest("demo", results, totals)
     assert "## a" in digest and "**rejected**: binary" in digest and "## Totals" in digest
 

@@ -29,6 +29,7 @@ from routeq.check import CheckResult, print_checks, run_checks
 from routeq.client import Result
 from routeq.config import JudgeConfig, Settings, load_settings
 from routeq.errors import ConfigError
+from routeq.exitcodes import CommandFailed
 from routeq.ledger.repository import HopView
 from routeq.report import hops_table
 from routeq.secrets import (
@@ -547,7 +548,11 @@ def test_status_output_is_scrubbed(monkeypatch: pytest.MonkeyPatch, as_json: boo
     buffer.truncate()
     monkeypatch.setattr(routeq.cli, "console", console)
 
-    routeq.cli._print_result(leaky_result(), as_json)
+    # The query failed: the command exits 1 with its reason on stderr, scrubbed as well.
+    with pytest.raises(CommandFailed) as failed:
+        routeq.cli._print_result(leaky_result(), as_json)
+    assert failed.value.reasons and SK_KEY not in " ".join(failed.value.reasons)
+    assert "[REDACTED]" in failed.value.reasons[0]
 
     output = buffer.getvalue()
     assert KEY not in output
