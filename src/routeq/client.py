@@ -69,7 +69,14 @@ class Result:
 
     @property
     def escalations(self) -> int:
-        return max(0, len(self.tier_path) - 1)
+        """Call hops on a tier none of the earlier calls used: the definition of the
+        ``escalations`` view (the first call is routing; a hook moving a call counts too)."""
+        seen: set[str] = set()
+        moves = 0
+        for tier in self.tier_path:
+            moves += bool(seen) and tier not in seen
+            seen.add(tier)
+        return moves
 
 
 class QueryHandle:
