@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from audit import assert_journey_consistent, ledger_rows
+from audit import TIERS, assert_journey_consistent, ledger_rows
 from stack import FAST_RETRY, judge, ladder, sim_config
 from test_pipeline import workload
 
@@ -250,3 +250,27 @@ def test_a_context_length_error_from_the_provider_moves_the_query_up_not_out(
     _, hops, requests = ledger_rows(migrated_url)
     cheap_row = next(h for h in hops[view.id] if h.seq == cheap.seq)
     assert [r.http_status for r in requests[cheap_row.id]] == [400]
+
+
+def test_a_document_split_for_small_windows_routes_every_part(ledger: Ledger) -> None:
+    # Given a ladder of 2,048-token windows, where the token margin leaves ~1,450 of prompt
+    from routeq.records import QueryRole
+    from routeq.summary_spec import SummarySpec, SummaryTask
+    from routeq.tokens import count_tokens
+
+    small = {"context_window": 2048, "max_output_tokens": 300}
+    overrides = {name: small for name in TIERS}
+    text = " ".join(
+        f"Clause {i} says the tenant must report any leak in room {i} within two days."
+        for i in range(300)
+    )
+    task = SummaryTask(role="document", spec=SummarySpec()).model_dump(mode="json")
+    document = NewQuery(text, count_tokens(text), task=task, role=QueryRole.DOCUMENT)
+    with pipeline(ledger, tier_overrides=overrides) as (runner, _):
+        view = run_one(runner, document)
+        parts = [c for c in ledger.children(view.id) if c.role is QueryRole.PART]
+
+    # Then every part fitted a tier (none failed for its size) and the document was summarised
+    assert len(parts) >= 3
+    assert all("does not fit" not in (part.reason or "") for part in parts)
+    assert view.status is QueryStatus.DONE, view.final_reason

@@ -10,7 +10,7 @@ from itertools import pairwise
 import pytest
 
 from routeq.summarize.chunking import Chunk, chunk_budget, plan_reduce, split_text
-from routeq.tokens import count_tokens
+from routeq.tokens import count_tokens, with_margin
 
 WORDS = [
     *("routing", "queue", "ledger", "tier", "model", "summary", "context", "window", "token"),
@@ -246,9 +246,16 @@ def test_plan_reduce_rejects_oversized_partial() -> None:
 
 def test_chunk_budget() -> None:
     assert chunk_budget(8192, 1024, 200) == 6968
-    with pytest.raises(ValueError, match=r"context_window=1000.*max_output_tokens=900.*= -50"):
+    with pytest.raises(ValueError, match=r"context_window=1000.*max_output_tokens=900.*100 tok"):
         chunk_budget(1000, 900, 150)
     with pytest.raises(ValueError, match="no room"):
         chunk_budget(1000, 900, 100)
     with pytest.raises(ValueError, match="negative"):
         chunk_budget(1000, -1, 0)
+
+
+def test_chunk_budget_keeps_the_tier_token_margin() -> None:
+    # 2,048-token window, 300 for the answer: 1,748 left, of which 1,456 with a 20% margin
+    budget = chunk_budget(2048, 300, 100, margin=0.2)
+    assert budget == 1456 - 100
+    assert with_margin(budget + 100, 0.2) + 300 <= 2048

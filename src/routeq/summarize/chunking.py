@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from routeq.tokens import count_tokens
+from routeq.tokens import count_tokens, prompt_budget
 
 __all__ = ["Chunk", "chunk_budget", "plan_reduce", "split_text"]
 
@@ -144,12 +144,15 @@ def plan_reduce(partial_token_counts: Sequence[int], max_tokens: int) -> list[li
     return groups
 
 
-def chunk_budget(context_window: int, max_output_tokens: int, prompt_overhead_tokens: int) -> int:
+def chunk_budget(
+    context_window: int, max_output_tokens: int, prompt_overhead_tokens: int, margin: float = 0.0
+) -> int:
     """Tokens of document text that fit in one call to a tier.
 
-    Mirrors ``routeq.policies.ladder.fits``: the prompt (instructions plus text) and the reserved
-    answer must together stay within the context window. Raises ValueError when nothing is left
-    for the text, or when an argument is negative.
+    Mirrors ``routeq.policies.ladder.fits``: the prompt (instructions plus text), raised by the
+    tier's token ``margin``, and the reserved answer must together stay within the context
+    window. Raises ValueError when nothing is left for the text, or when an argument is
+    negative.
     """
     if min(context_window, max_output_tokens, prompt_overhead_tokens) < 0:
         raise ValueError(
@@ -157,12 +160,13 @@ def chunk_budget(context_window: int, max_output_tokens: int, prompt_overhead_to
             f"context_window={context_window}, max_output_tokens={max_output_tokens}, "
             f"prompt_overhead_tokens={prompt_overhead_tokens}"
         )
-    budget = context_window - max_output_tokens - prompt_overhead_tokens
+    budget = prompt_budget(context_window, max_output_tokens, margin) - prompt_overhead_tokens
     if budget <= 0:
         raise ValueError(
             f"no room for document text: context_window={context_window} - "
-            f"max_output_tokens={max_output_tokens} - "
-            f"prompt_overhead_tokens={prompt_overhead_tokens} = {budget}"
+            f"max_output_tokens={max_output_tokens}, with a margin of {margin:.0%}, leaves "
+            f"{budget + prompt_overhead_tokens} tokens of prompt, "
+            f"prompt_overhead_tokens={prompt_overhead_tokens} of them instructions"
         )
     return budget
 

@@ -52,7 +52,9 @@ def part_budget(config: SummarizeConfig, task: SummaryTask, tier: TierConfig) ->
     ``max_chunk_tokens``: summaries of shorter passages are more faithful, and parts run in
     parallel, so a document is split even when a large window could take it whole.
     """
-    window = chunk_budget(tier.context_window, tier.max_output_tokens, prompt_overhead(task, tier))
+    window = chunk_budget(
+        tier.context_window, tier.max_output_tokens, prompt_overhead(task, tier), tier.token_margin
+    )
     return min(config.max_chunk_tokens, window)
 
 
