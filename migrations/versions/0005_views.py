@@ -278,12 +278,18 @@ ROLLUP = [
                 RETURN QUERY SELECT 'judge_verdicts',
                     ARRAY[tier, CASE WHEN n.passed THEN 'true' ELSE 'false' END], 1::numeric;
                 IF n.details->>'source' = 'judge-error' THEN
-                    -- the judge itself failed: fail open accepts the answer unjudged
+                    -- the judge itself failed: the step records what became of the answer
+                    -- (accepted unjudged: fail open, or fail closed with no tier above; or
+                    -- failed closed: escalated)
                     RETURN QUERY SELECT 'judge_errors',
-                        ARRAY[tier, CASE WHEN n.passed THEN 'accepted_unjudged'
-                                         ELSE 'failed_closed' END],
+                        ARRAY[tier, coalesce(n.details->>'judge_outcome',
+                                             CASE WHEN n.passed THEN 'accepted_unjudged'
+                                                  ELSE 'failed_closed' END)],
                         1::numeric;
                 END IF;
+            ELSIF n.kind = 'judge' AND n.status = 'failed' THEN
+                -- the judge step gave up after its delivery cap: the fail mode settled it
+                RETURN QUERY SELECT 'judge_errors', ARRAY[tier, 'gave_up'], 1::numeric;
             END IF;
         END IF;
     END $$

@@ -86,7 +86,7 @@ QUERY_LATENCY_BUCKETS_S: tuple[float, ...] = (
 QUERY_STATUSES = ("queued", "running", "done", "failed")
 FINAL_STATUSES = ("done", "failed")
 REQUEST_OUTCOMES = ("pending", "ok", "error", "unknown", "superseded")
-JUDGE_ERROR_OUTCOMES = ("accepted_unjudged", "failed_closed")
+JUDGE_ERROR_OUTCOMES = ("accepted_unjudged", "failed_closed", "gave_up")
 
 
 @dataclass(frozen=True)

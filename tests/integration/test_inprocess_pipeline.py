@@ -274,3 +274,37 @@ def test_a_document_split_for_small_windows_routes_every_part(ledger: Ledger) ->
     assert len(parts) >= 3
     assert all("does not fit" not in (part.reason or "") for part in parts)
     assert view.status is QueryStatus.DONE, view.final_reason
+
+
+def test_a_top_tier_that_fails_closed_records_its_answer_as_accepted_unjudged(
+    ledger: Ledger, migrated_url: str
+) -> None:
+    import sqlalchemy as sa
+
+    sim = sim_config(
+        **{"sim-judge": SimModel("sim-judge", 1.0, judge=True, latency_ms=0, fault_malformed=1.0)}
+    )
+    overrides = {"frontier": {"judge_fail_mode": "closed"}}
+    with pipeline(ledger, sim, tier_overrides=overrides) as (runner, _):
+        view = run_one(runner, "Write Python code that merges two sorted lists.")  # → frontier
+
+    judged = view.hops[-1]
+    assert judged.kind.value == "judge" and judged.tier == "frontier"
+    assert judged.details == {"source": "judge-error", "judge_outcome": "accepted_unjudged"}
+    assert "fail closed: answer accepted unjudged" in (judged.reason or "")
+    assert view.final_tier == "frontier"
+    assert (view.final_reason or "").startswith("accepted unjudged on frontier")
+    engine = sa.create_engine(migrated_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT metrics.fold()"))
+        counted = (
+            conn.execute(
+                sa.text(
+                    "SELECT labels FROM metrics.totals WHERE name = 'judge_errors' AND value > 0"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    engine.dispose()
+    assert counted == [["frontier", "accepted_unjudged"]]

@@ -396,19 +396,24 @@ def judge(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     assert answer.tier is not None
     tier = rt.settings.tier(answer.tier)
     verdict, usage = _verdict(rt, hop, tier, query, answer.output, answer.finish_reason)
+    step = after_verdict(rt.settings, tier.name, verdict, query.input_tokens, rt.escalation)
+    details: dict[str, Any] = {"source": verdict.source}
     reason = verdict.reason
     if verdict.unjudged:
-        mode = "fail open: answer accepted" if verdict.passed else "fail closed: answer refused"
-        reason = f"judge failed ({mode}): {verdict.reason}"
+        # Say what became of the answer, not what the fail mode wished: a tier that fails
+        # closed with no tier above still accepts its answer, unjudged.
+        accepted = isinstance(step, Accept)
+        details["judge_outcome"] = "accepted_unjudged" if accepted else "failed_closed"
+        became = "answer accepted unjudged" if accepted else "answer escalated unjudged"
+        reason = f"judge failed, fail {tier.judge_fail_mode}: {became}: {verdict.reason}"
     record = HopResult(
         passed=verdict.passed,
         reason=reason,
         judge_score=verdict.score,
-        details={"source": verdict.source},
+        details=details,
         usage=usage,
         error=verdict.reason if verdict.unjudged else None,
     )
-    step = after_verdict(rt.settings, tier.name, verdict, query.input_tokens, rt.escalation)
     result = _move_on(rt, hop, HopStatus.DONE, record, step, query, answer_seq=seq - 1)
     if rt.hooks and not result.superseded:
         _after_verdict_hooks(rt, query, tier.name, verdict, step)
