@@ -51,7 +51,9 @@ VIEWS = [
     # The subqueries read one query's own hops through the (query_id, seq) index; OFFSET 0 keeps
     # the planner from folding the kind filter in and choosing the (kind, tier) index instead,
     # which scans every call hop of the ledger for each lookup when statistics are stale (the
-    # metrics triggers look escalations up row by row).
+    # metrics triggers look escalations up row by row). A call hop a hook denied or moved
+    # before it called (``details.gate``) is not a call: it neither escalates nor is escalated
+    # from, and no answer or counterfactual comes from it.
     """
     CREATE VIEW escalations AS
     SELECT h.query_id, h.seq, earlier.last_tier AS from_tier, h.tier AS to_tier, h.created_at
@@ -60,11 +62,12 @@ VIEWS = [
         SELECT count(*) AS calls,
                (array_agg(p.tier ORDER BY p.seq DESC))[1] AS last_tier,
                coalesce(bool_or(p.tier IS NOT DISTINCT FROM h.tier), false) AS same_tier
-        FROM (SELECT o.kind, o.tier, o.seq FROM hops o
+        FROM (SELECT o.kind, o.tier, o.seq, o.details FROM hops o
               WHERE o.query_id = h.query_id AND o.seq < h.seq OFFSET 0) p
-        WHERE p.kind = 'call'
+        WHERE p.kind = 'call' AND NOT p.details ? 'gate'
     ) earlier
-    WHERE h.kind = 'call' AND earlier.calls > 0 AND NOT earlier.same_tier
+    WHERE h.kind = 'call' AND NOT h.details ? 'gate' AND earlier.calls > 0
+      AND NOT earlier.same_tier
     """,
     """
     CREATE VIEW query_journeys AS
@@ -77,10 +80,11 @@ VIEWS = [
     FROM queries q
     CROSS JOIN LATERAL (
         SELECT count(*) AS hops,
-               count(*) FILTER (WHERE h.kind = 'call') AS calls,
+               count(*) FILTER (WHERE h.kind = 'call' AND NOT h.details ? 'gate') AS calls,
                coalesce(
                    array_agg(h.tier::text ORDER BY h.seq)
-                       FILTER (WHERE h.kind = 'call' AND h.tier IS NOT NULL),
+                       FILTER (WHERE h.kind = 'call' AND h.tier IS NOT NULL
+                               AND NOT h.details ? 'gate'),
                    '{}'::text[]
                ) AS tier_path
         FROM hops h WHERE h.query_id = q.id
@@ -110,9 +114,10 @@ VIEWS = [
     CROSS JOIN LATERAL (
         SELECT coalesce(h.input_tokens, 0) AS input_tokens,
                coalesce(h.output_tokens, 0) AS output_tokens
-        FROM (SELECT o.kind, o.status, o.seq, o.input_tokens, o.output_tokens FROM hops o
+        FROM (SELECT o.kind, o.status, o.seq, o.input_tokens, o.output_tokens, o.details
+              FROM hops o
               WHERE o.query_id = q.id OFFSET 0) h  -- the query's own hops (see escalations)
-        WHERE h.kind = 'call' AND h.status = 'done'
+        WHERE h.kind = 'call' AND h.status = 'done' AND NOT h.details ? 'gate'
         ORDER BY h.seq DESC LIMIT 1
     ) a
     WHERE q.status = 'done'
@@ -273,7 +278,10 @@ ROLLUP = [
         END IF;
         IF n.status IN ('done', 'failed')
            AND (o.id IS NULL OR o.status NOT IN ('done', 'failed')) THEN
-            RETURN QUERY SELECT 'hops', ARRAY[n.kind::text, tier, n.status::text], 1::numeric;
+            RETURN QUERY SELECT 'hops',
+                ARRAY[n.kind::text, tier,
+                      CASE WHEN n.details ? 'gate' THEN 'gated' ELSE n.status::text END],
+                1::numeric;
             IF n.kind = 'judge' AND n.passed IS NOT NULL THEN
                 RETURN QUERY SELECT 'judge_verdicts',
                     ARRAY[tier, CASE WHEN n.passed THEN 'true' ELSE 'false' END], 1::numeric;

@@ -64,13 +64,18 @@ class Result:
 
     @property
     def tier_path(self) -> list[str]:
-        """The tiers that were called, in order (e.g. ['cheap', 'mid'])."""
-        return [hop.tier for hop in self.hops if hop.kind == HopKind.CALL.value and hop.tier]
+        """The tiers that were called, in order (e.g. ['cheap', 'mid']); a call a hook denied
+        or moved before it was made (``details.gate``) is not one."""
+        return [
+            hop.tier
+            for hop in self.hops
+            if hop.kind == HopKind.CALL.value and hop.tier and "gate" not in hop.details
+        ]
 
     @property
     def escalations(self) -> int:
-        """Call hops on a tier none of the earlier calls used: the definition of the
-        ``escalations`` view (the first call is routing; a hook moving a call counts too)."""
+        """Calls on a tier none of the earlier calls used: the definition of the
+        ``escalations`` view (the first call is routing)."""
         seen: set[str] = set()
         moves = 0
         for tier in self.tier_path:

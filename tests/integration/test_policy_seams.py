@@ -4,6 +4,7 @@ features that call a model, escalation policies and hooks, all through the real 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from stack import sim_config
@@ -169,7 +170,7 @@ def test_hooks_see_every_call_verdict_and_close(ledger: Ledger) -> None:
     assert [(c.query_id, c.status) for c in hook.closed] == [(view.id, QueryStatus.DONE)]
 
 
-def test_a_hook_can_deny_a_call(ledger: Ledger) -> None:
+def test_a_hook_can_deny_a_call(ledger: Ledger, migrated_url: str) -> None:
     hook = Recorder(Deny("over budget"))
     with pipeline(ledger, pipeline={"hooks": [hook]}) as (runner, _):
         view = run_one(runner, "hello")
@@ -177,17 +178,37 @@ def test_a_hook_can_deny_a_call(ledger: Ledger) -> None:
     assert view.status is QueryStatus.FAILED
     assert view.final_reason == "call on cheap denied: over budget"
     assert view.total_cost == 0 and hook.closed[0].status is QueryStatus.FAILED
+    assert view.hops[1].details == {"gate": "denied"}
+    journey = reported_journey(migrated_url, view.id)
+    assert (journey.calls, journey.tier_path, journey.escalations) == (0, [], 0)
 
 
-def test_a_hook_can_move_a_call_to_another_tier(ledger: Ledger) -> None:
+def reported_journey(database_url: str, query_id: object) -> Any:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT * FROM query_journeys WHERE query_id = :id"), {"id": query_id}
+        ).one()
+    engine.dispose()
+    return row
+
+
+def test_a_hook_can_move_a_call_to_another_tier(ledger: Ledger, migrated_url: str) -> None:
     hook = Recorder(MoveTo("mid", "cheap tier is reserved"))
     with pipeline(ledger, pipeline={"hooks": [hook]}) as (runner, _):
         view = run_one(runner, "hello")
 
     calls = [h for h in view.hops if h.kind.value == "call"]
     assert calls[0].tier == "cheap" and calls[0].output_tokens is None and calls[0].cost == 0
+    assert calls[0].details == {"gate": "moved", "to": "mid"}
     assert "moved from cheap to mid: cheap tier is reserved" in (calls[0].reason or "")
     assert calls[1].tier == "mid" and view.final_tier in ("mid", "frontier")
+    # the moved hop was never a call: the journey starts on mid, with no escalation into it
+    journey = reported_journey(migrated_url, view.id)
+    assert journey.tier_path[0] == "mid" and journey.calls == len(journey.tier_path)
+    assert journey.escalations == len(set(journey.tier_path)) - 1
 
 
 def test_a_hook_that_raises_denies_the_call_rather_than_spend(ledger: Ledger) -> None:

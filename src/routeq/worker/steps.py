@@ -371,16 +371,19 @@ def _gate_call(
         step: NextStep = Fail(reason)
         if earlier is not None:
             step = Accept(f"{reason}; accepted the earlier answer of hop {earlier}", earlier)
-        return _move_on(rt, hop, HopStatus.DONE, HopResult(reason=reason), step, query)
+        gated = HopResult(reason=reason, details={"gate": "denied"})
+        return _move_on(rt, hop, HopStatus.DONE, gated, step, query)
     if decision.tier not in rt.settings.tier_names:
         reason = f"a hook moved the call to unknown tier {decision.tier!r}: {decision.reason}"
-        return _move_on(rt, hop, HopStatus.DONE, HopResult(reason=reason), Fail(reason), query)
+        gated = HopResult(reason=reason, details={"gate": "denied"})
+        return _move_on(rt, hop, HopStatus.DONE, gated, Fail(reason), query)
     target = fit_to_context(rt.settings, decision.tier, query.input_tokens)
     if target is None or target.name == endpoint.name:
         return None  # nowhere else to go: make the call as planned
     reason = f"moved from {endpoint.name} to {target.name}: {decision.reason}"
     move = Escalate(target.name, reason)
-    return _move_on(rt, hop, HopStatus.DONE, HopResult(reason=reason), move, query)
+    gated = HopResult(reason=reason, details={"gate": "moved", "to": target.name})
+    return _move_on(rt, hop, HopStatus.DONE, gated, move, query)
 
 
 # -- judge ---------------------------------------------------------------------------------------
