@@ -222,3 +222,30 @@ def test_a_hook_that_raises_denies_the_call_rather_than_spend(ledger: Ledger) ->
         view = run_one(runner, "hello")
 
     assert view.status is QueryStatus.FAILED and "hook 'broken' failed" in view.final_reason
+
+
+def test_a_ledger_failure_under_a_feature_call_retries_the_delivery_not_fails_the_query(
+    migrated_url: str, ledger: Ledger
+) -> None:
+    import sqlalchemy.exc
+
+    class FlakyLedger(Ledger):
+        """The database drops the first provider-request write (a failover, say)."""
+
+        dropped = 0
+
+        def begin_request(self, *args: Any, **kwargs: Any) -> int:
+            if not self.dropped:
+                self.dropped += 1
+                raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("server closed"))
+            return super().begin_request(*args, **kwargs)
+
+    flaky = FlakyLedger(ledger.engine)
+    with pipeline(flaky, routing={**PLUGIN, "policy": "ask-the-small-model"}) as (runner, _):
+        [query_id] = runner.submit(["What is entropy?"])
+        report = runner.run()
+
+    view = ledger.view(query_id)
+    assert flaky.dropped == 1 and report.retries == 1 and "OperationalError" in report.errors[0]
+    assert view.status is QueryStatus.DONE and view.hops[0].policy == "ask-the-small-model"
+    assert view.hops[0].attempts == 2  # the route hop was delivered again, not failed

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from routeq.config import ModelEndpoint, TierConfig
 from routeq.errors import ProviderError
 from routeq.hooks import Allow, CallContext, ClosedQuery, Deny, VerdictContext, gate
@@ -113,6 +115,8 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         # A feature's model call failed: route by the default tier rather than fail the query.
         decision = _fallback_decision(rt, f"a feature call failed ({short_error(error)})")
     except Exception as error:
+        if calls.raised is not None or isinstance(error, SoftTimeLimitExceeded):
+            raise  # the ledger or the runtime failed, not the policy: retry the delivery
         reason = f"policy {rt.router.policy.name!r} failed: {short_error(error)}"
         record = HopResult(reason=reason, error=reason, usage=calls.usage())
         outcome = QueryOutcome(QueryStatus.FAILED, reason)
@@ -180,6 +184,7 @@ class _FeatureCalls:
         self._input_tokens = self._output_tokens = self._latency_ms = 0
         self._estimated = False
         self._calls = 0
+        self.raised: Exception | None = None
 
     def complete(
         self, endpoint: ModelEndpoint, messages: list[dict[str, str]], max_tokens: int
@@ -187,7 +192,13 @@ class _FeatureCalls:
         limited = endpoint.model_copy(
             update={"max_output_tokens": min(max_tokens, endpoint.max_output_tokens)}
         )
-        response, latency_ms = _complete(self._rt, self._hop, limited, messages)
+        try:
+            response, latency_ms = _complete(self._rt, self._hop, limited, messages)
+        except ProviderError:
+            raise  # the feature failed: routed by the default tier
+        except Exception as error:
+            self.raised = error  # the ledger (or the delivery) failed under the call
+            raise
         self._calls += 1
         self._input_tokens += response.input_tokens
         self._output_tokens += response.output_tokens
