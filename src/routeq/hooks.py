@@ -125,13 +125,40 @@ def build_hooks(settings: Settings) -> tuple[Hook, ...]:
     return tuple(factory(settings) for factory in _FACTORIES)
 
 
-def gate(hooks: Sequence[Hook], call: CallContext) -> CallGate:
-    """The first hook that does not allow the call decides; a hook that raises denies it."""
+def hook_name(hook: object) -> str:
+    """A hook's ``name``, or its class name when it has none."""
+    name = getattr(hook, "name", None)
+    return name if isinstance(name, str) else type(hook).__name__
+
+
+def gate(hooks: Sequence[object], call: CallContext) -> CallGate:
+    """The first hook that does not allow the call decides; a hook that raises denies it, and
+    one without ``before_call`` has no say."""
     for hook in hooks:
+        before_call = getattr(hook, "before_call", None)
+        if before_call is None:
+            continue
         try:
-            decision = hook.before_call(call)
+            decision = before_call(call)
         except Exception as error:
-            return Deny(f"hook {hook.name!r} failed, call denied: {type(error).__name__}")
+            return Deny(f"hook {hook_name(hook)!r} failed, call denied: {type(error).__name__}")
+        if not isinstance(decision, Allow | Deny | MoveTo):
+            return Deny(f"hook {hook_name(hook)!r} returned {decision!r}, not a call gate")
         if not isinstance(decision, Allow):
             return decision
     return ALLOW
+
+
+def notify(hooks: Sequence[object], moment: str, context: object) -> list[str]:
+    """Tell every hook that has the method ``moment`` (``after_verdict`` or ``on_close``);
+    returns the failures (``name: error``) to log: an observing hook cannot stop the pipeline."""
+    failures: list[str] = []
+    for hook in hooks:
+        method = getattr(hook, moment, None)
+        if method is None:
+            continue
+        try:
+            method(context)
+        except Exception as error:
+            failures.append(f"{hook_name(hook)}: {type(error).__name__}: {error}")
+    return failures

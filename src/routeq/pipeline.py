@@ -24,7 +24,7 @@ import httpx
 
 from routeq.config import Settings
 from routeq.errors import DeliverySupersededError
-from routeq.hooks import Hook
+from routeq.hooks import Hook, build_hooks
 from routeq.ledger.port import WorkerLedger
 from routeq.policies import Policy, build_escalation, build_router
 from routeq.records import HopKind, NewQuery, NextHop
@@ -78,8 +78,8 @@ class InProcessPipeline:
     """Drive queries through the real steps in this process.
 
     ``policy`` replaces the configured routing policy (the configured rules still run first)
-    and ``hooks`` the registered hooks, so a test or an evaluation can try a policy without
-    configuring a plugin."""
+    and ``hooks`` the registered hooks (``None``: the registered ones, as a worker runs them),
+    so a test or an evaluation can try a policy without configuring a plugin."""
 
     def __init__(
         self,
@@ -87,7 +87,7 @@ class InProcessPipeline:
         ledger: WorkerLedger,
         *,
         policy: Policy | None = None,
-        hooks: Sequence[Hook] = (),
+        hooks: Sequence[Hook] | None = None,
         http: httpx.Client | None = None,
         node: str = "in-process",
     ) -> None:
@@ -101,7 +101,7 @@ class InProcessPipeline:
             http=http or new_http_client(),
             claim_lease_s=settings.time_limits.claim_lease_s,
             escalation=build_escalation(settings),
-            hooks=tuple(hooks),
+            hooks=build_hooks(settings) if hooks is None else tuple(hooks),
             node=node,
             _slots=ProcessSlots(),
         )

@@ -124,11 +124,14 @@ class LiveHop:
 
 @dataclass(frozen=True)
 class Finished:
-    """What closing a hop did: ``owned`` is False when a newer delivery owned the hop (nothing
-    was written); ``publish`` lists the hops to publish now that the transaction committed."""
+    """What closing a hop (or a query) did: ``owned`` is False when a newer delivery owned the
+    hop (nothing was written); ``publish`` lists the hops to publish now that the transaction
+    committed; ``closed`` says whether it gave the query its final state (once per query: the
+    moment ``on_close`` hooks are told)."""
 
     owned: bool
     publish: list[NextHop] = field(default_factory=list)
+    closed: bool = False  # this transaction gave the query its final state
 
     def __bool__(self) -> bool:
         return self.owned

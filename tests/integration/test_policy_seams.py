@@ -249,3 +249,82 @@ def test_a_ledger_failure_under_a_feature_call_retries_the_delivery_not_fails_th
     assert flaky.dropped == 1 and report.retries == 1 and "OperationalError" in report.errors[0]
     assert view.status is QueryStatus.DONE and view.hops[0].policy == "ask-the-small-model"
     assert view.hops[0].attempts == 2  # the route hop was delivered again, not failed
+
+
+def test_after_verdict_comes_before_on_close_and_each_query_closes_once(ledger: Ledger) -> None:
+    moments: list[str] = []
+
+    class Order(Hook):
+        name = "order"
+
+        def after_verdict(self, verdict: VerdictContext) -> None:
+            moments.append(f"verdict:{verdict.next_step}")
+
+        def on_close(self, query: ClosedQuery) -> None:
+            moments.append(f"close:{query.status.value}")
+
+    sim = sim_config(**{"sim-small": SimModel("sim-small", 1.0, latency_ms=0)})
+    with pipeline(ledger, sim, pipeline={"hooks": [Order()]}) as (runner, _):
+        view = run_one(runner, "hello")
+        # a settle of a query that is already final closes nothing and tells no hook
+        from routeq.worker.steps import settle_orphan
+
+        settle_orphan(runner.runtime, view.id)
+        runner.runtime.ledger.fail_query(view.id, "too late")
+
+    assert moments == ["verdict:accept", "close:done"]
+    assert ledger.view(view.id).status is QueryStatus.DONE
+
+
+def test_a_query_failed_by_the_reconciler_is_told_to_the_hooks(ledger: Ledger) -> None:
+    hook = Recorder()
+    with pipeline(ledger, pipeline={"hooks": [hook]}) as (runner, _):
+        [query_id] = runner.submit(["hello"])
+        runner.queue.pop()  # its route message is lost and its hop left queued...
+        ledger.engine.dispose()
+        import sqlalchemy as sa
+
+        with ledger.engine.begin() as conn:  # ...then failed by an operator's hand
+            conn.execute(
+                sa.text("UPDATE hops SET status = 'done' WHERE query_id = :q"), {"q": query_id}
+            )
+        from routeq.worker.steps import settle_orphan
+
+        settle_orphan(runner.runtime, query_id)
+
+    assert [(c.query_id, c.status) for c in hook.closed] == [(query_id, QueryStatus.FAILED)]
+    assert "closed by the reconciler" in hook.closed[0].reason
+
+
+def test_hooks_need_only_the_methods_they_use(ledger: Ledger) -> None:
+    class OnlyCloses:  # no name, no before_call, no after_verdict
+        def __init__(self) -> None:
+            self.closed = 0
+
+        def on_close(self, query: ClosedQuery) -> None:
+            self.closed += 1
+
+    hook = OnlyCloses()
+    with pipeline(ledger, pipeline={"hooks": [hook]}) as (runner, _):
+        view = run_one(runner, "hello")
+
+    assert view.status is QueryStatus.DONE and hook.closed == 1
+
+
+def test_hooks_moving_a_call_back_and_forth_cannot_loop(ledger: Ledger) -> None:
+    class PingPong(Hook):
+        name = "ping-pong"
+
+        def before_call(self, call: CallContext) -> CallGate:
+            return MoveTo("mid" if call.tier == "cheap" else "cheap", "no, the other one")
+
+    with pipeline(ledger, pipeline={"hooks": [PingPong()]}) as (runner, _):
+        [query_id] = runner.submit(["hello"])
+        report = runner.run(max_steps=200)
+
+    view = ledger.view(query_id)
+    assert view.finished and report.steps < 200
+    # moves stop at 1 + 6 per tier hops; then the call is made and the query ends as usual
+    moved = [h for h in view.hops if h.details.get("gate") == "moved"]
+    assert moved and max(h.seq for h in moved) <= 1 + 6 * 3
+    assert len(view.hops) - len(moved) <= 1 + 2 * 3

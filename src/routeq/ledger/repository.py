@@ -636,13 +636,16 @@ class Ledger:
                 ).scalars()
             )
 
-    def fail_query(self, query_id: uuid.UUID, reason: str) -> list[NextHop]:
+    def fail_query(self, query_id: uuid.UUID, reason: str) -> Finished:
         """Close an unfinished query as failed with ``reason``, reading nothing of its input, so
-        that it works even for a query whose metadata or text crashes the steps. Returns the
-        hops to publish (a split document's combine hop, when this was its last piece)."""
+        that it works even for a query whose metadata or text crashes the steps. ``publish``
+        holds a split document's combine hop, when this was its last piece; ``closed`` says
+        whether this call closed the query (False: it was final already)."""
         with self.engine.begin() as conn:
-            combine = self._close_query(conn, query_id, QueryOutcome(QueryStatus.FAILED, reason))
-        return [] if combine is None else [combine]
+            closed, combine = self._close_query(
+                conn, query_id, QueryOutcome(QueryStatus.FAILED, reason)
+            )
+        return Finished(True, [] if combine is None else [combine], closed=closed)
 
     def fold_metrics(self) -> None:
         """Fold the metrics rollup's pending deltas into its totals (``metrics.fold()``), as a
@@ -830,18 +833,19 @@ class Ledger:
         for child in children:
             if not _reuse_finished_piece(conn, child):
                 routes.append(NextHop(submit_query(conn, child).query_id, 1, HopKind.ROUTE))
-        publish = routes + self._move_on(conn, hop, next_hop, outcome)
+        moved, closed = self._move_on(conn, hop, next_hop, outcome)
+        publish = routes + moved
         if children and next_hop is not None and next_hop.kind is HopKind.COMBINE and not routes:
             publish.append(next_hop)  # every piece was summarised before: combine right away
-        return Finished(True, publish)
+        return Finished(True, publish, closed=closed)
 
     def fail_exhausted(
         self, hop: ClaimedHop, outcome: QueryOutcome | None, next_hop: NextHop | None
-    ) -> list[NextHop]:
-        """After the delivery cap failed a hop: move the query on (escalate or fail it).
-        Returns the hops to publish."""
+    ) -> Finished:
+        """After the delivery cap failed a hop: move the query on (escalate or fail it)."""
         with self.engine.begin() as conn:
-            return self._move_on(conn, hop, next_hop, outcome)
+            publish, closed = self._move_on(conn, hop, next_hop, outcome)
+        return Finished(True, publish, closed=closed)
 
     def _move_on(
         self,
@@ -849,23 +853,26 @@ class Ledger:
         hop: ClaimedHop,
         next_hop: NextHop | None,
         outcome: QueryOutcome | None,
-    ) -> list[NextHop]:
+    ) -> tuple[list[NextHop], bool]:
+        """The hops to publish, and whether the query was closed here."""
         publish: list[NextHop] = []
+        closed = False
         if next_hop is not None:
             _insert_next_hop(conn, next_hop)
             if next_hop.kind is not HopKind.COMBINE:
                 publish.append(next_hop)
         if outcome is not None:
-            combine = self._close_query(conn, hop.query_id, outcome)
+            closed, combine = self._close_query(conn, hop.query_id, outcome)
             if combine is not None:
                 publish.append(combine)
-        return publish
+        return publish, closed
 
     def _close_query(
         self, conn: Connection, query_id: uuid.UUID, outcome: QueryOutcome
-    ) -> NextHop | None:
-        """Record the query's outcome. When it is the last piece of a split document to finish,
-        return the document's waiting combine hop, to be published after the commit."""
+    ) -> tuple[bool, NextHop | None]:
+        """Record the query's outcome: whether it closed the query (False when the query was
+        final already), and, when it is the last piece of a split document to finish, the
+        document's waiting combine hop, to be published after the commit."""
         final: dict[str, Any] = {
             "status": outcome.status.value,
             "final_reason": outcome.reason,
@@ -897,9 +904,11 @@ class Ledger:
             .values(**final)
             .returning(queries.c.parent_id)
         ).one_or_none()
-        if closed is None or closed.parent_id is None:
-            return None
-        return _waiting_combine(conn, closed.parent_id)
+        if closed is None:
+            return False, None
+        if closed.parent_id is None:
+            return True, None
+        return True, _waiting_combine(conn, closed.parent_id)
 
     # -- readers ---------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -20,7 +21,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from routeq.config import ModelEndpoint, TierConfig
 from routeq.errors import ProviderError
-from routeq.hooks import Allow, CallContext, ClosedQuery, Deny, VerdictContext, gate
+from routeq.hooks import Allow, CallContext, ClosedQuery, Deny, VerdictContext, gate, notify
 from routeq.judges import (
     Accept,
     Escalate,
@@ -332,6 +333,13 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     return _finish(rt, hop, HopStatus.DONE, record, judge, None)
 
 
+def _max_hops(rt: Runtime) -> int:
+    """A bound on a query's hops beyond which hooks may no longer move its calls: a route, and
+    per tier a call, a judge and a move, twice over. Two hooks moving a call back and forth
+    would otherwise create hops without end."""
+    return 1 + 6 * len(rt.settings.tiers)
+
+
 def _call_messages(query: QueryInput, tier: TierConfig) -> list[dict[str, str]]:
     """The prompt: a summary's instructions, or the query's chat turns (or its text as one user
     turn), after the tier's system prompt."""
@@ -384,6 +392,8 @@ def _gate_call(
             step = Accept(f"{reason}; accepted the earlier answer of hop {earlier}", earlier)
         gated = HopResult(reason=reason, details={"gate": "denied"})
         return _move_on(rt, hop, HopStatus.DONE, gated, step, query)
+    if hop.seq > _max_hops(rt):
+        return None  # hooks have moved this query about enough: make the call as planned
     if decision.tier not in rt.settings.tier_names:
         reason = f"a hook moved the call to unknown tier {decision.tier!r}: {decision.reason}"
         gated = HopResult(reason=reason, details={"gate": "denied"})
@@ -428,10 +438,16 @@ def judge(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         usage=usage,
         error=verdict.reason if verdict.unjudged else None,
     )
-    result = _move_on(rt, hop, HopStatus.DONE, record, step, query, answer_seq=seq - 1)
-    if rt.hooks and not result.superseded:
-        _after_verdict_hooks(rt, query, tier.name, verdict, step)
-    return result
+    return _move_on(
+        rt,
+        hop,
+        HopStatus.DONE,
+        record,
+        step,
+        query,
+        answer_seq=seq - 1,
+        committed=lambda: _after_verdict_hooks(rt, query, tier.name, verdict, step),
+    )
 
 
 def _verdict(
@@ -500,11 +516,8 @@ def _after_verdict_hooks(
         metadata=query.metadata,
         user=query.user,
     )
-    for hook in rt.hooks:
-        try:
-            hook.after_verdict(context)
-        except Exception as error:
-            log.error("hook %r after_verdict failed: %s", hook.name, short_error(error))
+    for failure in notify(rt.hooks, "after_verdict", context):
+        log.error("hook after_verdict failed: %s", scrub(failure))
 
 
 # -- combine (split documents) -------------------------------------------------------------------
@@ -611,7 +624,7 @@ def after_exhausted(rt: Runtime, hop: ClaimedHop, reason: str | None = None) -> 
         return StepResult(publish=_move_on_after_failure(rt, hop, reason))
     except Exception as error:
         closing = f"{reason}; the query could not be moved on ({short_error(error)})"
-        return StepResult(publish=rt.ledger.fail_query(hop.query_id, closing), note=closing)
+        return _failed_query(rt, hop.query_id, closing)
 
 
 def _move_on_after_failure(rt: Runtime, hop: ClaimedHop, reason: str) -> list[NextHop]:
@@ -628,10 +641,10 @@ def _move_on_after_failure(rt: Runtime, hop: ClaimedHop, reason: str) -> list[Ne
     else:
         step = Fail(reason)
     next_hop, outcome = _plan(rt, hop, step, answer_seq=hop.seq - 1)
-    publish = rt.ledger.fail_exhausted(hop, outcome, next_hop)
-    if outcome is not None:
+    finished = rt.ledger.fail_exhausted(hop, outcome, next_hop)
+    if finished.closed and outcome is not None:
         _on_close_hooks(rt, query, outcome)
-    return publish
+    return finished.publish
 
 
 def _after_call_failure(
@@ -753,9 +766,10 @@ def _move_on(
     step: NextStep,
     query: QueryInput,
     answer_seq: int | None = None,
+    committed: Callable[[], None] | None = None,
 ) -> StepResult:
     next_hop, outcome = _plan(rt, hop, step, answer_seq)
-    return _finish(rt, hop, status, record, next_hop, outcome, query=query)
+    return _finish(rt, hop, status, record, next_hop, outcome, query=query, committed=committed)
 
 
 def _finish(
@@ -768,9 +782,11 @@ def _finish(
     children: list[NewQuery] | None = None,
     *,
     query: QueryInput | None = None,
+    committed: Callable[[], None] | None = None,
 ) -> StepResult:
-    """Close the hop and take the next step in one transaction; then, when the query closed,
-    tell the hooks (``query`` is what they are told about)."""
+    """Close the hop and take the next step in one transaction; then run ``committed`` (the
+    after-verdict hooks) and, when this closed the query, tell the hooks (``query`` is what
+    they are told about)."""
     finished = rt.ledger.finish_hop(
         hop,
         status=status,
@@ -781,7 +797,9 @@ def _finish(
     )
     if not finished.owned:
         return StepResult(note="superseded by a newer delivery; result discarded", superseded=True)
-    if outcome is not None and query is not None:
+    if committed is not None and rt.hooks:
+        committed()
+    if finished.closed and outcome is not None and query is not None:
         _on_close_hooks(rt, query, outcome)
     return StepResult(publish=finished.publish)
 
@@ -790,11 +808,12 @@ def _on_close_hooks(rt: Runtime, query: QueryInput, outcome: QueryOutcome) -> No
     closed = ClosedQuery(
         query.id, outcome.status, outcome.reason, query.role, query.metadata, query.user
     )
-    for hook in rt.hooks:
-        try:
-            hook.on_close(closed)
-        except Exception as error:
-            log.error("hook %r on_close failed: %s", hook.name, short_error(error))
+    _notify_closed(rt, closed)
+
+
+def _notify_closed(rt: Runtime, closed: ClosedQuery) -> None:
+    for failure in notify(rt.hooks, "on_close", closed):
+        log.error("hook on_close failed: %s", scrub(failure))
 
 
 def short_error(error: BaseException) -> str:
@@ -829,4 +848,17 @@ def settle_orphan(rt: Runtime, query_id: uuid.UUID) -> StepResult:
         )
     except Exception as error:
         reason = f"the reconciler could not read the query ({short_error(error)})"
-    return StepResult(publish=rt.ledger.fail_query(query_id, reason), note=reason)
+    return _failed_query(rt, query_id, reason)
+
+
+def _failed_query(rt: Runtime, query_id: uuid.UUID, reason: str) -> StepResult:
+    """Close a query as failed without reading its input; the hooks hear of it with what the
+    ledger knows (its input may be what crashed the steps)."""
+    finished = rt.ledger.fail_query(query_id, reason)
+    if finished.closed and rt.hooks:
+        try:
+            role = rt.ledger.view(query_id).role  # the view reads no metadata or text
+        except Exception:
+            role = QueryRole.ANSWER
+        _notify_closed(rt, ClosedQuery(query_id, QueryStatus.FAILED, reason, role))
+    return StepResult(publish=finished.publish, note=reason)
