@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from routeq.config import Settings, load_settings
-from routeq.errors import RouteqError
+from routeq.errors import UsageError
 from routeq.exitcodes import CommandFailed, ExitCode, failure_for
 from routeq.summary_spec import SummarySpec
 
@@ -136,7 +136,7 @@ def worker(
     chosen = list(queues or []) + [settings.tier(tier).queue for tier in tiers or []]
     unknown = [queue for queue in chosen if queue not in known]
     if unknown:
-        raise RouteqError(
+        raise UsageError(
             f"unknown queue(s) {', '.join(unknown)}; routeq's queues: {', '.join(known)}"
         )
     env = _celery_env(settings)
@@ -188,7 +188,7 @@ def submit(
     for pair in metadata or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise RouteqError(f"--meta expects KEY=VALUE, got {pair!r}")
+            raise UsageError(f"--meta expects KEY=VALUE, got {pair!r}")
         meta[key] = value
     settings = _settings()
     _require_ledger(settings)
@@ -360,7 +360,7 @@ def summarize(
     _refuse_missing_inputs(paths)
     starts_workers = (workers is None and settings.broker_url is None) or bool(workers)
     if not wait and starts_workers:
-        raise RouteqError(
+        raise UsageError(
             "--no-wait would stop this command's own workers at once; run `routeq worker` "
             "separately and pass --workers 0 (or configure broker_url for deployed workers)"
         )
@@ -417,7 +417,7 @@ def _refuse_missing_inputs(paths: list[str]) -> None:
     ]
     if missing:
         shown = ", ".join(repr(raw) for raw in missing)
-        raise RouteqError(
+        raise UsageError(
             f"no such file or directory, and no file matches it as a pattern: {shown}; "
             "check the path (and quote patterns so the shell does not expand them)"
         )
@@ -548,7 +548,7 @@ def _summary_spec(
         return SummarySpec(**merged)
     except ValidationError as error:
         problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
-        raise RouteqError(f"invalid summary options: {problems}") from None
+        raise UsageError(f"invalid summary options: {problems}") from None
 
 
 _SUFFIXES = {"md": (".md", ".markdown"), "jsonl": (".jsonl", ".json", ".ndjson")}
@@ -561,7 +561,7 @@ def _output_format(out: Path, given: str | None) -> OutputFormat:
     suffix = out.suffix.lower()
     fmt = given or ("md" if suffix in _SUFFIXES["md"] else "jsonl")
     if fmt not in ("jsonl", "md"):
-        raise RouteqError(f"--format must be jsonl or md, got {fmt!r}")
+        raise UsageError(f"--format must be jsonl or md, got {fmt!r}")
     other = "jsonl" if fmt == "md" else "md"
     if given and suffix in _SUFFIXES[other]:
         err_console.print(
@@ -714,12 +714,12 @@ def flower(
 
     credentials = os.environ.get("ROUTEQ_FLOWER_BASIC_AUTH", "")
     if not credentials or any(":" not in pair for pair in credentials.split(",")):
-        raise RouteqError(
+        raise UsageError(
             "set ROUTEQ_FLOWER_BASIC_AUTH=user:password: Flower can revoke tasks and shut "
             "workers down, so routeq does not serve it without authentication"
         )
     if "change-me" in credentials:
-        raise RouteqError(
+        raise UsageError(
             "ROUTEQ_FLOWER_BASIC_AUTH still holds the placeholder from .env.example; "
             "choose a real password"
         )

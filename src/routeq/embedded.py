@@ -34,7 +34,7 @@ from typing import Any
 import redis
 
 from routeq.config import Settings
-from routeq.errors import RouteqError
+from routeq.errors import ConfigError, RouteqError
 
 log = logging.getLogger("routeq.embedded")
 
@@ -171,7 +171,7 @@ def _embedded_module(name: str, variable: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError:
-        raise RouteqError(
+        raise ConfigError(
             f"{variable} is not set and the embedded default is not installed here "
             f"({name} is missing): set {variable}, or `pip install 'routeq[embedded]'`"
         ) from None

@@ -15,6 +15,11 @@ class ConfigError(RouteqError):
     """The configuration file or environment is malformed. Raised at start, never mid-flight."""
 
 
+class UsageError(RouteqError):
+    """The command was asked for something it cannot do as asked (a bad option, a path that
+    does not exist): nothing was started. The CLI exits 2."""
+
+
 class InvalidQueryError(RouteqError):
     """A submitted query cannot be accepted (empty, too long for every tier, bad metadata)."""
 

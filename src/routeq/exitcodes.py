@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
-from routeq.errors import ConfigError, RouteqError
+from routeq.errors import (
+    ConfigError,
+    InvalidQueryError,
+    RouteqError,
+    UnknownQueryError,
+    UsageError,
+)
 from routeq.secrets import scrub
 
 
@@ -64,8 +70,10 @@ def failure_for(error: BaseException) -> Failure | None:
         return Failure(ExitCode.FAILED, lines)
     if isinstance(error, ConfigError):
         return Failure(ExitCode.SETUP, [f"error: {error}"])
-    if isinstance(error, RouteqError):
+    if isinstance(error, UsageError | InvalidQueryError | UnknownQueryError):
         return Failure(ExitCode.USAGE, [f"error: {error}"])
+    if isinstance(error, RouteqError):  # routeq understood what failed: the work did
+        return Failure(ExitCode.FAILED, [f"error: {error}"])
     if isinstance(error, TimeoutError):
         return Failure(ExitCode.TIMEOUT, [f"timeout: {error}"])
     return _service_failure(error)

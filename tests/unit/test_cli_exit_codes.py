@@ -157,3 +157,29 @@ def test_each_kind_of_error_has_its_status(error: BaseException, code: ExitCode)
 
 def test_a_bug_keeps_its_traceback() -> None:
     assert failure_for(ZeroDivisionError("division by zero")) is None
+
+
+def test_exit_codes_tell_usage_from_runtime_failures() -> None:
+    from routeq.errors import (
+        ConfigError,
+        InvalidQueryError,
+        RouteqError,
+        UnknownQueryError,
+        UsageError,
+    )
+    from routeq.exitcodes import ExitCode, failure_for
+    from routeq.ledger.batches import BatchSpecMismatchError, UnknownBatchError
+
+    def code(error: BaseException) -> ExitCode | None:
+        failure = failure_for(error)
+        return None if failure is None else failure.code
+
+    assert code(UsageError("--meta expects KEY=VALUE")) is ExitCode.USAGE
+    assert code(InvalidQueryError("text is empty")) is ExitCode.USAGE
+    assert code(UnknownQueryError("no query")) is ExitCode.USAGE
+    assert code(UnknownBatchError("no batch")) is ExitCode.USAGE
+    assert code(BatchSpecMismatchError("other spec")) is ExitCode.USAGE
+    assert code(ConfigError("malformed routeq.toml")) is ExitCode.SETUP
+    # the embedded servers failing to start, a migration wait timing out: the work failed
+    assert code(RouteqError("embedded Redis did not start")) is ExitCode.FAILED
+    assert code(ValueError("a bug")) is None  # keeps its traceback

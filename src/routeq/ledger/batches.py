@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
-from routeq.errors import RouteqError
+from routeq.errors import UnknownQueryError, UsageError
 from routeq.ledger.models import Batch, BatchDocument, HopKind, HopStatus, QueryStatus
 from routeq.ledger.repository import (
     family_backlog,
@@ -39,11 +39,11 @@ _DEADLOCK_RETRIES = 3
 documents = cast(Table, BatchDocument.__table__)
 
 
-class UnknownBatchError(RouteqError):
+class UnknownBatchError(UnknownQueryError):
     """No batch has this id or name."""
 
 
-class BatchSpecMismatchError(RouteqError):
+class BatchSpecMismatchError(UsageError):
     """A batch of this name exists with another summary spec."""
 
 
