@@ -55,3 +55,27 @@ def test_two_modules_cannot_register_the_same_policy_name() -> None:
 
     with pytest.raises(ValueError, match="registered twice"):
         register_policy(Rules)(impostor)  # type: ignore[arg-type]
+
+
+def test_a_policy_name_or_version_the_route_hop_cannot_hold_is_refused(
+    settings: object,
+) -> None:
+    from dataclasses import dataclass
+
+    from routeq.policies import Decision, InvalidDecisionError
+
+    @dataclass
+    class Verbose:
+        version: str
+        name: str = "verbose"
+        features: tuple[()] = ()
+        decision_version: str | None = None
+
+        def decide(self, query: QueryView) -> Decision:
+            return Decision("cheap", "ok", version=self.decision_version)
+
+    with pytest.raises(ValueError, match="version must be a string of 1 to 80"):
+        build_router(settings, Verbose("v" * 81))  # type: ignore[arg-type]
+    router = build_router(settings, Verbose("1", decision_version="x" * 81))  # type: ignore[arg-type]
+    with pytest.raises(InvalidDecisionError, match="longer than 80"):
+        router.decide(QueryView("hi", 1), calls=None)  # type: ignore[arg-type]

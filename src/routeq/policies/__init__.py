@@ -12,7 +12,7 @@ from routeq.policies.escalation import EscalationPolicy, build_escalation, regis
 from routeq.policies.features import Feature, ModelCalls, ModelReply, TokenCount
 from routeq.policies.ladder import fit_to_context, tier_for_escalation
 from routeq.policies.registry import build_configured_policy, register_policy
-from routeq.policies.router import Router, UnknownTierError, build_router
+from routeq.policies.router import InvalidDecisionError, Router, UnknownTierError, build_router
 from routeq.policies.rules import RulesPolicy, RulesPolicyConfig, middle_tier, starter_rules
 
 
@@ -25,6 +25,7 @@ __all__ = [
     "Decision",
     "EscalationPolicy",
     "Feature",
+    "InvalidDecisionError",
     "ModelCalls",
     "ModelReply",
     "Policy",

@@ -17,7 +17,11 @@ from routeq.policies.registry import build_configured_policy
 from routeq.policies.rules import RulesPolicy
 
 
-class UnknownTierError(ValueError):
+class InvalidDecisionError(ValueError):
+    """A policy's decision the route hop cannot take: its query fails with the reason."""
+
+
+class UnknownTierError(InvalidDecisionError):
     """A policy chose a tier the ladder does not have."""
 
 
@@ -45,6 +49,12 @@ class Router:
         )
 
     def _checked(self, decision: Decision) -> Decision:
+        for value in (decision.policy, decision.version):
+            if value is not None and len(value) > MAX_NAME_CHARS:
+                raise InvalidDecisionError(
+                    f"policy {decision.policy!r:.100} returned a name or version longer than "
+                    f"{MAX_NAME_CHARS} characters"
+                )
         if decision.tier not in self.tier_names:
             raise UnknownTierError(
                 f"policy {decision.policy!r} chose tier {decision.tier!r}, which is not on the "
@@ -53,9 +63,20 @@ class Router:
         return decision
 
 
+MAX_NAME_CHARS = 80  # hops.policy and hops.policy_version
+
+
 def build_router(settings: Settings, policy: Policy | None = None) -> Router:
-    """The configured router. ``policy`` overrides the configured one (tests, evaluation)."""
+    """The configured router. ``policy`` overrides the configured one (tests, evaluation).
+    A policy whose name or version the route hop cannot hold is refused here, at start, not
+    at every query."""
     policy = policy or build_configured_policy(settings)
+    for what, value in (("name", policy.name), ("version", policy.version)):
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_CHARS:
+            raise ValueError(
+                f"routing policy {what} must be a string of 1 to {MAX_NAME_CHARS} characters, "
+                f"got {value!r:.100}"
+            )
     configured = settings.routing.rules
     rules = None
     if policy.name != "rules" and configured:

@@ -39,7 +39,7 @@ from routeq.judges import (
     summary_failure,
     with_fit_notes,
 )
-from routeq.policies import Decision, QueryView, UnknownTierError, fit_to_context, middle_tier
+from routeq.policies import Decision, InvalidDecisionError, QueryView, fit_to_context, middle_tier
 from routeq.pricing import call_cost
 from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
 from routeq.records import (
@@ -108,7 +108,7 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     calls = _FeatureCalls(rt, hop)
     try:
         decision = rt.router.decide(view, calls)
-    except UnknownTierError as error:
+    except InvalidDecisionError as error:
         outcome = QueryOutcome(QueryStatus.FAILED, str(error))
         record = HopResult(reason=str(error), error=str(error), usage=calls.usage())
         return _finish(rt, hop, HopStatus.DONE, record, None, outcome, query=query)
