@@ -25,6 +25,11 @@ class ChatInput:
     messages: list[dict[str, str]]
     params: dict[str, Any] | None
 
+    @property
+    def chars(self) -> int:
+        """Characters of every turn: what ``max_query_chars`` limits."""
+        return sum(len(turn["content"]) for turn in self.messages)
+
 
 def chat_input(
     where: str, messages: Any, temperature: Any = None, max_tokens: Any = None
@@ -49,6 +54,15 @@ def chat_input(
             )
         if not isinstance(content, str):
             raise InvalidQueryError(f"{where}: turn {number}'s content must be a string")
+        if "\x00" in content:
+            raise InvalidQueryError(f"{where}: turn {number} contains a NUL character")
+        try:
+            content.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidQueryError(
+                f"{where}: turn {number} contains a lone surrogate at character {exc.start:,} "
+                "(not valid Unicode); decode the source text properly"
+            ) from None
         turns.append({"role": role, "content": content})
     users = [turn["content"] for turn in turns if turn["role"] == "user"]
     if not users or not users[-1].strip():

@@ -292,9 +292,10 @@ class Client:
                 f"{where}: text contains a lone surrogate at character {exc.start:,} (not valid "
                 "Unicode, so the ledger cannot store it); decode the source text properly"
             ) from None
-        if len(text) > self.settings.max_query_chars:
+        chars = chat.chars if chat is not None else len(text)
+        if chars > self.settings.max_query_chars:
             raise InvalidQueryError(
-                f"{where}: {len(text):,} characters exceeds max_query_chars "
+                f"{where}: {chars:,} characters exceeds max_query_chars "
                 f"({self.settings.max_query_chars:,}); split the text or raise the limit"
             )
         tokens = count_message_tokens(chat.messages) if chat is not None else count_tokens(text)

@@ -49,6 +49,8 @@ def test_text_queries_keep_working_and_may_carry_parameters(settings: Settings) 
         ({"messages": TURNS, "temperature": "hot"}, "must be a number"),
         ({"text": "Hi", "max_tokens": 0}, "positive integer"),
         ({"text": "Hi", "max_tokens": True}, "positive integer"),
+        ({"messages": [{"role": "system", "content": "a\x00b"}, *TURNS]}, "turn 1 contains a NUL"),
+        ({"messages": [{"role": "user", "content": "\ud800"}, *TURNS]}, "lone surrogate"),
     ],
 )
 def test_bad_chats_are_refused_with_the_reason(
@@ -56,3 +58,10 @@ def test_bad_chats_are_refused_with_the_reason(
 ) -> None:
     with pytest.raises(InvalidQueryError, match=message):
         make_client(settings)._validate(0, item)
+
+
+def test_every_turn_counts_against_max_query_chars(settings: Settings) -> None:
+    limited = settings.model_copy(update={"max_query_chars": 100})
+    long_history = [{"role": "user", "content": "x" * 90}, *TURNS]
+    with pytest.raises(InvalidQueryError, match="exceeds max_query_chars"):
+        make_client(limited)._validate(0, {"messages": long_history})
