@@ -49,3 +49,27 @@ def test_the_import_layer_contract_holds() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_every_module_has_a_layer() -> None:
+    """A module outside the layers would escape the contract unnoticed."""
+    import configparser
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    parser = configparser.ConfigParser()
+    parser.read(root / ".importlinter")
+    layered = {
+        name.strip()
+        for line in parser["importlinter:contract:layers"]["layers"].splitlines()
+        for name in line.replace("|", ":").split(":")
+        if name.strip()
+    }
+    package = root / "src" / "routeq"
+    modules = {
+        f"routeq.{path.stem if path.is_file() else path.name}"
+        for path in package.iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__")
+        or (path.is_dir() and (path / "__init__.py").exists())
+    }
+    assert modules - layered == set()
