@@ -54,20 +54,26 @@ def chat_input(
             )
         if not isinstance(content, str):
             raise InvalidQueryError(f"{where}: turn {number}'s content must be a string")
-        if "\x00" in content:
-            raise InvalidQueryError(f"{where}: turn {number} contains a NUL character")
-        try:
-            content.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidQueryError(
-                f"{where}: turn {number} contains a lone surrogate at character {exc.start:,} "
-                "(not valid Unicode); decode the source text properly"
-            ) from None
+        check_storable(f"{where}: turn {number}", content)
         turns.append({"role": role, "content": content})
     users = [turn["content"] for turn in turns if turn["role"] == "user"]
     if not users or not users[-1].strip():
         raise InvalidQueryError(f"{where}: the conversation needs a non-empty user turn")
     return ChatInput(users[-1], turns, generation_params(where, temperature, max_tokens))
+
+
+def check_storable(what: str, text: str) -> None:
+    """Refuse text the ledger cannot store: a NUL character, or a lone surrogate (not valid
+    Unicode). ``what`` names it in the message ("query", "query #3: turn 2")."""
+    if "\x00" in text:
+        raise InvalidQueryError(f"{what} contains a NUL character; remove it")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidQueryError(
+            f"{what} contains a lone surrogate at character {exc.start:,} (not valid Unicode, "
+            "so the ledger cannot store it); decode the source text properly"
+        ) from None
 
 
 def generation_params(where: str, temperature: Any, max_tokens: Any) -> dict[str, Any] | None:

@@ -24,7 +24,7 @@ from routeq.batch.submit import (
     metadata_problem,
     prepare,
 )
-from routeq.chat import ChatInput, chat_input, generation_params
+from routeq.chat import ChatInput, chat_input, check_storable, generation_params
 from routeq.config import Settings, load_settings
 from routeq.errors import ConfigError, InvalidQueryError
 from routeq.ledger import HopKind, HopView, Ledger, NewQuery, NextHop, make_engine
@@ -283,15 +283,7 @@ class Client:
             raise InvalidQueryError(f"{where}: text must be a string, got {type(text).__name__}")
         if not text.strip():
             raise InvalidQueryError(f"{where}: text is empty; send the question to route")
-        if "\x00" in text:
-            raise InvalidQueryError(f"{where}: text contains a NUL character; remove it")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidQueryError(
-                f"{where}: text contains a lone surrogate at character {exc.start:,} (not valid "
-                "Unicode, so the ledger cannot store it); decode the source text properly"
-            ) from None
+        check_storable(f"{where}: text", text)
         chars = chat.chars if chat is not None else len(text)
         if chars > self.settings.max_query_chars:
             raise InvalidQueryError(

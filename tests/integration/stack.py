@@ -43,6 +43,34 @@ def sim_config(seed: int = 7, **models: SimModel) -> SimConfig:
     return SimConfig(seed=seed, models=defaults)
 
 
+def bad_tiers_sim(latency_ms: int = 3) -> SimConfig:
+    """The 200-query scenario's ladder: cheap and mid answer badly often and fail sometimes
+    (500s on cheap, 429s with Retry-After on mid), and the judge sometimes replies garbage."""
+    return sim_config(
+        **{
+            "sim-small": SimModel(
+                "sim-small", quality=0.45, latency_ms=latency_ms, output_tokens=40, fault_500=0.05
+            ),
+            "sim-medium": SimModel(
+                "sim-medium",
+                quality=0.7,
+                latency_ms=latency_ms,
+                output_tokens=60,
+                fault_429=0.05,
+                retry_after_s=0.01,
+            ),
+            "sim-judge": SimModel(
+                "sim-judge",
+                quality=1.0,
+                latency_ms=min(latency_ms, 1),
+                output_tokens=20,
+                judge=True,
+                fault_malformed=0.02,
+            ),
+        }
+    )
+
+
 def ladder(sim_url: str, **tier_overrides: dict[str, Any]) -> list[TierConfig]:
     """cheap → mid → frontier on the simulated server, with per-tier overrides."""
     base: list[dict[str, Any]] = [

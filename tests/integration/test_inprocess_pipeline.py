@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from audit import TIERS, assert_journey_consistent, ledger_rows
-from stack import FAST_RETRY, judge, ladder, sim_config
+from stack import FAST_RETRY, bad_tiers_sim, judge, ladder, sim_config
 from test_pipeline import workload
 
 from routeq.config import Settings
@@ -46,29 +46,7 @@ def test_200_queries_through_bad_tiers_and_faults_pass_the_ledger_audit(
     ledger: Ledger, migrated_url: str
 ) -> None:
     # Given the worker-process test's ladder: cheap and mid answer badly often and fail sometimes
-    sim = sim_config(
-        **{
-            "sim-small": SimModel(
-                "sim-small", quality=0.45, latency_ms=0, output_tokens=40, fault_500=0.05
-            ),
-            "sim-medium": SimModel(
-                "sim-medium",
-                quality=0.7,
-                latency_ms=0,
-                output_tokens=60,
-                fault_429=0.05,
-                retry_after_s=0.01,
-            ),
-            "sim-judge": SimModel(
-                "sim-judge",
-                quality=1.0,
-                latency_ms=0,
-                output_tokens=20,
-                judge=True,
-                fault_malformed=0.02,
-            ),
-        }
-    )
+    sim = bad_tiers_sim(latency_ms=0)
     with pipeline(ledger, sim) as (runner, _):
         ids = runner.submit(workload(200))
         report = runner.run()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from audit import TIERS, assert_journey_consistent, ledger_rows
-from stack import running_stack, sim_config
+from stack import bad_tiers_sim, running_stack, sim_config
 
 from routeq import Client
 from routeq.sim import SimModel
@@ -38,29 +38,7 @@ def test_200_queries_escalate_exactly_where_the_judge_failed(
     tmp_path: Path, migrated_url: str, broker_url: str, ledger: object
 ) -> None:
     # Given a ladder whose cheap and mid tiers answer badly often and fail transiently sometimes
-    sim = sim_config(
-        **{
-            "sim-small": SimModel(
-                "sim-small", quality=0.45, latency_ms=3, output_tokens=40, fault_500=0.05
-            ),
-            "sim-medium": SimModel(
-                "sim-medium",
-                quality=0.7,
-                latency_ms=3,
-                output_tokens=60,
-                fault_429=0.05,
-                retry_after_s=0.01,
-            ),
-            "sim-judge": SimModel(
-                "sim-judge",
-                quality=1.0,
-                latency_ms=1,
-                output_tokens=20,
-                judge=True,
-                fault_malformed=0.02,
-            ),
-        }
-    )
+    sim = bad_tiers_sim()
     with running_stack(tmp_path, migrated_url, broker_url, sim) as (stack, _):
         stack.start_worker("--concurrency", "4")
         # When 200 queries are submitted and awaited
