@@ -15,6 +15,7 @@ import importlib
 import math
 import os
 import re
+import sys
 import tomllib
 from contextvars import ContextVar
 from decimal import Decimal
@@ -213,7 +214,11 @@ def register_component_config(kind: str, config: type[NamedConfig]) -> None:
 
 
 def load_plugins(modules: list[str]) -> None:
-    """Import the modules that register components: the built-in ones, then ``modules``."""
+    """Import the modules that register components: the built-in ones, then ``modules``.
+    A plugin module is found on ``sys.path`` or in the current directory (as ``python -m``
+    would find it; the ``routeq`` command's own script does not put it there)."""
+    if modules and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
     for module in (*BUILTIN_PLUGINS, *modules):
         try:
             importlib.import_module(module)

@@ -79,3 +79,17 @@ def test_a_policy_name_or_version_the_route_hop_cannot_hold_is_refused(
     router = build_router(settings, Verbose("1", decision_version="x" * 81))  # type: ignore[arg-type]
     with pytest.raises(InvalidDecisionError, match="longer than 80"):
         router.decide(QueryView("hi", 1), calls=None)  # type: ignore[arg-type]
+
+
+def test_a_plugin_module_in_the_current_directory_is_found_as_the_routeq_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: Path
+) -> None:
+    # the `routeq` console script does not put the current directory on sys.path
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(clean_env))])
+    module = snippet("**Policies are plugins.**", "python").replace("length-threshold", "cwd")
+    (clean_env / "cwd_plugin.py").write_text(module)
+    try:
+        settings = load_settings(routing={"plugins": ["cwd_plugin"], "policy": "cwd"})
+    finally:
+        sys.modules.pop("cwd_plugin", None)
+    assert settings.routing.policy.name == "cwd"

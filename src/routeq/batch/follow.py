@@ -325,7 +325,10 @@ def warn_rejected(console: Console, results: list[DocumentResult], limit: int = 
         return
     console.print(Text(f"warning: {len(rejected)} inputs rejected:", style="yellow"))
     for result in rejected[:limit]:
-        console.print(Text(f"  {result.doc_id or result.source}: {result.reason}"))
+        name, reason = result.doc_id or result.source, result.reason or "no reason recorded"
+        # most reasons already start with the input's path: do not say it twice
+        shown = reason if reason.startswith(f"{name}:") else f"{name}: {reason}"
+        console.print(Text(f"  {shown}"))
     if len(rejected) > limit:
         console.print(Text(f"  … and {len(rejected) - limit} more (see the results file)"))
 

@@ -461,7 +461,7 @@ def _jsonl_document(line: str, where: str) -> Document:
         return _reject(
             where,
             where,
-            f"{where}: invalid JSON ({error.msg} at column {error.colno}); fix or remove the line",
+            f"{where}: invalid JSON ({error.msg}, column {error.colno}); fix or remove the line",
             "jsonl",
         )
     except RecursionError:
