@@ -661,6 +661,78 @@ def check(
         raise SystemExit(1)
 
 
+@app.command("eval")
+def eval_command(
+    dataset: Annotated[Path, typer.Option(help="outcome file to measure on (docs/evaluation.md)")],
+    train: Annotated[
+        Path | None, typer.Option(help="train on this file instead of cross-validating")
+    ] = None,
+    folds: Annotated[int, typer.Option(min=2, help="cross-validation folds")] = 5,
+    seed: Annotated[int, typer.Option(help="seed of the fold assignment")] = 0,
+    weak: Annotated[str | None, typer.Option(help="the weak model's name in the file")] = None,
+    strong: Annotated[str | None, typer.Option(help="the strong model's name")] = None,
+    exclude_domain: Annotated[
+        list[str] | None, typer.Option(help="leave out a domain (e.g. high_school_mathematics)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="write the curves as JSON here")] = None,
+    per_prompt: Annotated[bool, typer.Option(help="include each prompt's score in --out")] = False,
+) -> None:
+    """Measure a router on known outcomes, next to the random router and the oracle.
+
+    Numbers are never measured on training data: by default each of --folds folds is scored
+    by the router trained on the others; with --train, the router learns from that file."""
+    from routeq.evaluation.harness import (
+        PromptLength,
+        cross_validated,
+        held_out,
+        references,
+        without_domain,
+    )
+    from routeq.evaluation.outcomes import models_of, read_outcomes
+    from routeq.evaluation.report import as_json, rows
+
+    examples = read_outcomes(dataset)
+    for domain in exclude_domain or []:
+        examples = without_domain(examples, domain)
+    models = models_of(examples)
+    if len(models) < 2 and (weak is None or strong is None):
+        raise UsageError(f"{dataset}: need outcomes of two models, found {models}")
+    weak_model = weak or models[0]
+    strong_model = strong or models[1]
+    for name in (weak_model, strong_model):
+        if name not in models:
+            raise UsageError(f"{dataset}: no outcomes of {name!r}; models: {', '.join(models)}")
+    trainer = PromptLength()
+    try:
+        if train is not None:
+            training = read_outcomes(train)
+            measured = held_out(trainer, training, examples, weak_model, strong_model)
+        else:
+            measured = cross_validated(trainer, examples, weak_model, strong_model, folds, seed)
+        evaluations = [measured, *references(examples, weak_model, strong_model)]
+    except ValueError as error:  # overlapping data, no gap between the models
+        raise UsageError(f"{dataset}: {error}") from None
+    from rich.table import Table
+
+    header, *body = rows(evaluations)
+    table = Table(
+        *header, title=f"{dataset.name}: {len(examples)} prompts, {weak_model} vs {strong_model}"
+    )
+    for row in body:
+        table.add_row(*row)
+    console.print(table)
+    if out is not None:
+        data = as_json(
+            evaluations,
+            dataset=str(dataset),
+            weak=weak_model,
+            strong=strong_model,
+            per_prompt=per_prompt,
+        )
+        out.write_text(json.dumps(data, indent=1) + "\n")
+        console.print(f"curves: {out}")
+
+
 @app.command()
 def metrics(
     port: Annotated[int, typer.Option()] = 9464,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from routeq.errors import UsageError
 from routeq.evaluation.curve import curve, oracle_scores, random_curve, summarise
 from routeq.evaluation.folds import k_folds
 from routeq.evaluation.outcomes import OutcomeFileError, models_of, parse_outcomes, read_outcomes
@@ -123,3 +124,79 @@ def test_the_shared_gsm8k_outcomes_read_and_their_oracle_is_plausible() -> None:
     oracle = summarise(curve(weak, strong, oracle_scores(weak, strong)), sum(strong) / len(strong))
     # an oracle reaches 95% of the strong model's quality with under a fifth of strong calls
     assert oracle.share_for_95pct_strong is not None and oracle.share_for_95pct_strong < 0.2
+
+
+def generated_outcomes(path: Path, n: int = 120) -> Path:
+    """Prompts whose length predicts the weak model's failure: long ones it gets wrong."""
+    lines = []
+    for i in range(n):
+        hard = i % 3 == 0
+        prompt = ("word " * (40 if hard else 5)) + f"question {i}"
+        lines.append(
+            json.dumps(
+                {
+                    "id": f"g{i}",
+                    "prompt": prompt,
+                    "domain": "maths" if i % 10 == 0 else "other",
+                    "outcomes": {
+                        "small": {"score": 0.0 if hard else 1.0},
+                        "large": {"score": 1.0 if hard or i % 7 else 0.0},
+                    },
+                }
+            )
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_routeq_eval_cross_validates_and_writes_the_curves(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from routeq.cli import app
+
+    dataset = generated_outcomes(tmp_path / "outcomes.jsonl")
+    out = tmp_path / "curves.json"
+    result = CliRunner().invoke(
+        app, ["eval", "--dataset", str(dataset), "--out", str(out), "--per-prompt"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    names = [router["name"] for router in report["routers"]]
+    assert names == ["prompt-length (5-fold, seed 0)", "random", "oracle"]
+    length, random_router, oracle = report["routers"]
+    assert random_router["summary"]["apgr"] == pytest.approx(0.5)
+    # on this data length is the whole story: the baseline is near the oracle, far above random
+    assert (
+        length["summary"]["apgr"] > 0.8 and oracle["summary"]["apgr"] >= length["summary"]["apgr"]
+    )
+    assert len(length["scores"]) == 120 and report["weak_model"] == "small"
+
+
+def test_routeq_eval_refuses_training_data_in_the_evaluation(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from routeq.cli import app
+
+    dataset = generated_outcomes(tmp_path / "outcomes.jsonl")
+    result = CliRunner().invoke(app, ["eval", "--dataset", str(dataset), "--train", str(dataset)])
+    assert result.exit_code != 0 and isinstance(result.exception, UsageError)
+    assert "in both the training and the evaluation data" in str(result.exception)
+
+
+def test_routeq_eval_can_leave_a_domain_out(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from routeq.cli import app
+
+    dataset = generated_outcomes(tmp_path / "outcomes.jsonl")
+    result = CliRunner().invoke(
+        app, ["eval", "--dataset", str(dataset), "--exclude-domain", "maths"]
+    )
+    assert result.exit_code == 0 and "108 prompts" in result.output
+
+
+def test_a_line_separator_inside_a_prompt_does_not_cut_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "outcomes.jsonl"
+    path.write_text(record(prompt="first\u2028second\x85third") + "\n", encoding="utf-8")
+    [example] = read_outcomes(path)
+    assert example.prompt == "first\u2028second\x85third"

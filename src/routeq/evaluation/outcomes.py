@@ -51,7 +51,9 @@ class Example:
 def read_outcomes(path: Path) -> list[Example]:
     """Every example of an outcome file, or OutcomeFileError naming the first bad line."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # Lines end at "\n" only: str.splitlines would also cut at U+2028 and friends, which
+        # JSON strings may hold unescaped.
+        lines = path.read_text(encoding="utf-8").split("\n")
     except (OSError, UnicodeDecodeError) as error:
         raise OutcomeFileError(f"{path}: cannot read the outcome file ({error})") from error
     examples = list(parse_outcomes(lines, str(path)))
