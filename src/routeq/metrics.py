@@ -27,7 +27,8 @@ Metric names (the Grafana dashboard in ops/grafana is built on these):
 - ``routeq_model_latency_seconds{kind,tier}``: latency of successful model requests (histogram)
 - ``routeq_judge_verdicts_total{tier,passed}``: verdicts on each tier's answers (pass rate)
 - ``routeq_judge_errors_total{tier,outcome}``: the judge itself failed; ``accepted_unjudged``
-  (fail open: the answer was accepted without a verdict) or ``failed_closed``
+  (the answer was accepted without a verdict), ``failed_closed`` (it was escalated) or
+  ``gave_up`` (the judge step hit its delivery cap)
 - ``routeq_top_tier_counterfactual_usd{top_tier}``, ``routeq_compared_cost_usd{top_tier}``,
   ``routeq_savings_usd{top_tier}``: what the answered queries would have cost sent straight to
   the top tier (their accepted calls' tokens at its configured prices), what they did cost, and
@@ -60,6 +61,7 @@ from sqlalchemy import Engine
 from routeq.config import Settings
 from routeq.ledger.sql import named
 from routeq.pricing import counterfactual_cost
+from routeq.records import FINAL_QUERY_STATUSES, QueryStatus, RequestOutcome
 
 log = logging.getLogger("routeq.metrics")
 
@@ -83,9 +85,9 @@ QUERY_LATENCY_BUCKETS_S: tuple[float, ...] = (
     3600.0,
 )
 
-QUERY_STATUSES = ("queued", "running", "done", "failed")
-FINAL_STATUSES = ("done", "failed")
-REQUEST_OUTCOMES = ("pending", "ok", "error", "unknown", "superseded")
+QUERY_STATUSES = tuple(status.value for status in QueryStatus)
+FINAL_STATUSES = FINAL_QUERY_STATUSES
+REQUEST_OUTCOMES = tuple(outcome.value for outcome in RequestOutcome)
 JUDGE_ERROR_OUTCOMES = ("accepted_unjudged", "failed_closed", "gave_up")
 
 
