@@ -13,7 +13,13 @@ from routeq.policies.features import Feature, ModelCalls, ModelReply, TokenCount
 from routeq.policies.ladder import fit_to_context, tier_for_escalation
 from routeq.policies.registry import build_configured_policy, register_policy
 from routeq.policies.router import InvalidDecisionError, Router, UnknownTierError, build_router
-from routeq.policies.rules import RulesPolicy, RulesPolicyConfig, middle_tier, starter_rules
+from routeq.policies.rules import (
+    RulesPolicy,
+    RulesPolicyConfig,
+    default_tier,
+    middle_tier,
+    starter_rules,
+)
 
 
 def build_policy(settings: Settings) -> Policy:
@@ -38,6 +44,7 @@ __all__ = [
     "build_escalation",
     "build_policy",
     "build_router",
+    "default_tier",
     "fit_to_context",
     "middle_tier",
     "register_escalation",

@@ -43,6 +43,11 @@ def middle_tier(tier_names: Sequence[str]) -> str:
     return tier_names[len(tier_names) // 2]
 
 
+def default_tier(settings: Settings) -> str:
+    """Where a query goes when no rule decides: ``routing.default_tier``, else the middle."""
+    return settings.routing.default_tier or middle_tier(settings.tier_names)
+
+
 @dataclass(frozen=True)
 class _CompiledRule:
     config: RuleConfig
@@ -163,4 +168,4 @@ class RulesPolicyConfig(NamedConfig):
 def rules_policy(config: RulesPolicyConfig, settings: Settings) -> Policy:
     routing = settings.routing
     rules = routing.rules if routing.rules is not None else starter_rules(settings.tier_names)
-    return RulesPolicy(rules, routing.default_tier or middle_tier(settings.tier_names))
+    return RulesPolicy(rules, default_tier(settings))

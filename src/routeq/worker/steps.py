@@ -39,7 +39,7 @@ from routeq.judges import (
     summary_failure,
     with_fit_notes,
 )
-from routeq.policies import Decision, InvalidDecisionError, QueryView, fit_to_context, middle_tier
+from routeq.policies import Decision, InvalidDecisionError, QueryView, default_tier, fit_to_context
 from routeq.pricing import call_cost
 from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
 from routeq.records import (
@@ -109,9 +109,7 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     try:
         decision = rt.router.decide(view, calls)
     except InvalidDecisionError as error:
-        outcome = QueryOutcome(QueryStatus.FAILED, str(error))
-        record = HopResult(reason=str(error), error=str(error), usage=calls.usage())
-        return _finish(rt, hop, HopStatus.DONE, record, None, outcome, query=query)
+        return _route_failed(rt, hop, query, str(error), calls.usage())
     except ProviderError as error:
         # A feature's model call failed: route by the default tier rather than fail the query.
         decision = _fallback_decision(rt, f"a feature call failed ({short_error(error)})")
@@ -119,9 +117,7 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         if calls.raised is not None or isinstance(error, SoftTimeLimitExceeded):
             raise  # the ledger or the runtime failed, not the policy: retry the delivery
         reason = f"policy {rt.router.policy.name!r} failed: {short_error(error)}"
-        record = HopResult(reason=reason, error=reason, usage=calls.usage())
-        outcome = QueryOutcome(QueryStatus.FAILED, reason)
-        return _finish(rt, hop, HopStatus.DONE, record, None, outcome, query=query)
+        return _route_failed(rt, hop, query, reason, calls.usage())
     record = _decision_record(decision, calls.usage())
     if task is not None and query.role is QueryRole.DOCUMENT:
         split = _split(rt, query, task, rt.settings.tier(decision.tier))
@@ -149,6 +145,15 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     return _finish(rt, hop, HopStatus.DONE, record, call, None)
 
 
+def _route_failed(
+    rt: Runtime, hop: ClaimedHop, query: QueryInput, reason: str, usage: Usage | None
+) -> StepResult:
+    """Fail the query for its policy's error, keeping what the feature calls spent."""
+    record = HopResult(reason=reason, error=reason, usage=usage)
+    outcome = QueryOutcome(QueryStatus.FAILED, reason)
+    return _finish(rt, hop, HopStatus.DONE, record, None, outcome, query=query)
+
+
 def _decision_record(decision: Decision, usage: Usage | None) -> HopResult:
     """What the route hop records of a decision: tier, policy, version, score and details."""
     details = dict(decision.details)
@@ -166,10 +171,8 @@ def _decision_record(decision: Decision, usage: Usage | None) -> HopResult:
 
 
 def _fallback_decision(rt: Runtime, why: str) -> Decision:
-    settings = rt.settings
-    tier = settings.routing.default_tier or middle_tier(settings.tier_names)
     return Decision(
-        tier=tier,
+        tier=default_tier(rt.settings),
         reason=f"{why}: default tier",
         policy=rt.router.policy.name,
         version=rt.router.policy.version,
@@ -307,11 +310,12 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     query = rt.ledger.query_input(query_id)
     messages = _call_messages(query, tier)
     endpoint = _with_params(tier, query.params)
-    allowed = _gate_call(rt, hop, query, endpoint, messages)
+    max_cost = _max_cost(endpoint, messages)
+    allowed = _gate_call(rt, hop, query, endpoint, max_cost)
     if allowed is not None:
         return allowed
     try:
-        response, latency_ms = _complete(rt, hop, endpoint, messages, query.params)
+        response, latency_ms = _complete(rt, hop, endpoint, messages, query.params, max_cost)
     except ProviderError as error:
         step = _after_call_failure(rt, hop, tier.name, short_error(error), query.input_tokens)
         return _move_on(rt, hop, HopStatus.FAILED, HopResult(error=short_error(error)), step, query)
@@ -364,7 +368,7 @@ def _gate_call(
     hop: ClaimedHop,
     query: QueryInput,
     endpoint: TierConfig,
-    messages: list[dict[str, str]],
+    max_cost: Decimal,
 ) -> StepResult | None:
     """Ask the hooks about the call: None to go ahead, or the step's result when a hook denied
     it (the query keeps an earlier answer, or fails) or moved it to another tier."""
@@ -377,7 +381,7 @@ def _gate_call(
         model=endpoint.model,
         role=query.role,
         input_tokens=query.input_tokens,
-        max_cost=call_cost(endpoint, count_message_tokens(messages), endpoint.max_output_tokens),
+        max_cost=max_cost,
         metadata=query.metadata,
         user=query.user,
     )
@@ -386,10 +390,7 @@ def _gate_call(
         return None
     if isinstance(decision, Deny):
         reason = f"call on {endpoint.name} denied: {decision.reason}"
-        earlier = rt.ledger.last_answer_seq(hop.query_id, hop.seq)
-        step: NextStep = Fail(reason)
-        if earlier is not None:
-            step = Accept(f"{reason}; accepted the earlier answer of hop {earlier}", earlier)
+        step = _earlier_answer_or(rt, hop, Fail(reason))
         gated = HopResult(reason=reason, details={"gate": "denied"})
         return _move_on(rt, hop, HopStatus.DONE, gated, step, query)
     if hop.seq > _max_hops(rt):
@@ -653,11 +654,16 @@ def _after_call_failure(
     """Escalate past a failed call; at the top, fall back to the best earlier answer (one a
     judge failed) rather than failing a query that has an answer."""
     step = after_call_failure(rt.settings, tier, error, input_tokens, rt.escalation)
-    if isinstance(step, Fail):
-        earlier = rt.ledger.last_answer_seq(hop.query_id, hop.seq)
-        if earlier is not None:
-            return Accept(f"{step.reason}; accepted the earlier answer of hop {earlier}", earlier)
-    return step
+    return _earlier_answer_or(rt, hop, step) if isinstance(step, Fail) else step
+
+
+def _earlier_answer_or(rt: Runtime, hop: ClaimedHop, failure: Fail) -> NextStep:
+    """Accept the query's latest earlier answer (one a judge failed) instead of ``failure``,
+    when it has one: a query with an answer is not failed for a call it could not make."""
+    earlier = rt.ledger.last_answer_seq(hop.query_id, hop.seq)
+    if earlier is None:
+        return failure
+    return Accept(f"{failure.reason}; accepted the earlier answer of hop {earlier}", earlier)
 
 
 def _complete(
@@ -666,6 +672,7 @@ def _complete(
     endpoint: ModelEndpoint,
     messages: list[dict[str, str]],
     params: dict[str, Any] | None = None,
+    max_cost: Decimal | None = None,
 ) -> tuple[ChatResponse, int]:
     """Call a model with retries. Every attempt is on the ledger *before* it is sent (so a
     worker killed mid-call leaves an ``unknown`` request with its possible cost, never a paid
@@ -679,7 +686,8 @@ def _complete(
         max_tokens=endpoint.max_output_tokens,
         temperature=None if temperature is None else float(temperature),
     )
-    max_cost = call_cost(endpoint, count_message_tokens(messages), endpoint.max_output_tokens)
+    if max_cost is None:
+        max_cost = _max_cost(endpoint, messages)
     request_ids: dict[int, int] = {}
 
     def before(try_number: int, pause_s: float) -> ChatRequest:
@@ -731,6 +739,11 @@ def _complete(
         rt.provider(endpoint), request, rt.settings.retry, record, before_attempt=before
     )
     return response, latency[-1]
+
+
+def _max_cost(endpoint: ModelEndpoint, messages: list[dict[str, str]]) -> Decimal:
+    """The most a call can cost: its prompt and the whole output allowance."""
+    return call_cost(endpoint, count_message_tokens(messages), endpoint.max_output_tokens)
 
 
 def _usage(response: ChatResponse, latency_ms: int) -> Usage:
