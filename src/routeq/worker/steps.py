@@ -82,7 +82,6 @@ class StepResult:
     publish: list[NextHop] = field(default_factory=list)
     retry_in: float | None = None
     note: str = ""
-    superseded: bool = False  # a newer delivery owned the hop: nothing was written
 
 
 # -- route ---------------------------------------------------------------------------------------
@@ -809,7 +808,7 @@ def _finish(
         children=children or [],
     )
     if not finished.owned:
-        return StepResult(note="superseded by a newer delivery; result discarded", superseded=True)
+        return StepResult(note="superseded by a newer delivery; result discarded")
     if committed is not None and rt.hooks:
         committed()
     if finished.closed and outcome is not None and query is not None:
