@@ -24,13 +24,13 @@ import httpx
 
 from routeq.config import Settings
 from routeq.errors import DeliverySupersededError
-from routeq.hooks import Hook, build_hooks
+from routeq.hooks import Hook
 from routeq.ledger.port import WorkerLedger
-from routeq.policies import Policy, build_escalation, build_router
+from routeq.policies import Policy
 from routeq.records import HopKind, NewQuery, NextHop
 from routeq.tokens import count_tokens
 from routeq.worker import steps
-from routeq.worker.runtime import Runtime, new_http_client
+from routeq.worker.runtime import Runtime, new_http_client, runtime_for
 from routeq.worker.slots import ProcessSlots
 
 log = logging.getLogger("routeq.pipeline")
@@ -93,17 +93,15 @@ class InProcessPipeline:
     ) -> None:
         self.queue = LocalQueue()
         self._own_http = http is None
-        self.runtime = Runtime(
-            settings=settings,
-            ledger=ledger,
-            publisher=self.queue,
-            router=build_router(settings, policy),
-            http=http or new_http_client(),
-            claim_lease_s=settings.time_limits.claim_lease_s,
-            escalation=build_escalation(settings),
-            hooks=build_hooks(settings) if hooks is None else tuple(hooks),
+        self.runtime = runtime_for(
+            settings,
+            ledger,
+            self.queue,
+            http or new_http_client(),
+            policy=policy,
+            hooks=hooks,
             node=node,
-            _slots=ProcessSlots(),
+            slots=ProcessSlots(),
         )
 
     def submit(self, items: Iterable[str | NewQuery]) -> list[uuid.UUID]:

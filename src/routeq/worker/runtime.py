@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -20,7 +20,7 @@ from routeq.broker import broker_client
 from routeq.config import ModelEndpoint, Settings
 from routeq.hooks import Hook, build_hooks
 from routeq.ledger.port import WorkerLedger
-from routeq.policies import EscalationPolicy, Router, build_escalation, build_router
+from routeq.policies import EscalationPolicy, Policy, Router, build_escalation, build_router
 from routeq.policies.escalation import NextTier
 from routeq.providers import Provider, provider_for
 from routeq.records import ClaimedHop, NextHop
@@ -104,18 +104,44 @@ def build_runtime(settings: Settings, database_url: str, app: Celery) -> Runtime
     from routeq.queue.publisher import Publisher
 
     secrets.register_settings(settings)
-    return Runtime(
-        settings=settings,
+    return runtime_for(
+        settings,
         # One connection per process: a task uses one at a time, and a fleet of workers
         # must fit the database's max_connections.
-        ledger=Ledger(make_engine(database_url, pool_size=1)),
-        publisher=Publisher(app, settings),
-        router=build_router(settings),
-        escalation=build_escalation(settings),
-        hooks=build_hooks(settings),
-        http=new_http_client(),
-        claim_lease_s=settings.time_limits.claim_lease_s,
+        Ledger(make_engine(database_url, pool_size=1)),
+        Publisher(app, settings),
+        new_http_client(),
         broker_url=app.conf.broker_url,
+    )
+
+
+def runtime_for(
+    settings: Settings,
+    ledger: WorkerLedger,
+    publisher: HopPublisher,
+    http: httpx.Client,
+    *,
+    policy: Policy | None = None,
+    hooks: Sequence[Hook] | None = None,
+    broker_url: str | None = None,
+    node: str | None = None,
+    slots: Slots | None = None,
+) -> Runtime:
+    """A runtime with what the settings configure: the router (``policy`` overrides the
+    configured policy), the escalation policy, the hooks (``None``: the registered ones) and
+    the claim lease. Workers and the in-process pipeline both build theirs here."""
+    return Runtime(
+        settings=settings,
+        ledger=ledger,
+        publisher=publisher,
+        router=build_router(settings, policy),
+        escalation=build_escalation(settings),
+        hooks=build_hooks(settings) if hooks is None else tuple(hooks),
+        http=http,
+        claim_lease_s=settings.time_limits.claim_lease_s,
+        broker_url=broker_url,
+        node=node,
+        _slots=slots,
     )
 
 
