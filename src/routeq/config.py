@@ -28,6 +28,7 @@ from pydantic import (
     Field,
     SerializeAsAny,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -227,9 +228,11 @@ def load_plugins(modules: list[str]) -> None:
 
 
 def component_config(kind: str, value: Any) -> NamedConfig:
-    """Validate a component section: a name (``policy = "rules"``) or a table with ``name``."""
+    """Validate a component section: a name (``policy = "rules"``) or a table with ``name``.
+    The built-in components register themselves when first needed, here."""
     if isinstance(value, NamedConfig):
         return value
+    load_plugins([])
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
@@ -244,12 +247,6 @@ def component_config(kind: str, value: Any) -> NamedConfig:
     return config.model_validate(value)
 
 
-def builtin_component(kind: str, name: str) -> NamedConfig:
-    """The default section of a built-in component (its module registers it on import)."""
-    load_plugins([])
-    return component_config(kind, name)
-
-
 class RoutingConfig(_Strict):
     """How the route step picks a tier, and how a failed answer escalates.
 
@@ -259,10 +256,10 @@ class RoutingConfig(_Strict):
 
     plugins: list[str] = Field(default_factory=list)
     policy: SerializeAsAny[NamedConfig] = Field(
-        default_factory=lambda: builtin_component("policy", "rules")
+        default_factory=lambda: component_config("policy", "rules")
     )
     escalation: SerializeAsAny[NamedConfig] = Field(
-        default_factory=lambda: builtin_component("escalation", "next-tier")
+        default_factory=lambda: component_config("escalation", "next-tier")
     )
     rules: list[RuleConfig] | None = None
     default_tier: str | None = Field(default=None, description="defaults to the middle tier")
@@ -275,17 +272,11 @@ class RoutingConfig(_Strict):
         load_plugins(modules)
         return modules
 
-    @field_validator("policy", mode="before")
+    @field_validator("policy", "escalation", mode="before")
     @classmethod
-    def _policy_section(cls, value: Any) -> NamedConfig:
-        load_plugins([])
-        return component_config("policy", value)
-
-    @field_validator("escalation", mode="before")
-    @classmethod
-    def _escalation_section(cls, value: Any) -> NamedConfig:
-        load_plugins([])
-        return component_config("escalation", value)
+    def _component_section(cls, value: Any, info: ValidationInfo) -> NamedConfig:
+        assert info.field_name is not None
+        return component_config(info.field_name, value)
 
 
 class RetryConfig(_Strict):
