@@ -9,12 +9,12 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-from routeq.config import NamedConfig, Settings, TierConfig, register_component_config
+from routeq.config import NamedConfig, Settings, TierConfig
 from routeq.policies.ladder import fits, tier_for_escalation
+from routeq.policies.registry import ComponentRegistry
 
 
 class EscalationPolicy(Protocol):
@@ -26,24 +26,12 @@ class EscalationPolicy(Protocol):
         ...
 
 
-EscalationFactory = Callable[[Any], EscalationPolicy]
-_FACTORIES: dict[str, EscalationFactory] = {}
-
-
-def register_escalation(
-    config: type[NamedConfig],
-) -> Callable[[EscalationFactory], EscalationFactory]:
-    def decorate(factory: EscalationFactory) -> EscalationFactory:
-        register_component_config("escalation", config)
-        _FACTORIES[config.model_fields["name"].default] = factory
-        return factory
-
-    return decorate
+ESCALATIONS: ComponentRegistry[EscalationPolicy] = ComponentRegistry("escalation")
+register_escalation = ESCALATIONS.register
 
 
 def build_escalation(settings: Settings) -> EscalationPolicy:
-    section = settings.routing.escalation
-    return _FACTORIES[section.name](section)
+    return ESCALATIONS.build(settings.routing.escalation, settings)
 
 
 class NextTierConfig(NamedConfig):
@@ -90,6 +78,6 @@ class Stop:
         return None
 
 
-register_escalation(NextTierConfig)(lambda _config: NextTier())
-register_escalation(SkipToTopConfig)(lambda _config: SkipToTop())
-register_escalation(StopConfig)(lambda _config: Stop())
+register_escalation(NextTierConfig)(lambda _config, _settings: NextTier())
+register_escalation(SkipToTopConfig)(lambda _config, _settings: SkipToTop())
+register_escalation(StopConfig)(lambda _config, _settings: Stop())
