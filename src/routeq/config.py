@@ -202,7 +202,7 @@ class NamedConfig(BaseModel):
 # Registered component config classes by (kind, name): kind is "policy" or "escalation".
 _COMPONENT_CONFIGS: dict[tuple[str, str], type[NamedConfig]] = {}
 # Modules that register the built-in components when imported.
-BUILTIN_PLUGINS = ("routeq.policies",)
+BUILTIN_PLUGINS = ("routeq.policies", "routeq.learned.configs")
 
 
 def register_component_config(kind: str, config: type[NamedConfig]) -> None:

@@ -1,0 +1,42 @@
+"""What a router trains on: query texts and, per label (a tier or a model), whether that label
+answered each well. Labels missing for a query (a tier never called on it) are NaN, so each
+per-label model learns only from the queries that label was observed on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from routeq.evaluation.outcomes import Example
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    texts: list[str]
+    labels: tuple[str, ...]
+    outcomes: NDArray[np.float64]  # len(texts) x len(labels), scores in 0..1, NaN if unknown
+
+    def __post_init__(self) -> None:
+        if self.outcomes.shape != (len(self.texts), len(self.labels)):
+            raise ValueError("outcomes must be one row per text and one column per label")
+
+    def observed(self, label: int) -> NDArray[np.bool_]:
+        observed: NDArray[np.bool_] = ~np.isnan(self.outcomes[:, label])
+        return observed
+
+
+def from_examples(examples: Sequence[Example], labels: Sequence[str]) -> TrainingSet:
+    """The training set of ``examples`` for ``labels`` (model or tier names in the file)."""
+    outcomes = np.full((len(examples), len(labels)), np.nan)
+    for row, example in enumerate(examples):
+        for column, label in enumerate(labels):
+            outcome = example.outcomes.get(label)
+            if outcome is not None:
+                outcomes[row, column] = outcome.score
+    for column, label in enumerate(labels):
+        if np.isnan(outcomes[:, column]).all():
+            raise ValueError(f"no example has an outcome of {label!r}")
+    return TrainingSet([e.prompt for e in examples], tuple(labels), outcomes)
