@@ -247,12 +247,22 @@ def component_config(kind: str, value: Any) -> NamedConfig:
     return config.model_validate(value)
 
 
+class FirstQueriesConfig(_Strict):
+    """``[routing.first_queries]``: a user's first ``count`` queries (their role-``answer``
+    queries on the ledger) go to ``tier``, after the configured rules and before the policy,
+    so a new user's first impression is the strong model's. ``count = 0`` turns it off."""
+
+    count: int = Field(default=10, ge=0, description="how many first queries; 0: off")
+    tier: str | None = Field(default=None, description="defaults to the top tier")
+
+
 class RoutingConfig(_Strict):
     """How the route step picks a tier, and how a failed answer escalates.
 
     ``rules`` run first whatever the policy; the policy decides what they leave. For the rules
     policy (the default) ``rules = None`` means routeq's starter rules (see policies.rules).
-    ``plugins`` are modules imported at load that register more policies (or hooks)."""
+    ``plugins`` are modules imported at load that register more policies (or hooks).
+    ``first_queries`` (off when absent) sends new users' first queries to a strong tier."""
 
     plugins: list[str] = Field(default_factory=list)
     policy: SerializeAsAny[NamedConfig] = Field(
@@ -263,6 +273,7 @@ class RoutingConfig(_Strict):
     )
     rules: list[RuleConfig] | None = None
     default_tier: str | None = Field(default=None, description="defaults to the middle tier")
+    first_queries: FirstQueriesConfig | None = None
 
     @field_validator("plugins")
     @classmethod
@@ -496,6 +507,11 @@ class Settings(BaseSettings):
         default = self.routing.default_tier
         if default is not None and default not in names:
             raise ValueError(f"routing.default_tier names unknown tier {default!r}; known: {known}")
+        first = self.routing.first_queries
+        if first is not None and first.tier is not None and first.tier not in names:
+            raise ValueError(
+                f"routing.first_queries.tier names unknown tier {first.tier!r}; known: {known}"
+            )
         for section in (self.routing.policy, self.routing.escalation):
             problems = section.problems(names)
             if problems:

@@ -56,6 +56,11 @@ class StepLedger(Protocol):
 
     def last_answer_seq(self, query_id: uuid.UUID, before_seq: int) -> int | None: ...
 
+    def count_earlier_queries(self, user: str, before: uuid.UUID, *, at_most: int) -> int:
+        """How many ``answer`` queries ``user`` submitted before the query ``before``, counted
+        up to ``at_most`` (a cap keeps it cheap for a user with a long history)."""
+        ...
+
     def backlog(self, query_id: uuid.UUID) -> list[NextHop]:
         """Queued hops of the query's family that may have lost their message."""
         ...

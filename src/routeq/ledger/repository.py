@@ -494,6 +494,26 @@ class Ledger:
                 )
             ).scalar_one_or_none()
 
+    def count_earlier_queries(self, user: str, before: uuid.UUID, *, at_most: int) -> int:
+        """How many ``answer`` queries ``user`` submitted before ``before``, up to ``at_most``.
+
+        "Before" is ``(created_at, id)``: queries submitted in one transaction share their
+        ``created_at``, and the id orders them (arbitrarily, but the same for every query), so
+        of a user's first ``n`` queries exactly ``n`` count fewer than ``n`` before them."""
+        this = select(queries.c.created_at, queries.c.id).where(queries.c.id == before).subquery()
+        earlier = (
+            select(queries.c.id)
+            .join(
+                this,
+                tuple_(queries.c.created_at, queries.c.id) < tuple_(this.c.created_at, this.c.id),
+            )
+            .where(queries.c.user_id == user, queries.c.role == QueryRole.ANSWER.value)
+            .limit(at_most)
+            .subquery()
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(earlier)).scalar_one())
+
     def backlog(self, query_id: uuid.UUID) -> list[NextHop]:
         """Hops that wait in ``queued`` for the query, or for the whole split document it
         belongs to, and may have no message: after a crash between a commit and its publish,

@@ -11,6 +11,7 @@ from routeq.policies.base import Decision, Policy, QueryView
 from routeq.policies.escalation import EscalationPolicy, build_escalation, register_escalation
 from routeq.policies.features import Feature, ModelCalls, ModelReply, TokenCount
 from routeq.policies.ladder import fit_to_context, tier_for_escalation
+from routeq.policies.llm_classifier import LLMClassifierConfig, LLMClassifierPolicy
 from routeq.policies.registry import build_configured_policy, register_policy
 from routeq.policies.router import InvalidDecisionError, Router, UnknownTierError, build_router
 from routeq.policies.rules import (
@@ -32,6 +33,8 @@ __all__ = [
     "EscalationPolicy",
     "Feature",
     "InvalidDecisionError",
+    "LLMClassifierConfig",
+    "LLMClassifierPolicy",
     "ModelCalls",
     "ModelReply",
     "Policy",

@@ -31,6 +31,10 @@ class QueryView:
     role: str = "answer"  # the query's role on the ledger (answer, document, part, ...)
     messages: Sequence[Mapping[str, str]] | None = None
     features: Mapping[str, Any] = field(default_factory=dict)
+    # The user's earlier queries on the ledger, counted up to ``routing.first_queries.count``
+    # (so a number at the cap means "at least that many"); None when the option is off, the
+    # query has no user, or it is not an answer query: the route step asks only then.
+    user_query_count: int | None = None
 
     def with_features(self, features: Mapping[str, Any]) -> QueryView:
         return replace(self, features=features)

@@ -26,18 +26,51 @@ class UnknownTierError(InvalidDecisionError):
 
 
 @dataclass(frozen=True)
+class FirstQueries:
+    """``routing.first_queries`` resolved: a user's first ``count`` queries go to ``tier``."""
+
+    count: int
+    tier: str
+
+    name = "first-queries"  # what decided, on the route hop
+
+    @property
+    def version(self) -> str:
+        return f"{self.count}:{self.tier}"
+
+    def match(self, query: QueryView) -> Decision | None:
+        """The strong tier for a user with fewer than ``count`` earlier queries, else None
+        (and None for a query whose count the route step did not ask for)."""
+        earlier = query.user_query_count
+        if query.user is None or earlier is None or earlier >= self.count:
+            return None
+        return Decision(
+            tier=self.tier,
+            reason=f"first {self.count} queries of a new user ({earlier} earlier)",
+            policy=self.name,
+            version=self.version,
+            details={"first_queries": earlier},
+        )
+
+
+@dataclass(frozen=True)
 class Router:
     policy: Policy
     tier_names: tuple[str, ...]
     rules: RulesPolicy | None = None  # rules that run before a policy other than "rules"
+    first_queries: FirstQueries | None = None  # after the rules, before the policy
 
     def decide(self, query: QueryView, calls: ModelCalls) -> Decision:
-        """The rules' decision, or the policy's (after computing the features it declared),
-        stamped with the policy's name and version."""
+        """The rules' decision, a new user's first-queries tier, or the policy's (after
+        computing the features it declared), stamped with the policy's name and version."""
         if self.rules is not None:
             matched = self.rules.match(query)
             if matched is not None:
                 return self._checked(matched)
+        if self.first_queries is not None:
+            first = self.first_queries.match(query)
+            if first is not None:
+                return self._checked(first)
         features = compute_features(self.policy.features, query, calls)
         decision = self.policy.decide(query.with_features(features) if features else query)
         return self._checked(
@@ -81,4 +114,10 @@ def build_router(settings: Settings, policy: Policy | None = None) -> Router:
     rules = None
     if policy.name != "rules" and configured:
         rules = RulesPolicy(configured, default_tier=None)
-    return Router(policy, tuple(settings.tier_names), rules)
+    option = settings.routing.first_queries
+    first = None
+    if option is not None and option.count > 0:
+        first = FirstQueries(option.count, option.tier or settings.top_tier.name)
+        if configured and isinstance(policy, RulesPolicy):
+            rules = policy  # configured rules still come first; its default tier comes after
+    return Router(policy, tuple(settings.tier_names), rules, first)

@@ -53,6 +53,7 @@ FinishReason = Literal["stop", "length"]
 OutcomeKind = Literal[
     "fault",
     "good",
+    "scripted",
     "escalate",
     "refusal",
     "truncated",
@@ -117,6 +118,12 @@ class SimModel:
     so the caller has to estimate tokens itself; ``echo_special`` ends every answer (for a
     judge: its reason) with :data:`ECHOED_SPECIAL_TOKEN`, text a strict tokenizer refuses
     (a ``max_tokens`` cut can remove it with the rest of the answer's tail).
+
+    ``replies`` script answers, for a tier that must say something chosen (a few-shot
+    classifier's label, say): ``(cue, reply)`` pairs, and a request whose last user message
+    contains a cue (the first one listed that it contains) is answered with that reply after the
+    usual marker, whatever the quality roll. Faults, ``max_tokens`` and the other knobs still
+    apply. In TOML, a table: ``replies = { "zq-code" = "code" }``.
     """
 
     name: str
@@ -133,11 +140,18 @@ class SimModel:
     echo_special: bool = False
     echo_auth: bool = False  # error bodies quote the request's credentials, as some APIs do
     context_window: int | None = None  # see context_overflow; None: any prompt is accepted
+    replies: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         """Reject impossible settings early, naming the offending field."""
         if not self.name:
             raise ValueError("field 'name': must be a non-empty string")
+        for cue, reply in self.replies:
+            if not isinstance(cue, str) or not cue or not isinstance(reply, str):
+                raise ValueError(
+                    f"field 'replies': expected non-empty cues with string replies, got "
+                    f"{cue!r} -> {reply!r}"
+                )
         if not 0.0 <= self.quality <= 1.0:
             raise ValueError(f"field 'quality': must be within [0, 1], got {self.quality!r}")
         if self.latency_ms < 0:
@@ -262,6 +276,10 @@ def _check_model_field(path: Path, model: str, key: str, value: object) -> objec
         if not isinstance(value, bool):
             raise ValueError(f"{where}: expected a boolean, got {type(value).__name__}")
         return value
+    if key == "replies":
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ValueError(f"{where}: expected a table of cue = reply strings")
+        return tuple(value.items())
     if key in _STR_FIELDS:
         if not isinstance(value, str):
             raise ValueError(f"{where}: expected a string, got {type(value).__name__}")
@@ -539,6 +557,10 @@ def _answer(
             quality=quality,
             kind=kind,
         )
+
+    scripted = next((reply for cue, reply in model.replies if cue in question), None)
+    if scripted is not None:
+        return done(marker + scripted, "scripted")
 
     system = "\n".join(message_text(m) for m in messages if m.get("role") == "system")
     request = _summary_request(system)

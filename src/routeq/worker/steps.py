@@ -103,6 +103,7 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         task="answer" if task is None else "summarize",
         role=query.role.value,
         messages=query.messages,
+        user_query_count=_earlier_queries(rt, query),
     )
     calls = _FeatureCalls(rt, hop)
     try:
@@ -142,6 +143,15 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         query_id, seq + 1, HopKind.CALL, tier.name, tier.model, reason=f"routed: {reason}"
     )
     return _finish(rt, hop, HopStatus.DONE, record, call, None)
+
+
+def _earlier_queries(rt: Runtime, query: QueryInput) -> int | None:
+    """The user's earlier queries, for ``routing.first_queries``; asked of the ledger only when
+    the option is on and the query is a user's answer query, so other routes cost nothing."""
+    first = rt.router.first_queries
+    if first is None or query.user is None or query.role is not QueryRole.ANSWER:
+        return None
+    return rt.ledger.count_earlier_queries(query.user, query.id, at_most=first.count)
 
 
 def _route_failed(
