@@ -200,6 +200,25 @@ class TestPrompt:
 
         assert count_tokens(prompt) + 8 < 400
 
+    def test_a_short_text_of_many_tokens_is_cut_too(self) -> None:
+        from routeq.tokens import count_tokens
+
+        tiers = [tier_dict("tiny", context_window=400), tier_dict("big", context_window=100_000)]
+        settings = load_settings(
+            tiers=tiers,
+            judge={"enabled": False},
+            routing={"policy": {"name": "llm-classifier", "labels": {"easy": "tiny"}}},
+        )
+        router = build_router(settings)
+        budget = router.policy.features[0].max_query_tokens  # type: ignore[attr-defined]
+        text = "\U0001d518" * (budget - 1)  # fewer characters than the budget...
+        assert count_tokens(text) > budget  # ...but more tokens
+        calls = FakeCalls("easy")
+        router.decide(QueryView(text, count_tokens(text)), calls)
+        prompt = calls.asked[0][1][0]["content"]
+        query_part = prompt[prompt.rindex("<query>\n") + 8 : prompt.rindex(" [...]\n</query>")]
+        assert 0 < count_tokens(query_part) <= budget
+
     def test_build_prompt_has_one_placeholder_last(self) -> None:
         prompt = build_prompt(["a", "b"])
         assert prompt.count("{text}") == 1

@@ -168,7 +168,9 @@ def build_prompt(
 
 
 def _head(text: str, budget: int) -> str:
-    """The longest head of ``text`` (by a few shrinking guesses) of at most ``budget`` tokens."""
+    """A head of ``text`` of at most ``budget`` tokens, found by a few shrinking guesses (close
+    to the longest such head, not necessarily it: the classifier needs the gist, not every
+    token)."""
     tokens = count_tokens(text)
     cut = len(text)
     while tokens > budget and cut > 0:
@@ -188,8 +190,9 @@ class FencedReply:
 
     def compute(self, query: QueryView, calls: ModelCalls) -> str:
         text = _defused(query.text)
-        # A token is at least one character: text no longer than the budget needs no count.
-        if len(text) > self.max_query_tokens and count_tokens(text) > self.max_query_tokens:
+        # A token is at least one UTF-8 byte: text no longer than the budget needs no count.
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > self.max_query_tokens and count_tokens(text) > self.max_query_tokens:
             text = _head(text, self.max_query_tokens) + " [...]"
         return self.reply.compute(replace(query, text=text), calls)
 
