@@ -88,7 +88,17 @@ class LearnedPolicy:
 
     @property
     def tiers(self) -> tuple[str, ...]:
+        """The tiers it chooses among, cheapest first."""
         return self._tiers.tiers
+
+    @property
+    def relative_costs(self) -> NDArray[np.float64]:
+        """Each of those tiers' relative cost (the most expensive one's is 1)."""
+        return self._costs
+
+    @property
+    def cost_weight(self) -> float:
+        return self._cost_weight
 
     def quality(self, texts: Sequence[str]) -> NDArray[np.float64]:
         """Predicted quality of each mapped tier (cheapest first) for each text."""

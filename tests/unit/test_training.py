@@ -1,0 +1,225 @@
+"""`routeq train` and `routeq calibrate` on generated outcomes: the artifact carries its
+held-out numbers, calibration meets its target on the sample and edits the config in place."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from generated_outcomes import generated
+from typer.testing import CliRunner
+
+from routeq import cli
+from routeq.cli import app
+from routeq.config import load_settings
+from routeq.errors import ConfigError, UsageError
+from routeq.learned import artifact as artifacts
+from routeq.learned.policies import LearnedPolicy
+from routeq.policies.registry import build_configured_policy
+from routeq.training import _quantile_weight, calibrate, order_labels, write_cost_weight
+
+runner = CliRunner()
+
+
+def run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
+) -> tuple[int, str, str]:
+    """``routeq ARGS`` through ``main``, as the installed script runs it."""
+    monkeypatch.setattr(sys, "argv", ["routeq", *args])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _write(path: Path, n: int, seed: int) -> Path:
+    with path.open("w") as out:
+        for example in generated(n, seed):
+            record = {
+                "id": f"{seed}-{example.id}",
+                "prompt": example.prompt,
+                "outcomes": {m: {"score": o.score} for m, o in example.outcomes.items()},
+            }
+            out.write(json.dumps(record) + "\n")
+    return path
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROUTEQ_CONFIG", raising=False)
+    monkeypatch.setenv("ROUTEQ_STATE_DIR", str(tmp_path / "state"))
+    _write(tmp_path / "train.jsonl", 120, 1)
+    _write(tmp_path / "sample.jsonl", 100, 2)
+    return tmp_path
+
+
+def test_labels_default_to_the_models_weakest_first() -> None:
+    examples = generated(40)
+    assert order_labels(examples, None) == ["weak", "strong"]
+    assert order_labels(examples, ["strong", "weak"]) == ["strong", "weak"]
+    with pytest.raises(UsageError, match="no outcomes of gpt"):
+        order_labels(examples, ["weak", "gpt"])
+
+
+def test_quantile_weight_sends_exactly_the_share_up() -> None:
+    scores = np.array([0.9, 0.1, 0.5, 0.3])
+    # Sorted 0.9, 0.5, 0.3, 0.1: half up means between 0.5 and 0.3.
+    assert _quantile_weight(scores, 0.5) == pytest.approx(0.4)
+    assert _quantile_weight(scores, 0.25) == pytest.approx(0.7)
+    assert _quantile_weight(scores, 1.0) == 0.0
+    assert _quantile_weight(scores, 0.0) > 0.9
+    assert _quantile_weight(np.array([-0.2, -0.5]), 0.5) == 0.0  # never a negative weight
+
+
+def test_train_writes_an_artifact_with_its_held_out_numbers(workdir: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--policy",
+            "expected-gain",
+            "--dataset",
+            "train.jsonl",
+            "--out",
+            "r.rqa",
+            "--folds",
+            "3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "held out (3-fold): APGR" in result.output
+    saved = artifacts.load(workdir / "r.rqa", "expected-gain")
+    assert saved.version in result.output
+    assert saved.labels == ("weak", "strong")
+    held_out = saved.metadata["held_out"]
+    assert held_out["folds"] == 3 and held_out["examples"] == 120 and held_out["apgr"] > 0.6
+    assert saved.metadata["data"]["source"] == "train.jsonl"
+    assert saved.metadata["data"]["examples"] == 120
+
+
+def test_train_refuses_bad_requests_with_exit_2(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "train",
+        "--policy",
+        "magic",
+        "--dataset",
+        "train.jsonl",
+        "--out",
+        "r.rqa",
+    )
+    assert code == 2 and "unknown trainable policy 'magic'" in err
+    code, _, err = run(capsys, monkeypatch, "train", "--policy", "knn", "--out", "r.rqa")
+    assert code == 2 and "give one source" in err
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "train",
+        "--policy",
+        "knn",
+        "--dataset",
+        "train.jsonl",
+        "--out",
+        "r.rqa",
+        "--option",
+        "nonsense",
+    )
+    assert code == 2 and "key=value" in err
+    assert not (workdir / "r.rqa").exists()
+
+
+def _configure(workdir: Path, kind: str = "expected-gain") -> Path:
+    runner.invoke(
+        app,
+        ["train", "--policy", kind, "--dataset", "train.jsonl", "--out", "r.rqa", "--folds", "0"],
+    )
+    config = workdir / "routeq.toml"
+    config.write_text(
+        "# the operator's own comment\n"
+        "[routing.policy]\n"
+        f'name = "{kind}"\n'
+        'artifact = "r.rqa"\n'
+        'tiers = { cheap = "weak", frontier = "strong" }  # mapped\n'
+    )
+    return config
+
+
+def test_calibrate_meets_the_share_and_keeps_the_config_as_written(workdir: Path) -> None:
+    config = _configure(workdir)
+    result = runner.invoke(
+        app,
+        [
+            "calibrate",
+            "--policy",
+            "expected-gain",
+            "--target-strong-share",
+            "0.3",
+            "--dataset",
+            "sample.jsonl",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "frontier 30.0%" in result.output  # 30 of the 100 sample prompts
+    text = config.read_text()
+    assert text.startswith("# the operator's own comment\n") and "# mapped" in text
+    weight = tomllib.loads(text)["routing"]["policy"]["cost_weight"]
+    settings = load_settings(config)
+    policy = build_configured_policy(settings)
+    assert isinstance(policy, LearnedPolicy) and policy.cost_weight == weight
+    assert policy.version.endswith(f"-w{weight:g}")
+
+
+def test_calibrate_to_a_cost_target_spends_at_most_it(workdir: Path) -> None:
+    config = _configure(workdir)
+    settings = load_settings(config)
+    policy = build_configured_policy(settings)
+    assert isinstance(policy, LearnedPolicy)
+    texts = [e.prompt for e in generated(100, 2)]
+    cheapest = calibrate(settings, policy, texts, target_top_share=0.0)
+    # A weight of 0 sends up every query the top tier is predicted to do better on (never
+    # those it is predicted to do worse on: the weight is not negative).
+    dearest = calibrate(settings, policy, texts, target_top_share=1.0)
+    assert cheapest.top_share == 0.0 and dearest.cost_weight == 0.0
+    assert 0.5 < dearest.top_share <= 1.0
+    target = (cheapest.mean_cost_usd + dearest.mean_cost_usd) / 2
+    middle = calibrate(settings, policy, texts, target_cost_per_query=target)
+    assert middle.mean_cost_usd <= target
+    assert 0 < middle.top_share < 1
+    with pytest.raises(UsageError, match="give one target"):
+        calibrate(settings, policy, texts)
+
+
+def test_calibrate_refuses_another_policy_and_writes_nothing(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _configure(workdir)
+    before = config.read_text()
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "calibrate",
+        "--policy",
+        "knn",
+        "--target-strong-share",
+        "0.3",
+        "--dataset",
+        "sample.jsonl",
+    )
+    assert code == 2 and "the configured policy is 'expected-gain'" in err
+    assert config.read_text() == before
+    section = load_settings(config).routing.policy
+    other = workdir / "other.toml"
+    other.write_text('[routing.policy]\nname = "knn"\nartifact = "r.rqa"\n')
+    with pytest.raises(ConfigError, match="does not name 'expected-gain'"):
+        write_cost_weight(other, section, 0.5)  # type: ignore[arg-type]
