@@ -688,20 +688,36 @@ def eval_command(
         references,
         without_domain,
     )
-    from routeq.evaluation.outcomes import models_of, read_outcomes
+    from routeq.evaluation.outcomes import models_of, observed_pairs, read_outcomes
     from routeq.evaluation.report import as_json, rows
 
     examples = read_outcomes(dataset)
     for domain in exclude_domain or []:
         examples = without_domain(examples, domain)
-    models = models_of(examples)
+    models = models_of(examples)  # on every example: the defaults
+    # A file from `routeq export-outcomes` has outcomes only of the tiers that answered.
+    seen = list(dict.fromkeys(model for e in examples for model in e.outcomes))
     if len(models) < 2 and (weak is None or strong is None):
-        raise UsageError(f"{dataset}: need outcomes of two models, found {models}")
+        raise UsageError(
+            f"{dataset}: need outcomes of two models on every example, found {models}; "
+            f"name two of {', '.join(seen)} with --weak and --strong"
+        )
     weak_model = weak or models[0]
     strong_model = strong or models[1]
     for name in (weak_model, strong_model):
-        if name not in models:
-            raise UsageError(f"{dataset}: no outcomes of {name!r}; models: {', '.join(models)}")
+        if name not in seen:
+            raise UsageError(f"{dataset}: no outcomes of {name!r}; models: {', '.join(seen)}")
+    paired = observed_pairs(examples, weak_model, strong_model)
+    if len(paired) < len(examples):
+        console.print(
+            f"{len(examples) - len(paired)} of {len(examples)} examples dropped: they lack an "
+            f"outcome of {weak_model} or of {strong_model} (only pairs observed together count)"
+        )
+    if not paired:
+        raise UsageError(
+            f"{dataset}: no example has outcomes of both {weak_model} and {strong_model}"
+        )
+    examples = paired
     trainer = PromptLength()
     try:
         if train is not None:
@@ -731,6 +747,32 @@ def eval_command(
         )
         out.write_text(json.dumps(data, indent=1) + "\n")
         console.print(f"curves: {out}")
+
+
+@app.command("export-outcomes")
+def export_outcomes(
+    out: Annotated[Path, typer.Option("--out", "-o", help="outcome file to write (JSONL)")],
+    since: Annotated[
+        str | None, typer.Option(help="only queries created at or after this ISO date or time")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many queries")] = None,
+    tier_as: Annotated[
+        str, typer.Option(help="key outcomes by 'tier' name or by the tier's 'model'")
+    ] = "tier",
+) -> None:
+    """Write the ledger's judged answers as an outcome file, to train and measure routers on
+    your own traffic (docs/training-data.md): one line per closed user query, an outcome for
+    each tier that answered it and was judged. Prints counts only."""
+    from routeq.ledger import Ledger
+    from routeq.ledger_access import ledger_engine
+    from routeq.ledger_outcomes import describe, key_by, parse_since, write_outcomes
+
+    keyed_by = key_by(tier_as)  # bad options are refused before the database is touched
+    start = None if since is None else parse_since(since)
+    with ledger_engine(_settings()) as engine:
+        queries = Ledger(engine).judged_queries(since=start, limit=limit)
+        counts = write_outcomes(queries, out, keyed_by)
+    console.print(describe(counts, out), highlight=False)
 
 
 @app.command()

@@ -274,6 +274,15 @@ class RoutingConfig(_Strict):
     rules: list[RuleConfig] | None = None
     default_tier: str | None = Field(default=None, description="defaults to the middle tier")
     first_queries: FirstQueriesConfig | None = None
+    # Labels for training come only from the tiers a query was sent to; exploring a small share
+    # gives every tier labels on a random sample (docs/training-data.md).
+    explore_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of user queries sent to a tier drawn at random (by a hash of the "
+        "query id) instead of the policy's choice; configured rules still win",
+    )
 
     @field_validator("plugins")
     @classmethod

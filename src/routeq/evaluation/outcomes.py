@@ -118,3 +118,14 @@ def models_of(examples: Iterable[Example]) -> list[str]:
     for example in examples[1:]:
         common &= set(example.outcomes)
     return [model for model in examples[0].outcomes if model in common]
+
+
+def observed_pairs(examples: Iterable[Example], weak: str, strong: str) -> list[Example]:
+    """The examples with outcomes of both ``weak`` and ``strong``, in order.
+
+    An outcome file from the ledger (``routeq export-outcomes``) has an outcome only for the
+    tiers that answered each query: a query the policy sent straight to the top tier has no
+    weak outcome. A quality curve compares the two models on the same prompts, so it can only
+    be measured on the prompts both were observed on; the caller says how many it dropped.
+    """
+    return [e for e in examples if weak in e.outcomes and strong in e.outcomes]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -26,6 +28,7 @@ from routeq.records import (
     LIVE_HOP_STATUSES,
     LIVE_QUERY_STATUSES,
     CallOutput,
+    ChatMessage,
     ChildQuery,
     Claim,
     ClaimedHop,
@@ -51,6 +54,56 @@ queries = cast(Table, Query.__table__)
 hops = cast(Table, Hop.__table__)
 requests = cast(Table, ProviderRequest.__table__)
 reconciler_stats = cast(Table, ReconcilerStats.__table__)
+
+
+@dataclass(frozen=True)
+class JudgedAnswer:
+    """One tier's answer to a query and the verdict its judge hop gave on it: ``judge_score``
+    is the LLM judge's 1-10 (None when the heuristic checks decided alone), ``source`` who
+    decided (``heuristic``, ``summary-check``, ``llm``)."""
+
+    seq: int
+    tier: str
+    model: str | None
+    response: str
+    passed: bool
+    judge_score: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class JudgedQuery:
+    """A closed user query with every answer of it that a judge gave a verdict on, in hop
+    order (a query escalated from cheap to frontier has both). ``domain`` is the metadata's
+    ``domain`` when it is a string, else "". ``explored``: its route hop sent it to
+    ``route_tier`` by exploration (``routing.explore_share``, recorded as ``explore_share``)
+    in place of the policy's ``policy_choice``."""
+
+    id: uuid.UUID
+    text: str
+    messages: list[ChatMessage] | None
+    domain: str
+    created_at: datetime
+    answers: list[JudgedAnswer]
+    route_tier: str | None = None
+    explored: bool = False
+    policy_choice: str | None = None
+    explore_share: float | None = None
+
+
+def _judged_answer(answer: dict[str, Any]) -> JudgedAnswer:
+    """One object of ``labelled_answers``' ``answers`` array."""
+    score = answer["judge_score"]
+    return JudgedAnswer(
+        seq=int(answer["seq"]),
+        tier=answer["tier"],
+        model=answer["model"],
+        response=answer["response"],
+        passed=bool(answer["passed"]),
+        judge_score=None if score is None else float(score),
+        source=answer["source"] or "",
+    )
+
 
 # pg_try_advisory_lock key of the reconciler ("routeq" in ASCII): one run at a time.
 RECONCILER_LOCK_KEY = 0x726F75746571
@@ -1001,6 +1054,32 @@ class Ledger:
                 select(queries.c.id, queries.c.status).where(queries.c.id.in_(list(query_ids)))
             ).all()
         return {row.id: row.status for row in rows}
+
+    def judged_queries(
+        self, *, since: datetime | None = None, limit: int | None = None, batch: int = 500
+    ) -> Iterator[JudgedQuery]:
+        """Closed user queries created at or after ``since`` that have at least one judged
+        answer, oldest first, at most ``limit`` of them (the ``labelled_answers`` query says
+        precisely which answers count). Streamed through a server-side cursor, ``batch`` rows
+        at a time, so a ledger of millions of queries never sits in memory; the connection is
+        held until the iterator is exhausted or closed."""
+        with self.engine.connect() as conn:
+            rows = conn.execution_options(stream_results=True, yield_per=batch).execute(
+                named("labelled_answers"), {"since": since, "limit": limit}
+            )
+            for row in rows:
+                yield JudgedQuery(
+                    id=row.query_id,
+                    text=row.text,
+                    messages=row.messages,
+                    domain=row.domain,
+                    created_at=row.created_at,
+                    answers=[_judged_answer(answer) for answer in row.answers],
+                    route_tier=row.route_tier,
+                    explored=bool(row.explored),
+                    policy_choice=row.policy_choice if row.explored else None,
+                    explore_share=row.explore_share if row.explored else None,
+                )
 
     def close(self) -> None:
         """Close every pooled connection."""

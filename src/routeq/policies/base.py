@@ -35,6 +35,9 @@ class QueryView:
     # (so a number at the cap means "at least that many"); None when the option is off, the
     # query has no user, or it is not an answer query: the route step asks only then.
     user_query_count: int | None = None
+    # The query's id on the ledger (None outside the route step): what exploration hashes, so
+    # a redelivery decides the same way (``policies.router.exploration_tier``).
+    query_id: str | None = None
 
     def with_features(self, features: Mapping[str, Any]) -> QueryView:
         return replace(self, features=features)

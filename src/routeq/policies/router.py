@@ -4,10 +4,16 @@ The router also checks what a policy returns: a tier the ladder does not have is
 ``UnknownTierError``, which the route step turns into a failed query with the reason, rather
 than an error in the middle of the pipeline. Pure: model calls for features go through the
 ``ModelCalls`` the caller passes.
+
+With ``routing.explore_share`` the router overrides that share of the policy's decisions with a
+tier drawn uniformly from the ladder, by a hash of the query id (``exploration_tier``), so every
+tier gets training labels on a random sample (docs/training-data.md). Configured rules win.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from routeq.config import Settings
@@ -59,6 +65,7 @@ class Router:
     tier_names: tuple[str, ...]
     rules: RulesPolicy | None = None  # rules that run before a policy other than "rules"
     first_queries: FirstQueries | None = None  # after the rules, before the policy
+    explore_share: float = 0.0  # routing.explore_share: of the policy's decisions only
 
     def decide(self, query: QueryView, calls: ModelCalls) -> Decision:
         """The rules' decision, a new user's first-queries tier, or the policy's (after
@@ -73,12 +80,41 @@ class Router:
                 return self._checked(first)
         features = compute_features(self.policy.features, query, calls)
         decision = self.policy.decide(query.with_features(features) if features else query)
-        return self._checked(
+        chosen = self._checked(
             replace(
                 decision,
                 policy=decision.policy or self.policy.name,
                 version=decision.version or self.policy.version,
             )
+        )
+        return self._explored(query, chosen)
+
+    def _explored(self, query: QueryView, decision: Decision) -> Decision:
+        """The policy's ``decision``, or in its place the tier that exploration draws for this
+        query. Only a user's answer query with an id explores: documents, their pieces,
+        shadows and re-runs give no training labels (docs/training-data.md), so exploring
+        them would only cost. The policy's choice stays on the hop (``policy_choice``)."""
+        if query.query_id is None or query.role != "answer" or query.task != "answer":
+            return decision
+        tier = exploration_tier(query.query_id, self.explore_share, self.tier_names)
+        if tier is None:
+            return decision
+        details = {key: value for key, value in decision.details.items() if key != "rule"}
+        return replace(
+            decision,
+            tier=tier,
+            rule=None,  # no rule decided: the hop must not say one did
+            reason=(
+                f"explored: {tier} drawn at random (routing.explore_share="
+                f"{self.explore_share:g}) in place of the policy's {decision.tier} "
+                f"({decision.reason})"
+            ),
+            details={
+                **details,
+                "explore": True,
+                "policy_choice": decision.tier,
+                "explore_share": self.explore_share,  # for weighting: P(tier) = share / tiers
+            },
         )
 
     def _checked(self, decision: Decision) -> Decision:
@@ -97,6 +133,25 @@ class Router:
 
 
 MAX_NAME_CHARS = 80  # hops.policy and hops.policy_version
+
+_EXPLORE_SALT = "routeq-explore"
+
+
+def exploration_tier(query_id: str, share: float, tiers: Sequence[str]) -> str | None:
+    """The tier exploration sends query ``query_id`` to, or None when the policy's choice
+    stands (with probability ``1 - share``).
+
+    A hash of the id decides, not a random draw: a redelivered route hop, or a replay of the
+    ledger, decides the same way, and no random state is shared between workers. Of the
+    SHA-256 of the salted id, the first 8 bytes decide whether to explore (below ``share`` as
+    a fraction of 2**64), the next 8 which tier, uniformly (modulo the number of tiers: a bias
+    of at most len(tiers) / 2**64)."""
+    if share <= 0 or not tiers:
+        return None
+    digest = hashlib.sha256(f"{_EXPLORE_SALT}:{query_id}".encode()).digest()
+    if int.from_bytes(digest[:8], "big") >= share * 2**64:
+        return None
+    return tiers[int.from_bytes(digest[8:16], "big") % len(tiers)]
 
 
 def build_router(settings: Settings, policy: Policy | None = None) -> Router:
@@ -120,4 +175,7 @@ def build_router(settings: Settings, policy: Policy | None = None) -> Router:
         first = FirstQueries(option.count, option.tier or settings.top_tier.name)
         if configured and isinstance(policy, RulesPolicy):
             rules = policy  # configured rules still come first; its default tier comes after
-    return Router(policy, tuple(settings.tier_names), rules, first)
+    explore_share = settings.routing.explore_share
+    if explore_share > 0 and configured and isinstance(policy, RulesPolicy):
+        rules = policy  # a configured rule wins over exploration: it decides before the policy
+    return Router(policy, tuple(settings.tier_names), rules, first, explore_share=explore_share)

@@ -104,6 +104,7 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         role=query.role.value,
         messages=query.messages,
         user_query_count=_earlier_queries(rt, query),
+        query_id=str(query_id),
     )
     calls = _FeatureCalls(rt, hop)
     try:

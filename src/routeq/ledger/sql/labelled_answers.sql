@@ -1,0 +1,56 @@
+-- Training data from the ledger (docs/training-data.md): closed user queries (role 'answer')
+-- with every answer a judge gave a verdict on, oldest first. ``answers`` holds one object per
+-- labelled answer: a call hop that answered (done, with an output, not gated) followed by the
+-- judge hop that judged it (done, with a verdict of its own: not the fail mode of a judge that
+-- could not grade, source 'judge-error'). A query without such an answer has no row, so LIMIT
+-- counts the lines of the export. :since and :limit may be NULL (no bound).
+-- The route hop says whether exploration chose the first tier (routing.explore_share).
+-- The lateral subquery reads one query's own hops through the (query_id, seq) index; OFFSET 0
+-- keeps the planner from folding the kind filter in (as in the query_journeys view).
+SELECT q.id AS query_id,
+       q.text,
+       q.messages,
+       q.created_at,
+       CASE WHEN jsonb_typeof(q.metadata -> 'domain') = 'string'
+            THEN q.metadata ->> 'domain' ELSE '' END AS domain,
+       r.tier AS route_tier,
+       coalesce(r.details -> 'explore' = 'true', false) AS explored,
+       r.details ->> 'policy_choice' AS policy_choice,
+       CASE WHEN jsonb_typeof(r.details -> 'explore_share') = 'number'
+            THEN (r.details ->> 'explore_share')::float END AS explore_share,
+       l.answers
+FROM queries q
+LEFT JOIN LATERAL (
+    SELECT h.tier, h.details FROM hops h WHERE h.query_id = q.id AND h.seq = 1 AND h.kind = 'route'
+) r ON true
+CROSS JOIN LATERAL (
+    SELECT jsonb_agg(
+               jsonb_build_object(
+                   'seq', c.seq,
+                   'tier', c.tier,
+                   'model', c.model,
+                   'response', c.output,
+                   'passed', j.passed,
+                   'judge_score', j.judge_score,
+                   'source', j.details ->> 'source'
+               )
+               ORDER BY c.seq
+           ) AS answers
+    FROM (SELECT * FROM hops WHERE hops.query_id = q.id OFFSET 0) j
+    JOIN hops c ON c.query_id = j.query_id AND c.seq = j.seq - 1
+    WHERE j.kind = 'judge'
+      AND j.status = 'done'
+      AND j.passed IS NOT NULL
+      AND coalesce(j.details ->> 'source', '') <> 'judge-error'
+      AND c.kind = 'call'
+      AND c.status = 'done'
+      AND c.tier IS NOT NULL
+      AND c.output IS NOT NULL
+      AND NOT c.details ? 'gate'
+) l
+WHERE q.role = 'answer'
+  AND q.status IN ('done', 'failed')
+  AND q.created_at >= coalesce(CAST(:since AS timestamptz), '-infinity')
+  AND l.answers IS NOT NULL
+ORDER BY q.created_at, q.id
+LIMIT CAST(:limit AS bigint)
