@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
     from routeq.batch.report import OutputFormat
     from routeq.client import Result
+    from routeq.evaluation.outcomes import Example
+    from routeq.learned.embeddings import Embedder
     from routeq.ledger.batches import DocumentResult
 
 app = typer.Typer(
@@ -811,6 +813,180 @@ def metrics(
             time.sleep(1)
     except KeyboardInterrupt:
         server.shutdown()
+
+
+def _ledger_examples(since: str | None, limit: int | None) -> list[Example]:
+    """The ledger's judged answers as outcome examples (keyed by tier), via the export that
+    `routeq export-outcomes` writes, into a private temporary file."""
+    import tempfile
+
+    from routeq.evaluation.outcomes import read_outcomes
+    from routeq.ledger import Ledger
+    from routeq.ledger_access import ledger_engine
+    from routeq.ledger_outcomes import parse_since, write_outcomes
+
+    start = None if since is None else parse_since(since)
+    with tempfile.TemporaryDirectory(prefix="routeq-ledger-") as folder:
+        path = Path(folder) / "outcomes.jsonl"
+        with ledger_engine(_settings()) as engine:
+            queries = Ledger(engine).judged_queries(since=start, limit=limit)
+            counts = write_outcomes(queries, path, "tier")
+        if counts.queries == 0:
+            raise UsageError("the ledger holds no judged answers to learn from (yet)")
+        return read_outcomes(path)
+
+
+def _examples_from(
+    dataset: Path | None, from_ledger: bool, since: str | None, limit: int | None
+) -> tuple[list[Example], str]:
+    if (dataset is None) == (not from_ledger):
+        raise UsageError("give one source: --dataset FILE or --from-ledger")
+    if dataset is not None:
+        from routeq.evaluation.outcomes import read_outcomes
+
+        return read_outcomes(dataset), str(dataset)
+    return _ledger_examples(since, limit), "ledger" + (f" since {since}" if since else "")
+
+
+def _options(pairs: list[str] | None) -> dict[str, object]:
+    """--option key=value pairs as hyperparameters (numbers parsed; a,b lists for blocks)."""
+    options: dict[str, object] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--option takes key=value, not {pair!r}")
+        value: object
+        try:
+            value = int(raw)
+        except ValueError:
+            try:
+                value = float(raw)
+            except ValueError:
+                value = raw.split(",") if key == "blocks" else raw
+        options[key.strip()] = value
+    return options
+
+
+def _embedder() -> Embedder:
+    from routeq.learned.embeddings import shared_embedder
+
+    settings = _settings()
+    return shared_embedder(settings.state_dir / "embeddings.sqlite")
+
+
+@app.command("train")
+def train_command(
+    policy: Annotated[str, typer.Option(help="expected-gain, knn or matrix-factorisation")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="the artifact to write")],
+    dataset: Annotated[Path | None, typer.Option(help="outcome file to learn from")] = None,
+    from_ledger: Annotated[
+        bool, typer.Option("--from-ledger", help="learn from the ledger's judged answers")
+    ] = False,
+    since: Annotated[str | None, typer.Option(help="with --from-ledger: from this date")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="with --from-ledger: at most N")] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(help="a model or tier to learn, weakest first (repeat); default: all"),
+    ] = None,
+    option: Annotated[
+        list[str] | None, typer.Option(help="hyperparameter key=value (docs/routing.md)")
+    ] = None,
+    folds: Annotated[int, typer.Option(min=0, help="cross-validation folds for the metrics")] = 5,
+    seed: Annotated[int, typer.Option(help="seed of the fold assignment")] = 0,
+) -> None:
+    """Train a routing policy on known outcomes and write its versioned artifact.
+
+    The artifact's metadata records the data, the date and the policy's cross-validated
+    numbers on that data (folds that training never saw)."""
+    from routeq.training import check_kind, order_labels, train_router
+
+    check_kind(policy)
+    examples, source = _examples_from(dataset, from_ledger, since, limit)
+    labels = order_labels(examples, label)
+    try:
+        trained = train_router(
+            policy,
+            examples,
+            labels,
+            out,
+            embedder=_embedder(),
+            options=_options(option),
+            source=source,
+            folds=folds,
+            seed=seed,
+        )
+    except (TypeError, ValueError) as error:  # a bad hyperparameter, data without a gap
+        raise UsageError(f"cannot train {policy}: {error}") from None
+    console.print(
+        f"{policy} trained on {len(examples)} examples ({source}), labels {', '.join(labels)}: "
+        f"{out} version {trained.artifact.version}",
+        highlight=False,
+    )
+    if trained.held_out is not None:
+        summary = trained.held_out.summary
+        share = summary.share_for_95pct_strong
+        console.print(
+            f"held out ({folds}-fold): APGR {summary.apgr:.3f}, strong share for 95% of "
+            f"{labels[-1]}'s quality: {'never' if share is None else f'{share:.1%}'}",
+            highlight=False,
+        )
+
+
+@app.command("calibrate")
+def calibrate_command(
+    policy: Annotated[str, typer.Option(help="the configured [routing.policy] name")],
+    target_strong_share: Annotated[
+        float | None, typer.Option(help="share of queries to send to the top tier, 0..1")
+    ] = None,
+    target_cost_per_query: Annotated[
+        float | None, typer.Option(help="mean USD per query to aim at instead")
+    ] = None,
+    dataset: Annotated[Path | None, typer.Option(help="sample: an outcome file's prompts")] = None,
+    from_ledger: Annotated[
+        bool, typer.Option("--from-ledger", help="sample: the ledger's recent queries")
+    ] = False,
+    since: Annotated[str | None, typer.Option(help="with --from-ledger: from this date")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="sample at most this many queries")] = 5000,
+    write: Annotated[bool, typer.Option(help="write the cost weight into the config file")] = True,
+) -> None:
+    """Set the policy's cost weight so that, on a sample of your traffic, the target share (or
+    cost) is met; writes it to the config file and reports the realised shares."""
+    from routeq.learned.configs import LearnedPolicyConfig
+    from routeq.learned.policies import LearnedPolicy
+    from routeq.policies.registry import build_configured_policy
+    from routeq.training import calibrate, write_cost_weight
+
+    settings = _settings()
+    _embedder()  # the policy's embeddings then use the on-disk cache, as training did
+    section = settings.routing.policy
+    if section.name != policy or not isinstance(section, LearnedPolicyConfig):
+        raise UsageError(
+            f"the configured policy is {section.name!r}: set [routing.policy] name = "
+            f"{policy!r} and its artifact in the config file first (docs/routing.md)"
+        )
+    built = build_configured_policy(settings)
+    assert isinstance(built, LearnedPolicy)
+    examples, source = _examples_from(dataset, from_ledger, since, limit)
+    texts = [e.prompt for e in examples][:limit]
+    result = calibrate(
+        settings,
+        built,
+        texts,
+        target_top_share=target_strong_share,
+        target_cost_per_query=target_cost_per_query,
+    )
+    shares = ", ".join(f"{tier} {share:.1%}" for tier, share in result.shares.items())
+    console.print(
+        f"cost_weight {result.cost_weight:g} on {result.sample} queries ({source}): {shares}; "
+        f"mean ${result.mean_cost_usd:.6f} a query",
+        highlight=False,
+    )
+    if not write:
+        return
+    if settings.config_file is None:
+        raise UsageError("no config file to write to: pass --no-write, or create routeq.toml")
+    write_cost_weight(settings.config_file, section, result.cost_weight)
+    console.print(f"written to {settings.config_file}", highlight=False)
 
 
 @app.command()
