@@ -99,7 +99,12 @@ def configure_runtime(factory: Callable[[], Runtime]) -> None:
     reset_runtime()
 
 
-def build_runtime(settings: Settings, database_url: str, app: Celery) -> Runtime:
+def build_runtime(
+    settings: Settings, database_url: str, app: Celery, *, policy: Policy | None = None
+) -> Runtime:
+    """A worker process's runtime. ``policy``: the routing policy the worker built when it
+    started (``policy_at_start``), so a pool child neither loads a trained model again nor
+    finds out only at its first route step that it cannot."""
     from routeq.ledger import Ledger, make_engine
     from routeq.queue.publisher import Publisher
 
@@ -111,8 +116,18 @@ def build_runtime(settings: Settings, database_url: str, app: Celery) -> Runtime
         Ledger(make_engine(database_url, pool_size=1)),
         Publisher(app, settings),
         new_http_client(),
+        policy=policy,
         broker_url=app.conf.broker_url,
     )
+
+
+def policy_at_start(settings: Settings) -> Policy:
+    """The configured routing policy, built (and checked as the router checks it) when a worker
+    starts, before it consumes anything: a missing or corrupt trained artifact, or a policy the
+    ladder cannot use, raises ``ConfigError`` naming the problem here rather than failing the
+    first route step of every query. Policies are pure once built, so a prefork worker builds
+    it once in its main process and its pool children share it."""
+    return build_router(settings).policy
 
 
 def runtime_for(

@@ -6,7 +6,8 @@ connection-error path (``restore_unacked_once``), and a pool child killed during
 the main process exit. Compose and Kubernetes restart a dead container, but a bare
 ``routeq worker`` (on a VM, under the local stack) would leave its queue unconsumed. So the
 supervisor restarts a child that exits on its own, with a capped backoff so a worker that
-cannot start (broker down, bad config) does not spin.
+cannot start (broker down) does not spin. A child that exits 4 refused its configuration at
+start (a missing trained artifact, say): restarting cannot help, so the supervisor exits 4 too.
 
 The operator's stop signals (SIGTERM, SIGINT, SIGQUIT) are forwarded to the child and end the
 supervision: the supervisor then waits for the child's warm (or cold) shutdown and exits with
@@ -29,6 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TextIO
+
+from routeq.exitcodes import ExitCode
 
 #: The signals an operator (or an orchestrator) uses to stop a Celery worker.
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
@@ -69,11 +72,14 @@ def should_restart(returncode: int, stop_requested: bool) -> bool:
 
     Not after the operator asked to stop: the exit is the shutdown they wanted. Not after a
     clean exit (0) either: Celery exits 0 only when told to stop, e.g. by a remote ``shutdown``
-    control command from Flower, and restarting would defeat it. Anything else (an
+    control command from Flower, and restarting would defeat it. Not after status 4
+    (``ExitCode.SETUP``) either: the worker refused its configuration at start (a missing or
+    corrupt trained artifact, ``routeq.worker.main``), and would refuse it again; the operator,
+    or an orchestrator's crash loop, must see that. Anything else (an
     unrecoverable error, a non-zero status, a signal nobody forwarded such as the OOM killer's
     SIGKILL) is a crash, and the queue still needs its consumer.
     """
-    return not stop_requested and returncode != 0
+    return not stop_requested and returncode not in (0, ExitCode.SETUP)
 
 
 def exit_status(returncode: int) -> int:
