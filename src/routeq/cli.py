@@ -678,11 +678,22 @@ def eval_command(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="write the curves as JSON here")] = None,
     per_prompt: Annotated[bool, typer.Option(help="include each prompt's score in --out")] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="draw the curves into this .svg or .png file")
+    ] = None,
+    weak_tier: Annotated[
+        str | None, typer.Option(help="price the weak model as this tier (default: the first)")
+    ] = None,
+    strong_tier: Annotated[
+        str | None, typer.Option(help="price the strong model as this tier (default: the top)")
+    ] = None,
 ) -> None:
     """Measure a router on known outcomes, next to the random router and the oracle.
 
     Numbers are never measured on training data: by default each of --folds folds is scored
-    by the router trained on the others; with --train, the router learns from that file."""
+    by the router trained on the others; with --train, the router learns from that file.
+    Costs are at the configured tiers' prices; docs/evaluation.md says how they are counted."""
+    from routeq.evaluation.cost import example_costs, tier_prices
     from routeq.evaluation.harness import (
         PromptLength,
         cross_validated,
@@ -691,8 +702,11 @@ def eval_command(
         without_domain,
     )
     from routeq.evaluation.outcomes import models_of, observed_pairs, read_outcomes
-    from routeq.evaluation.report import as_json, rows
+    from routeq.evaluation.report import as_json, cost_caption, rows
 
+    # Options that can be wrong are refused before the data is read and the router trained.
+    plot_format = _plot_format(plot)
+    prices = tier_prices(_settings().tiers, weak_tier, strong_tier)
     examples = read_outcomes(dataset)
     for domain in exclude_domain or []:
         examples = without_domain(examples, domain)
@@ -721,21 +735,23 @@ def eval_command(
         )
     examples = paired
     trainer = PromptLength()
+    costs = example_costs(examples, weak_model, strong_model, prices)
     try:
         if train is not None:
             training = read_outcomes(train)
-            measured = held_out(trainer, training, examples, weak_model, strong_model)
+            measured = held_out(trainer, training, examples, weak_model, strong_model, costs)
         else:
-            measured = cross_validated(trainer, examples, weak_model, strong_model, folds, seed)
-        evaluations = [measured, *references(examples, weak_model, strong_model)]
+            measured = cross_validated(
+                trainer, examples, weak_model, strong_model, folds, seed, costs
+            )
+        evaluations = [measured, *references(examples, weak_model, strong_model, costs)]
     except ValueError as error:  # overlapping data, no gap between the models
         raise UsageError(f"{dataset}: {error}") from None
     from rich.table import Table
 
     header, *body = rows(evaluations)
-    table = Table(
-        *header, title=f"{dataset.name}: {len(examples)} prompts, {weak_model} vs {strong_model}"
-    )
+    title = f"{dataset.name}: {len(examples)} prompts, {weak_model} vs {strong_model}"
+    table = Table(*header, title=title, caption=cost_caption(evaluations, prices))
     for row in body:
         table.add_row(*row)
     console.print(table)
@@ -746,9 +762,35 @@ def eval_command(
             weak=weak_model,
             strong=strong_model,
             per_prompt=per_prompt,
+            prices=prices,
         )
         out.write_text(json.dumps(data, indent=1) + "\n")
         console.print(f"curves: {out}")
+    if plot is not None:
+        if plot_format == "png":
+            from routeq.evaluation.plot_png import png
+
+            plot.write_bytes(png(evaluations, title))
+        else:
+            from routeq.evaluation.plot import svg
+
+            plot.write_text(svg(evaluations, title), encoding="utf-8")
+        console.print(f"plot: {plot}")
+
+
+def _plot_format(plot: Path | None) -> str | None:
+    """The format of ``--plot`` by its suffix; refused (exit 2) before any work, and a PNG
+    without matplotlib refused as early (exit 4)."""
+    if plot is None:
+        return None
+    suffix = plot.suffix.lower()
+    if suffix not in (".svg", ".png"):
+        raise UsageError(f"--plot {plot}: the file must end in .svg or .png, not {suffix!r}")
+    if suffix == ".png":
+        from routeq.evaluation.plot_png import require
+
+        require()
+    return suffix[1:]
 
 
 @app.command("export-outcomes")

@@ -13,6 +13,12 @@ distinct score, joined by straight lines.
 
 The random router is computed exactly, as the average over every ordering (its expected PGR at
 share s is s), and the oracle orders prompts by the strong model's gain over the weak one.
+
+Given each prompt's cost on either model (``routeq.evaluation.cost``), every point also carries
+the cost per 1,000 queries of routing exactly the prompts it sends to the strong model, so the
+summary can say what the 95%-quality point costs next to answering everything on one model.
+Between two points, quality and cost are both taken as linear: a threshold that splits a group
+of tied prompts at random gives that in expectation.
 """
 
 from __future__ import annotations
@@ -21,12 +27,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby, pairwise
 
+PER = 1000
+"""Costs are reported per this many queries: a single query's cost is a fraction of a cent."""
+
 
 @dataclass(frozen=True)
 class Point:
+    """One threshold of a router: its share of strong calls, mean quality and PGR, and (when
+    prices were given) USD per 1,000 queries of routing that way."""
+
     strong_share: float
     quality: float
     pgr: float
+    cost_per_1k: float | None = None
 
 
 @dataclass(frozen=True)
@@ -39,13 +52,31 @@ class Summary:
     share_for_95pct_strong: float | None
     weak_quality: float
     strong_quality: float
+    all_weak_cost_per_1k: float | None = None
+    all_strong_cost_per_1k: float | None = None
+    cost_per_1k_at_95pct: float | None = None
+    saving_at_95pct: float | None = None
+    """The share of the all-strong cost saved at the 95%-quality point (negative if dearer)."""
 
 
-def curve(weak: Sequence[float], strong: Sequence[float], scores: Sequence[float]) -> list[Point]:
-    """The router's curve, from all-weak (share 0) to all-strong (share 1)."""
+def curve(
+    weak: Sequence[float],
+    strong: Sequence[float],
+    scores: Sequence[float],
+    *,
+    weak_cost: Sequence[float] | None = None,
+    strong_cost: Sequence[float] | None = None,
+) -> list[Point]:
+    """The router's curve, from all-weak (share 0) to all-strong (share 1).
+
+    With ``weak_cost`` and ``strong_cost`` (USD of each prompt on either model), each point's
+    cost adds up the strong price of the prompts it sends to the strong model and the weak
+    price of the rest: which prompts those are depends on the scores, not only on the share.
+    """
     n = len(weak)
     if n == 0 or len(strong) != n or len(scores) != n:
         raise ValueError("weak, strong and scores need one value per prompt, and at least one")
+    costs = _costs(n, weak_cost, strong_cost)
     weak_mean, strong_mean = sum(weak) / n, sum(strong) / n
     gap = strong_mean - weak_mean
     if gap <= 0:
@@ -55,29 +86,63 @@ def curve(weak: Sequence[float], strong: Sequence[float], scores: Sequence[float
         )
     order = sorted(range(n), key=lambda i: -scores[i])
     total = sum(weak)
+    spent = None if costs is None else sum(costs[0])
     sent = 0
-    points = [_point(0, n, total, weak_mean, gap)]
+    points = [_point(0, n, total, weak_mean, gap, spent)]
     for _, group in groupby(order, key=lambda i: scores[i]):
         for i in group:
             total += strong[i] - weak[i]
+            if costs is not None and spent is not None:
+                spent += costs[1][i] - costs[0][i]
             sent += 1
-        points.append(_point(sent, n, total, weak_mean, gap))
+        points.append(_point(sent, n, total, weak_mean, gap, spent))
     return points
 
 
-def _point(sent: int, n: int, total: float, weak_mean: float, gap: float) -> Point:
+def _costs(
+    n: int, weak_cost: Sequence[float] | None, strong_cost: Sequence[float] | None
+) -> tuple[Sequence[float], Sequence[float]] | None:
+    """Both cost columns checked against the prompts, or None when prices were not given."""
+    if weak_cost is None and strong_cost is None:
+        return None
+    if weak_cost is None or strong_cost is None or len(weak_cost) != n or len(strong_cost) != n:
+        raise ValueError("weak_cost and strong_cost go together, one value per prompt")
+    return weak_cost, strong_cost
+
+
+def _point(
+    sent: int, n: int, total: float, weak_mean: float, gap: float, spent: float | None
+) -> Point:
     quality = total / n
     pgr = (quality - weak_mean) / gap
-    return Point(sent / n, quality, pgr)
+    return Point(sent / n, quality, pgr, None if spent is None else spent * PER / n)
 
 
-def random_curve(weak: Sequence[float], strong: Sequence[float], steps: int = 100) -> list[Point]:
-    """The random router's expected curve: at share s, quality = weak + s * (strong - weak)."""
+def random_curve(
+    weak: Sequence[float],
+    strong: Sequence[float],
+    steps: int = 100,
+    *,
+    weak_cost: Sequence[float] | None = None,
+    strong_cost: Sequence[float] | None = None,
+) -> list[Point]:
+    """The random router's expected curve: at share s, quality = weak + s * (strong - weak),
+    and likewise its cost: a random s of the prompts costs s of the all-strong bill."""
     n = len(weak)
     weak_mean, strong_mean = sum(weak) / n, sum(strong) / n
     gap = strong_mean - weak_mean
+    costs = _costs(n, weak_cost, strong_cost)
+    if costs is None:
+        low = high = None
+    else:
+        low, high = sum(costs[0]) * PER / n, sum(costs[1]) * PER / n
     return [
-        Point(s, weak_mean + s * gap, s if gap else 0.0)
+        Point(
+            s,
+            weak_mean + s * gap,
+            s if gap else 0.0,
+            None if low is None or high is None else low + s * (high - low),
+        )
         for s in (step / steps for step in range(steps + 1))
     ]
 
@@ -88,15 +153,27 @@ def oracle_scores(weak: Sequence[float], strong: Sequence[float]) -> list[float]
 
 
 def summarise(points: Sequence[Point], strong_quality: float) -> Summary:
+    """The curve's numbers; the cost ones are None unless its points carry costs."""
     apgr = sum((b.strong_share - a.strong_share) * (a.pgr + b.pgr) / 2 for a, b in pairwise(points))
     weak_quality = points[0].quality
+    at_95 = _crossing(points, lambda p: p.quality, 0.95 * strong_quality)
+    all_weak, all_strong = points[0].cost_per_1k, points[-1].cost_per_1k
+    cost_95 = None
+    if at_95 is not None:
+        a, b, fraction = at_95
+        if a.cost_per_1k is not None and b.cost_per_1k is not None:
+            cost_95 = a.cost_per_1k + fraction * (b.cost_per_1k - a.cost_per_1k)
     return Summary(
         apgr=apgr,
         cpt50=share_reaching(points, lambda p: p.pgr, 0.5),
         cpt80=share_reaching(points, lambda p: p.pgr, 0.8),
-        share_for_95pct_strong=share_reaching(points, lambda p: p.quality, 0.95 * strong_quality),
+        share_for_95pct_strong=None if at_95 is None else _share_at(at_95),
         weak_quality=weak_quality,
         strong_quality=strong_quality,
+        all_weak_cost_per_1k=all_weak,
+        all_strong_cost_per_1k=all_strong,
+        cost_per_1k_at_95pct=cost_95,
+        saving_at_95pct=(1 - cost_95 / all_strong if cost_95 is not None and all_strong else None),
     )
 
 
@@ -104,11 +181,24 @@ def share_reaching(
     points: Sequence[Point], value: Callable[[Point], float], target: float
 ) -> float | None:
     """The least strong share at which ``value`` reaches ``target``, linear between points."""
+    crossing = _crossing(points, value, target)
+    return None if crossing is None else _share_at(crossing)
+
+
+def _crossing(
+    points: Sequence[Point], value: Callable[[Point], float], target: float
+) -> tuple[Point, Point, float] | None:
+    """Where ``value`` first reaches ``target``: the two points around it and how far along
+    from the first (0 to 1), so that any other column can be read at the same place."""
     if value(points[0]) >= target:
-        return points[0].strong_share
+        return points[0], points[0], 0.0
     for a, b in pairwise(points):
         if value(b) >= target:
             rise = value(b) - value(a)
-            fraction = (target - value(a)) / rise if rise else 1.0
-            return a.strong_share + fraction * (b.strong_share - a.strong_share)
+            return a, b, (target - value(a)) / rise if rise else 1.0
     return None
+
+
+def _share_at(crossing: tuple[Point, Point, float]) -> float:
+    a, b, fraction = crossing
+    return a.strong_share + fraction * (b.strong_share - a.strong_share)

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from routeq.config import TierConfig
+from routeq.evaluation.cost import TierPrices
+from routeq.evaluation.curve import PER
 from routeq.evaluation.harness import Evaluation
 
 
@@ -13,9 +16,40 @@ def _share(value: float | None) -> str:
     return "never" if value is None else f"{value:.1%}"
 
 
+def money(value: float) -> str:
+    """USD with four decimals: per 1,000 queries a cheap model costs cents, not dollars."""
+    return f"${value:,.4f}"
+
+
+def _cost_at_95(e: Evaluation) -> str:
+    if e.summary.all_strong_cost_per_1k is None:
+        return "-"  # not priced
+    if e.summary.cost_per_1k_at_95pct is None:
+        return "never"  # the curve never reaches 95% of the strong model's quality
+    return money(e.summary.cost_per_1k_at_95pct)
+
+
+def _saving(e: Evaluation) -> str:
+    if e.summary.saving_at_95pct is None:
+        return "never" if e.summary.all_strong_cost_per_1k else "-"
+    return f"{e.summary.saving_at_95pct:.1%}"
+
+
 def rows(evaluations: Sequence[Evaluation]) -> list[list[str]]:
-    """Header and one row per router: APGR, CPT(50%), CPT(80%), strong share for 95%."""
-    header = ["router", "APGR", "CPT(50%)", "CPT(80%)", "strong share for 95%"]
+    """Header and one row per router: APGR, CPT(50%), CPT(80%), strong share for 95%, and
+    what that 95% point costs per 1,000 queries and saves against sending all to strong.
+
+    All routers are measured on the same examples, so the all-weak and all-strong costs are
+    one pair for the whole table: :func:`cost_caption` states them under it."""
+    header = [
+        "router",
+        "APGR",
+        "CPT(50%)",
+        "CPT(80%)",
+        "strong share for 95%",
+        "$/1k at 95%",
+        "saving vs all-strong",
+    ]
     body = [
         [
             e.name,
@@ -23,21 +57,45 @@ def rows(evaluations: Sequence[Evaluation]) -> list[list[str]]:
             _share(e.summary.cpt50),
             _share(e.summary.cpt80),
             _share(e.summary.share_for_95pct_strong),
+            _cost_at_95(e),
+            _saving(e),
         ]
         for e in evaluations
     ]
     return [header, *body]
 
 
+def cost_caption(evaluations: Sequence[Evaluation], prices: TierPrices) -> str:
+    """The table's cost reference: all-weak and all-strong USD per 1,000 queries, and the
+    tiers whose prices they are at; empty when nothing was priced."""
+    for e in evaluations:
+        all_weak, all_strong = e.summary.all_weak_cost_per_1k, e.summary.all_strong_cost_per_1k
+        if all_weak is not None and all_strong is not None:
+            return (
+                f"per 1,000 queries: all weak {money(all_weak)} at {prices.weak.name}'s prices, "
+                f"all strong {money(all_strong)} at {prices.strong.name}'s"
+            )
+    return ""
+
+
 def as_json(
-    evaluations: Sequence[Evaluation], *, dataset: str, weak: str, strong: str, per_prompt: bool
+    evaluations: Sequence[Evaluation],
+    *,
+    dataset: str,
+    weak: str,
+    strong: str,
+    per_prompt: bool,
+    prices: TierPrices | None = None,
 ) -> dict[str, Any]:
     """The whole run: what was measured on what, each curve, and optionally each prompt's
-    score (to see which prompts a router sends where)."""
+    score (to see which prompts a router sends where). With ``prices``, the tiers the costs
+    are at (``cost_per_1k`` in each point and the summaries' cost numbers are USD per 1,000
+    queries)."""
     return {
         "dataset": dataset,
         "weak_model": weak,
         "strong_model": strong,
+        **({"pricing": _pricing(prices)} if prices is not None else {}),
         "routers": [
             {
                 "name": e.name,
@@ -48,3 +106,14 @@ def as_json(
             for e in evaluations
         ],
     }
+
+
+def _pricing(prices: TierPrices) -> dict[str, Any]:
+    def tier(config: TierConfig) -> dict[str, Any]:
+        return {
+            "tier": config.name,
+            "input_price_per_mtok": float(config.input_price_per_mtok),
+            "output_price_per_mtok": float(config.output_price_per_mtok),
+        }
+
+    return {"weak": tier(prices.weak), "strong": tier(prices.strong), "per_queries": PER}
