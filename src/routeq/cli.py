@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from routeq.config import Settings, load_settings
-from routeq.errors import UsageError
+from routeq.errors import ConfigError, UsageError
 from routeq.exitcodes import CommandFailed, ExitCode, failure_for
 from routeq.summary_spec import SummarySpec
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from routeq.batch.report import OutputFormat
     from routeq.client import Result
+    from routeq.evaluation.harness import Trainer
     from routeq.evaluation.outcomes import Example
     from routeq.learned.embeddings import Embedder
     from routeq.ledger.batches import DocumentResult
@@ -687,15 +688,24 @@ def eval_command(
     strong_tier: Annotated[
         str | None, typer.Option(help="price the strong model as this tier (default: the top)")
     ] = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="router to measure (repeat): prompt-length (default), expected-gain, knn, "
+            "matrix-factorisation, cascade, or NAME+cascade"
+        ),
+    ] = None,
+    option: Annotated[
+        list[str] | None, typer.Option(help="hyperparameter key=value for the trained routers")
+    ] = None,
 ) -> None:
     """Measure a router on known outcomes, next to the random router and the oracle.
 
     Numbers are never measured on training data: by default each of --folds folds is scored
     by the router trained on the others; with --train, the router learns from that file.
     Costs are at the configured tiers' prices; docs/evaluation.md says how they are counted."""
-    from routeq.evaluation.cost import example_costs, tier_prices
+    from routeq.evaluation.cost import cascaded, example_costs, tier_prices
     from routeq.evaluation.harness import (
-        PromptLength,
         cross_validated,
         held_out,
         references,
@@ -707,6 +717,7 @@ def eval_command(
     # Options that can be wrong are refused before the data is read and the router trained.
     plot_format = _plot_format(plot)
     prices = tier_prices(_settings().tiers, weak_tier, strong_tier)
+    trainers = [_eval_trainer(name, _options(option)) for name in policy or ["prompt-length"]]
     examples = read_outcomes(dataset)
     for domain in exclude_domain or []:
         examples = without_domain(examples, domain)
@@ -734,18 +745,23 @@ def eval_command(
             f"{dataset}: no example has outcomes of both {weak_model} and {strong_model}"
         )
     examples = paired
-    trainer = PromptLength()
     costs = example_costs(examples, weak_model, strong_model, prices)
+    training = read_outcomes(train) if train is not None else None
     try:
-        if train is not None:
-            training = read_outcomes(train)
-            measured = held_out(trainer, training, examples, weak_model, strong_model, costs)
-        else:
-            measured = cross_validated(
-                trainer, examples, weak_model, strong_model, folds, seed, costs
-            )
-        evaluations = [measured, *references(examples, weak_model, strong_model, costs)]
-    except ValueError as error:  # overlapping data, no gap between the models
+        measured = []
+        for trainer in trainers:
+            # A cascade pays the weak call on every query, escalated ones included.
+            paid = cascaded(costs) if trainer.name.endswith("cascade") else costs
+            if training is not None:
+                measured.append(
+                    held_out(trainer, training, examples, weak_model, strong_model, paid)
+                )
+            else:
+                measured.append(
+                    cross_validated(trainer, examples, weak_model, strong_model, folds, seed, paid)
+                )
+        evaluations = [*measured, *references(examples, weak_model, strong_model, costs)]
+    except ValueError as error:  # overlapping data, no gap between the models, no responses
         raise UsageError(f"{dataset}: {error}") from None
     from rich.table import Table
 
@@ -776,6 +792,33 @@ def eval_command(
 
             plot.write_text(svg(evaluations, title), encoding="utf-8")
         console.print(f"plot: {plot}")
+
+
+def _eval_trainer(name: str, options: dict[str, object]) -> Trainer:
+    """The harness trainer of a router named on `routeq eval --policy`."""
+    from routeq.evaluation.harness import PromptLength
+
+    if name == "prompt-length":
+        return PromptLength()
+    pre, plus, cascade = name.partition("+")
+    if plus and cascade != "cascade":
+        raise UsageError(f"--policy {name!r}: only NAME+cascade combines two routers")
+    try:
+        from routeq.learned.cascade import CascadeTrainer, CombinedTrainer
+        from routeq.learned.trainers import LearnedTrainer
+        from routeq.training import check_kind
+    except ImportError as error:
+        raise ConfigError(
+            f"--policy {name}: the trained routers need routeq's learn extra ({error.name} is "
+            "missing): pip install 'routeq[learn]'"
+        ) from None
+    if pre == "cascade" and not plus:
+        return CascadeTrainer()
+    first = _eval_trainer(pre, options) if pre == "prompt-length" else None
+    if first is None:
+        check_kind(pre)
+        first = LearnedTrainer(pre, _embedder(), options)
+    return CombinedTrainer(first) if plus else first
 
 
 def _plot_format(plot: Path | None) -> str | None:

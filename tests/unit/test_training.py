@@ -223,3 +223,48 @@ def test_calibrate_refuses_another_policy_and_writes_nothing(
     other.write_text('[routing.policy]\nname = "knn"\nartifact = "r.rqa"\n')
     with pytest.raises(ConfigError, match="does not name 'expected-gain'"):
         write_cost_weight(other, section, 0.5)  # type: ignore[arg-type]
+
+
+def test_eval_measures_trained_routers_on_held_out_folds(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _out, err = run(
+        capsys,
+        monkeypatch,
+        "eval",
+        "--dataset",
+        "train.jsonl",
+        "--folds",
+        "3",
+        "--policy",
+        "expected-gain",
+        "--policy",
+        "knn",
+        "--out",
+        "curves.json",
+    )
+    assert code == 0, err
+    routers = {r["name"]: r for r in json.loads((workdir / "curves.json").read_text())["routers"]}
+    assert set(routers) == {
+        "expected-gain (3-fold, seed 0)",
+        "knn (3-fold, seed 0)",
+        "random",
+        "oracle",
+    }
+    for name in ("expected-gain (3-fold, seed 0)", "knn (3-fold, seed 0)"):
+        assert routers[name]["summary"]["apgr"] > routers["random"]["summary"]["apgr"] + 0.1
+    code, _, err = run(
+        capsys, monkeypatch, "eval", "--dataset", "train.jsonl", "--policy", "knn+magic"
+    )
+    assert code == 2 and "only NAME+cascade" in err
+    code, _, err = run(capsys, monkeypatch, "eval", "--dataset", "train.jsonl", "--policy", "x")
+    assert code == 2 and "unknown trainable policy 'x'" in err
+
+
+def test_a_cascade_pays_the_weak_call_on_every_query() -> None:
+    from decimal import Decimal
+
+    from routeq.evaluation.cost import ExampleCost, cascaded
+
+    paid = cascaded({"a": ExampleCost(Decimal("0.1"), Decimal("2"))})
+    assert paid == {"a": ExampleCost(Decimal("0.1"), Decimal("2.1"))}

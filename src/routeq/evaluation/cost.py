@@ -108,3 +108,10 @@ def tier_prices(
     return TierPrices(
         weak=pick(weak_tier, tiers[0], "weak"), strong=pick(strong_tier, tiers[-1], "strong")
     )
+
+
+def cascaded(costs: dict[str, ExampleCost]) -> dict[str, ExampleCost]:
+    """The costs of a cascade: every query pays the weak call first, so one that escalates pays
+    both. (A pre-router combined with a cascade sends some queries straight up, paying only the
+    strong call: charging them both makes its cost an upper bound.)"""
+    return {key: ExampleCost(c.weak, c.weak + c.strong) for key, c in costs.items()}
