@@ -35,7 +35,7 @@ from routeq.learned.configs import LearnedPolicyConfig
 from routeq.learned.data import from_examples
 from routeq.learned.decide import TYPICAL_OUTPUT_TOKENS, choose, routing_score
 from routeq.learned.embeddings import Embedder
-from routeq.learned.models import KINDS, train
+from routeq.learned.models import KINDS, needs_embeddings, train
 from routeq.learned.policies import LearnedPolicy
 from routeq.learned.trainers import LearnedTrainer
 from routeq.tokens import count_tokens
@@ -99,10 +99,8 @@ def train_router(
         except ValueError:  # the strong label is no better on this data: no curve to draw
             held_out = None
     data = from_examples(examples, labels)
-    needs_embeddings = kind != "expected-gain" or "embedding" in options.get(
-        "blocks", ("embedding",)
-    )
-    embeddings = embedder.embed(data.texts) if needs_embeddings and embedder else None
+    embedded = needs_embeddings(kind, options) and embedder is not None
+    embeddings = embedder.embed(data.texts) if embedded and embedder else None
     trained = train(kind, data, embeddings, options)
     metadata = {
         **trained.metadata,

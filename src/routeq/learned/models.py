@@ -32,6 +32,17 @@ from routeq.learned.text import SHAPE_NAMES, Shape, Tfidf
 
 KINDS = ("expected-gain", "knn", "matrix-factorisation")
 BLOCKS = ("words", "shape", "embedding")
+# The expected-gain default leaves the embedding out: it measured no better held out on the
+# shared data (GSM8K a point up, MMLU a point down) and costs most of a decision's time
+# (bench/routing.md). `--option blocks=words,shape,embedding` adds it.
+DEFAULT_BLOCKS = ("words", "shape")
+
+
+def needs_embeddings(kind: str, options: Mapping[str, Any] | None = None) -> bool:
+    """Whether a router of ``kind`` with ``options`` learns from sentence embeddings."""
+    if kind != "expected-gain":
+        return True
+    return "embedding" in (options or {}).get("blocks", DEFAULT_BLOCKS)
 
 
 class QualityModel(Protocol):
@@ -118,7 +129,7 @@ def train_expected_gain(
     data: TrainingSet,
     embeddings: NDArray[np.float32] | None = None,
     *,
-    blocks: Sequence[str] = BLOCKS,
+    blocks: Sequence[str] = DEFAULT_BLOCKS,
     c: float = 1.0,
 ) -> Artifact:
     """One logistic regression per label, each on the examples that label was observed on."""

@@ -15,7 +15,7 @@ from routeq.evaluation.harness import Scorer
 from routeq.evaluation.outcomes import Example
 from routeq.learned.data import from_examples
 from routeq.learned.embeddings import Embedder
-from routeq.learned.models import QualityModel, load_model, train
+from routeq.learned.models import QualityModel, load_model, needs_embeddings, train
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,7 @@ class LearnedTrainer:
     def train(self, examples: Sequence[Example], weak: str, strong: str) -> Scorer:
         data = from_examples(examples, [weak, strong])
         embeddings = None
-        if self.kind != "expected-gain" or "embedding" in self.options.get(
-            "blocks", ("embedding",)
-        ):
+        if needs_embeddings(self.kind, self.options):
             if self.embedder is None:
                 raise ValueError(f"{self.kind} learns from sentence embeddings: give it one")
             embeddings = self.embedder.embed(data.texts)
