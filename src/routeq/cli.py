@@ -712,7 +712,7 @@ def eval_command(
         without_domain,
     )
     from routeq.evaluation.outcomes import models_of, observed_pairs, read_outcomes
-    from routeq.evaluation.report import as_json, cost_caption, rows
+    from routeq.evaluation.report import as_json, cost_caption, realised_shares, rows
 
     # Options that can be wrong are refused before the data is read and the router trained.
     plot_format = _plot_format(plot)
@@ -745,6 +745,9 @@ def eval_command(
             f"{dataset}: no example has outcomes of both {weak_model} and {strong_model}"
         )
     examples = paired
+    for label, count, shares in realised_shares(examples):
+        split = ", ".join(f"{tier} {share:.1%}" for tier, share in shares.items())
+        console.print(f"routed on the ledger by {label}: {split} of {count}", highlight=False)
     costs = example_costs(examples, weak_model, strong_model, prices)
     training = read_outcomes(train) if train is not None else None
     try:

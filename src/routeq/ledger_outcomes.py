@@ -79,7 +79,8 @@ def outcome_record(query: JudgedQuery, keyed_by: KeyBy = "tier") -> dict[str, An
 
     ``prompt`` is the query's text, which is what the route step shows a policy as
     ``QueryView.text`` (for a chat query, its last user turn); a chat query's turns go in
-    ``messages`` as well (an extra field, which readers keep in ``Example.extra``), and a query
+    ``messages`` as well (an extra field, which readers keep in ``Example.extra``), ``routed``
+    names the tier the route step chose and the policy and version that chose it, and a query
     that exploration routed says so in ``explore`` (the tier it drew, the policy's choice and
     the share in force: the random sample that training can weight to). Should one
     key be judged twice on a query (two tiers on one model keyed by model, or a hook that moved
@@ -95,6 +96,12 @@ def outcome_record(query: JudgedQuery, keyed_by: KeyBy = "tier") -> dict[str, An
         "prompt": query.text,
         "outcomes": outcomes,
     }
+    if query.route_tier is not None:
+        record["routed"] = {
+            "tier": query.route_tier,
+            "policy": query.policy,
+            "version": query.policy_version,
+        }
     if query.messages:
         record["messages"] = query.messages
     if query.explored:

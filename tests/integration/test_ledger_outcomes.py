@@ -85,6 +85,11 @@ def expected_lines(database_url: str, key: str = "tier") -> list[dict[str, Any]]
                 "prompt": query.text,
                 "outcomes": outcomes,
             }
+            line["routed"] = {
+                "tier": journey[0].tier,
+                "policy": journey[0].policy,
+                "version": journey[0].policy_version,
+            }
             if query.messages:
                 line["messages"] = query.messages
             route = journey[0].details
@@ -445,6 +450,12 @@ def test_eval_on_an_export_measures_only_the_pairs_observed_together(
         in stdout
     )
     assert f"{len(both)} prompts, cheap vs mid" in stdout
+    # How the ledger's policy routed those queries (a calibration's realised share).
+    routed = [line["routed"] for line in both]
+    label = f"{routed[0]['policy']} {routed[0]['version']}"
+    assert all(f"{r['policy']} {r['version']}" == label for r in routed)
+    cheap = sum(r["tier"] == "cheap" for r in routed) / len(routed)
+    assert f"routed on the ledger by {label}: cheap {cheap:.1%}" in stdout
     # without --weak and --strong, a file where no two tiers are on every line names them
     code, _, stderr = run(capsys, monkeypatch, "eval", "--dataset", str(out))
     assert code == 2 and "with --weak and --strong" in stderr

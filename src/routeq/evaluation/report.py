@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -10,6 +11,7 @@ from routeq.config import TierConfig
 from routeq.evaluation.cost import TierPrices
 from routeq.evaluation.curve import PER
 from routeq.evaluation.harness import Evaluation
+from routeq.evaluation.outcomes import Example
 
 
 def _share(value: float | None) -> str:
@@ -117,3 +119,20 @@ def _pricing(prices: TierPrices) -> dict[str, Any]:
         }
 
     return {"weak": tier(prices.weak), "strong": tier(prices.strong), "per_queries": PER}
+
+
+def realised_shares(examples: Sequence[Example]) -> list[tuple[str, int, dict[str, float]]]:
+    """How the ledger routed the examples of an export (their ``routed`` field), per policy and
+    version: the label, the number of queries and each tier's share. This is how a
+    calibration's target share is checked against what it realised on real traffic."""
+    by_policy: dict[str, Counter[str]] = {}
+    for example in examples:
+        routed = example.extra.get("routed")
+        if not isinstance(routed, dict) or not routed.get("tier"):
+            continue
+        label = f"{routed.get('policy') or '?'} {routed.get('version') or ''}".strip()
+        by_policy.setdefault(label, Counter())[str(routed["tier"])] += 1
+    return [
+        (label, sum(tiers.values()), {t: n / sum(tiers.values()) for t, n in sorted(tiers.items())})
+        for label, tiers in sorted(by_policy.items())
+    ]

@@ -77,7 +77,8 @@ class JudgedQuery:
     order (a query escalated from cheap to frontier has both). ``domain`` is the metadata's
     ``domain`` when it is a string, else "". ``explored``: its route hop sent it to
     ``route_tier`` by exploration (``routing.explore_share``, recorded as ``explore_share``)
-    in place of the policy's ``policy_choice``."""
+    in place of the policy's ``policy_choice``. ``policy`` and ``policy_version`` name what
+    routed it (so a calibration's realised share can be read off an export)."""
 
     id: uuid.UUID
     text: str
@@ -89,6 +90,8 @@ class JudgedQuery:
     explored: bool = False
     policy_choice: str | None = None
     explore_share: float | None = None
+    policy: str | None = None
+    policy_version: str | None = None
 
 
 def _judged_answer(answer: dict[str, Any]) -> JudgedAnswer:
@@ -1079,6 +1082,8 @@ class Ledger:
                     explored=bool(row.explored),
                     policy_choice=row.policy_choice if row.explored else None,
                     explore_share=row.explore_share if row.explored else None,
+                    policy=row.policy,
+                    policy_version=row.policy_version,
                 )
 
     def close(self) -> None:

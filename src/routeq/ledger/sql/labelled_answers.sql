@@ -14,6 +14,8 @@ SELECT q.id AS query_id,
        CASE WHEN jsonb_typeof(q.metadata -> 'domain') = 'string'
             THEN q.metadata ->> 'domain' ELSE '' END AS domain,
        r.tier AS route_tier,
+       r.policy,
+       r.policy_version,
        coalesce(r.details -> 'explore' = 'true', false) AS explored,
        r.details ->> 'policy_choice' AS policy_choice,
        CASE WHEN jsonb_typeof(r.details -> 'explore_share') = 'number'
@@ -21,7 +23,7 @@ SELECT q.id AS query_id,
        l.answers
 FROM queries q
 LEFT JOIN LATERAL (
-    SELECT h.tier, h.details FROM hops h WHERE h.query_id = q.id AND h.seq = 1 AND h.kind = 'route'
+    SELECT h.tier, h.details, h.policy, h.policy_version FROM hops h WHERE h.query_id = q.id AND h.seq = 1 AND h.kind = 'route'
 ) r ON true
 CROSS JOIN LATERAL (
     SELECT jsonb_agg(
