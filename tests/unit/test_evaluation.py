@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from test_cli_exit_codes import run as run_main
 
 from routeq.config import TierConfig
 from routeq.errors import UsageError
@@ -418,24 +419,6 @@ def test_a_png_without_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import now raises ImportError
     with pytest.raises(ConfigError, match=r"pip install 'routeq\[learn\]'"):
         plot_png.png(references(priced_examples(), "w", "s"), "t")
-
-
-def run_main(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
-) -> tuple[int, str, str]:
-    """``routeq ARGS`` through ``main``, as the installed script runs it (exit status, out, err)."""
-    import sys
-
-    from routeq import cli
-
-    monkeypatch.setattr(sys, "argv", ["routeq", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_routeq_eval_plots_a_png_and_shows_the_costs(

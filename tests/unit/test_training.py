@@ -4,16 +4,15 @@ held-out numbers, calibration meets its target on the sample and edits the confi
 from __future__ import annotations
 
 import json
-import sys
 import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from generated_outcomes import generated
+from test_cli_exit_codes import run
 from typer.testing import CliRunner
 
-from routeq import cli
 from routeq.cli import app
 from routeq.config import load_settings
 from routeq.errors import ConfigError, UsageError
@@ -23,20 +22,6 @@ from routeq.policies.registry import build_configured_policy
 from routeq.training import _quantile_weight, calibrate, order_labels, write_cost_weight
 
 runner = CliRunner()
-
-
-def run(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
-) -> tuple[int, str, str]:
-    """``routeq ARGS`` through ``main``, as the installed script runs it."""
-    monkeypatch.setattr(sys, "argv", ["routeq", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _write(path: Path, n: int, seed: int) -> Path:
