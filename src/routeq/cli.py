@@ -764,7 +764,7 @@ def eval_command(
                     cross_validated(trainer, examples, weak_model, strong_model, folds, seed, paid)
                 )
         evaluations = [*measured, *references(examples, weak_model, strong_model, costs)]
-    except ValueError as error:  # overlapping data, no gap between the models, no responses
+    except (TypeError, ValueError) as error:  # overlapping data, no gap, a bad --option
         raise UsageError(f"{dataset}: {error}") from None
     from rich.table import Table
 
@@ -964,7 +964,9 @@ def _embedder() -> Embedder:
 
 @app.command("train")
 def train_command(
-    policy: Annotated[str, typer.Option(help="expected-gain, knn or matrix-factorisation")],
+    policy: Annotated[
+        str, typer.Option(help="expected-gain, knn, matrix-factorisation or cascade-verifier")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="the artifact to write")],
     dataset: Annotated[Path | None, typer.Option(help="outcome file to learn from")] = None,
     from_ledger: Annotated[
@@ -986,23 +988,39 @@ def train_command(
 
     The artifact's metadata records the data, the date and the policy's cross-validated
     numbers on that data (folds that training never saw)."""
-    from routeq.training import check_kind, order_labels, train_router
+    from routeq.training import check_kind, order_labels, train_cascade_verifier, train_router
 
-    check_kind(policy)
+    verifier = policy == "cascade-verifier"
+    if not verifier:
+        check_kind(policy)
     examples, source = _examples_from(dataset, from_ledger, since, limit)
-    labels = order_labels(examples, label)
+    labels = order_labels(examples, label, _settings().tier_names)
+    # The ledger keeps the judge's grade; its verdict was the pass threshold.
+    pass_score = _settings().judge.pass_threshold / 10 if from_ledger else None
     try:
-        trained = train_router(
-            policy,
-            examples,
-            labels,
-            out,
-            embedder=_embedder(),
-            options=_options(option),
-            source=source,
-            folds=folds,
-            seed=seed,
-        )
+        if verifier:
+            trained = train_cascade_verifier(
+                examples,
+                labels,
+                out,
+                source=source,
+                folds=folds,
+                seed=seed,
+                pass_score=pass_score if pass_score is not None else 0.5,
+            )
+        else:
+            trained = train_router(
+                policy,
+                examples,
+                labels,
+                out,
+                embedder=_embedder(),
+                options=_options(option),
+                source=source,
+                folds=folds,
+                seed=seed,
+                pass_score=pass_score,
+            )
     except (TypeError, ValueError) as error:  # a bad hyperparameter, data without a gap
         raise UsageError(f"cannot train {policy}: {error}") from None
     console.print(
@@ -1031,7 +1049,7 @@ def calibrate_command(
     ] = None,
     dataset: Annotated[Path | None, typer.Option(help="sample: an outcome file's prompts")] = None,
     from_ledger: Annotated[
-        bool, typer.Option("--from-ledger", help="sample: the ledger's recent queries")
+        bool, typer.Option("--from-ledger", help="sample: the ledger's judged queries (--since)")
     ] = False,
     since: Annotated[str | None, typer.Option(help="with --from-ledger: from this date")] = None,
     limit: Annotated[int, typer.Option(min=1, help="sample at most this many queries")] = 5000,

@@ -123,12 +123,27 @@ class TierConfig(ModelEndpoint):
         return f"tier.{self.name}"
 
 
+class VerifierConfig(_Strict):
+    """``[judge.verifier]``: a trained cascade verifier (``routeq train --policy
+    cascade-verifier``) reads each cheap answer after the heuristic checks; an answer it
+    trusts less than ``min_p_good`` fails, and the query escalates without asking the judge."""
+
+    artifact: Path = Field(description="the trained cascade-verifier artifact")
+    min_p_good: float = Field(
+        default=0.5, ge=0, le=1, description="answers predicted good with less than this fail"
+    )
+    tiers: list[str] | None = Field(
+        default=None, description="tiers whose answers it reads; default: all but the top tier"
+    )
+
+
 class JudgeConfig(_Strict):
     """How answers are scored. Heuristic checks always run when judging is on; the LLM judge
     runs after them when ``model`` is set."""
 
     enabled: bool = True
     pass_threshold: int = Field(default=6, ge=1, le=10)
+    verifier: VerifierConfig | None = None
     model: ModelEndpoint | None = None
     rubric: str = (
         "Score the answer from 1 (useless or wrong) to 10 (correct, complete, well explained) "

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from routeq.config import Settings
 from routeq.errors import ConfigError, UsageError
 from routeq.evaluation.harness import Evaluation, cross_validated
-from routeq.evaluation.outcomes import Example, models_of
+from routeq.evaluation.outcomes import Example
 from routeq.learned import artifact as artifacts
 from routeq.learned.artifact import Artifact
 from routeq.learned.configs import LearnedPolicyConfig
@@ -53,10 +53,14 @@ def check_kind(kind: str) -> None:
         raise UsageError(f"unknown trainable policy {kind!r}; trainable: {', '.join(KINDS)}")
 
 
-def order_labels(examples: Sequence[Example], labels: Sequence[str] | None) -> list[str]:
-    """The labels to learn, weakest first: as given, else every model in the data ordered by
-    its mean score (for a file of two models: the weak one, then the strong one)."""
-    known = models_of(examples)
+def order_labels(
+    examples: Sequence[Example], labels: Sequence[str] | None, tier_names: Sequence[str] = ()
+) -> list[str]:
+    """The labels to learn, weakest first: as given, else every label in the data, in ladder
+    order when they are all tier names (a ledger export), else by mean score on the examples
+    that have them all (each label's own sample is biased: the cheap tier answered the queries
+    the old policy thought easy)."""
+    known = list(dict.fromkeys(label for e in examples for label in e.outcomes))
     if labels:
         missing = [label for label in labels if label not in known]
         if missing:
@@ -66,10 +70,17 @@ def order_labels(examples: Sequence[Example], labels: Sequence[str] | None) -> l
         return list(labels)
     if len(known) < 2:
         raise UsageError(f"need outcomes of two models or tiers to learn from; found {known}")
+    if all(label in tier_names for label in known):
+        return [t for t in tier_names if t in known]
+    together = [e for e in examples if all(label in e.outcomes for label in known)]
+    if not together:
+        raise UsageError(
+            f"no example has outcomes of all of {', '.join(known)}: name the labels, weakest "
+            "first, with --label"
+        )
 
     def mean(label: str) -> float:
-        scores = [e.score(label) for e in examples if label in e.outcomes]
-        return sum(scores) / len(scores)
+        return sum(e.score(label) for e in together) / len(together)
 
     return sorted(known, key=mean)
 
@@ -85,8 +96,10 @@ def train_router(
     source: str,
     folds: int = 5,
     seed: int = 0,
+    pass_score: float | None = None,
 ) -> TrainedRouter:
-    """Measure by cross-validation, fit on everything, write the artifact."""
+    """Measure by cross-validation, fit on everything, write the artifact. ``pass_score``
+    turns graded outcomes into pass/fail (see ``from_examples``)."""
     check_kind(kind)
     options = dict(options or {})
     held_out = None
@@ -98,7 +111,7 @@ def train_router(
             held_out = cross_validated(trainer, paired, weak, strong, folds, seed)
         except ValueError:  # the strong label is no better on this data: no curve to draw
             held_out = None
-    data = from_examples(examples, labels)
+    data = from_examples(examples, labels, pass_score)
     embedded = needs_embeddings(kind, options) and embedder is not None
     embeddings = embedder.embed(data.texts) if embedded and embedder else None
     trained = train(kind, data, embeddings, options)
@@ -110,6 +123,7 @@ def train_router(
             "examples": len(examples),
         },
         "options": options,
+        "pass_score": pass_score,
         "held_out": None
         if held_out is None
         else {
@@ -126,6 +140,55 @@ def train_router(
         "routeq_trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     saved = artifacts.save(Artifact(kind, trained.labels, trained.arrays, metadata), out)
+    return TrainedRouter(saved, out, held_out)
+
+
+def train_cascade_verifier(
+    examples: Sequence[Example],
+    labels: Sequence[str],
+    out: Path,
+    *,
+    source: str,
+    folds: int = 5,
+    seed: int = 0,
+    pass_score: float = 0.5,
+) -> TrainedRouter:
+    """Train the verifier of the weakest label's answers (``labels[0]``: they need their
+    responses), measured as a cascade against the strongest label by cross-validation."""
+    from routeq.learned.cascade import KIND, CascadeTrainer, train_verifier
+
+    weak, strong = labels[0], labels[-1]
+    answered = [e for e in examples if e.outcomes.get(weak) and e.outcomes[weak].response]
+    if not answered:
+        raise UsageError(f"no example carries {weak}'s answer: the verifier learns from them")
+    held_out = None
+    paired = [e for e in answered if strong in e.outcomes]
+    if folds >= 2 and len(paired) >= folds * 2 and strong != weak:
+        try:
+            held_out = cross_validated(CascadeTrainer(), paired, weak, strong, folds, seed)
+        except ValueError:
+            held_out = None
+    trained = train_verifier(
+        [e.prompt for e in answered],
+        [e.outcomes[weak].response or "" for e in answered],
+        [float(e.score(weak) >= pass_score - 1e-9) for e in answered],
+    )
+    metadata = {
+        **trained.metadata,
+        "data": {"source": source, "sha256": _fingerprint(answered), "examples": len(answered)},
+        "verifies": weak,
+        "held_out": None
+        if held_out is None
+        else {
+            "folds": folds,
+            "seed": seed,
+            "strong": strong,
+            "apgr": round(held_out.summary.apgr, 4),
+            "share_for_95pct_strong": held_out.summary.share_for_95pct_strong,
+        },
+        "routeq_trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    saved = artifacts.save(Artifact(KIND, trained.labels, trained.arrays, metadata), out)
     return TrainedRouter(saved, out, held_out)
 
 

@@ -213,3 +213,23 @@ def test_trainer_cross_validates_on_held_out_folds(embedder) -> None:  # type: i
     )
     # Clear data: far better than random (0.5).
     assert evaluation.summary.apgr > 0.6
+
+
+def test_knn_needs_a_positive_prior_weight(embedder) -> None:  # type: ignore[no-untyped-def]
+    data = from_examples(generated(20), ["weak", "strong"])
+    with pytest.raises(ValueError, match="prior_weight must be above 0"):
+        train("knn", data, embedder.embed(data.texts), {"prior_weight": 0})
+
+
+def test_damaged_compressed_bytes_are_an_artifact_error(tmp_path: Path) -> None:
+    good = bytearray(artifacts.to_bytes(Artifact("knn", ("a", "b"), {"x": np.arange(500.0)})))
+    seen = set()
+    for offset in range(60, len(good) - 30, 7):  # flip bytes inside the compressed entries
+        damaged = bytearray(good)
+        damaged[offset] ^= 0xFF
+        try:
+            artifacts.from_bytes(bytes(damaged), "knn")
+        except ArtifactError:
+            seen.add("refused")
+        # anything else escaping would fail the test
+    assert "refused" in seen

@@ -252,4 +252,89 @@ def test_a_cascade_pays_the_weak_call_on_every_query() -> None:
     from routeq.evaluation.cost import ExampleCost, cascaded
 
     paid = cascaded({"a": ExampleCost(Decimal("0.1"), Decimal("2"))})
-    assert paid == {"a": ExampleCost(Decimal("0.1"), Decimal("2.1"))}
+    assert paid == {"a": ExampleCost(Decimal("0.1"), Decimal("2.1"), Decimal("2"))}
+
+
+def test_a_cascade_saving_is_against_sending_everything_straight_up() -> None:
+    from decimal import Decimal
+
+    from routeq.evaluation.cost import ExampleCost, cascaded
+    from routeq.evaluation.harness import _evaluation
+    from routeq.evaluation.outcomes import Example, Outcome
+
+    examples = [
+        Example(f"e{i}", "q", {"w": Outcome(float(i % 2)), "s": Outcome(1.0)}) for i in range(4)
+    ]
+    plain = {e.id: ExampleCost(Decimal("0.001"), Decimal("0.01")) for e in examples}
+    scores = [1.0, 0.0, 1.0, 0.0]  # the two the weak model gets wrong escalate first
+    cascade = _evaluation("cascade", examples, "w", "s", scores, cascaded(plain))
+    # All straight to strong: $10 per 1,000, not the $11 of escalating every cheap answer.
+    assert cascade.summary.all_strong_cost_per_1k == pytest.approx(10.0)
+    # One escalated: quality 0.75 at (4 weak + 1 strong) = $3.50 per 1,000; two: 1.0 at $6.
+    # 95% lies 4/5 of the way: $3.50 + 0.8 * $2.50 = $5.50, a 45% saving on $10.
+    assert cascade.summary.cost_per_1k_at_95pct == pytest.approx(5.5)
+    assert cascade.summary.saving_at_95pct == pytest.approx(0.45)
+
+
+def test_labels_of_a_ledger_export_follow_the_ladder_not_biased_means() -> None:
+    from routeq.evaluation.outcomes import Example, Outcome
+
+    # The cheap tier answered the easy queries (mostly right); frontier the hard ones.
+    examples = [Example(f"c{i}", "q", {"cheap": Outcome(1.0)}) for i in range(8)]
+    examples += [Example(f"f{i}", "q", {"frontier": Outcome(float(i % 2))}) for i in range(6)]
+    examples += [
+        Example(f"b{i}", "q", {"cheap": Outcome(0.0), "frontier": Outcome(1.0)}) for i in range(3)
+    ]
+    assert order_labels(examples, None, ["cheap", "mid", "frontier"]) == ["cheap", "frontier"]
+    assert order_labels(examples, ["cheap", "frontier"]) == ["cheap", "frontier"]
+    # Not tier names: ordered on the examples that have both, where frontier wins.
+    assert order_labels(examples, None) == ["cheap", "frontier"]
+
+
+def test_graded_ledger_outcomes_become_the_judges_verdict() -> None:
+    from routeq.evaluation.outcomes import Example, Outcome
+    from routeq.learned.data import from_examples
+
+    examples = [Example("a", "q", {"cheap": Outcome(0.5), "frontier": Outcome(0.6)})]
+    assert from_examples(examples, ["cheap", "frontier"], 0.6).outcomes.tolist() == [[0.0, 1.0]]
+    assert from_examples(examples, ["cheap", "frontier"]).outcomes.tolist() == [[0.5, 0.6]]
+
+
+def test_train_writes_a_cascade_verifier_of_the_weak_models_answers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROUTEQ_CONFIG", raising=False)
+    monkeypatch.setenv("ROUTEQ_STATE_DIR", str(tmp_path / "state"))
+    with (tmp_path / "answers.jsonl").open("w") as out:
+        for i in range(60):
+            right = i % 2 == 0
+            total = 30 if right else 37
+            answer = f"5*6 = <<5*6={total}>>{total} eggs.\n#### {total}"
+            record = {
+                "id": f"a{i}",
+                "prompt": f"A box holds 5 rows of 6 eggs ({i}). How many eggs?",
+                "outcomes": {
+                    "weak": {"score": float(right), "response": answer},
+                    "strong": {"score": 1.0},
+                },
+            }
+            out.write(json.dumps(record) + "\n")
+    code, out_text, err = run(
+        capsys,
+        monkeypatch,
+        "train",
+        "--policy",
+        "cascade-verifier",
+        "--dataset",
+        "answers.jsonl",
+        "--out",
+        "v.rqa",
+        "--folds",
+        "3",
+    )
+    assert code == 0, err
+    saved = artifacts.load(tmp_path / "v.rqa", "cascade-verifier")
+    # The oracle's APGR here is 0.75 (half the answers are wrong, strong always right).
+    assert saved.metadata["verifies"] == "weak" and saved.metadata["held_out"]["apgr"] > 0.7
+    assert "held out (3-fold)" in out_text

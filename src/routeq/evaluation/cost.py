@@ -47,6 +47,9 @@ class ExampleCost:
 
     weak: Decimal
     strong: Decimal
+    # What sending it straight to the strong model costs, when ``strong`` is more (a cascade
+    # pays the weak call first): the baseline of the saving.
+    strong_alone: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -114,4 +117,4 @@ def cascaded(costs: dict[str, ExampleCost]) -> dict[str, ExampleCost]:
     """The costs of a cascade: every query pays the weak call first, so one that escalates pays
     both. (A pre-router combined with a cascade sends some queries straight up, paying only the
     strong call: charging them both makes its cost an upper bound.)"""
-    return {key: ExampleCost(c.weak, c.weak + c.strong) for key, c in costs.items()}
+    return {key: ExampleCost(c.weak, c.weak + c.strong, c.strong) for key, c in costs.items()}

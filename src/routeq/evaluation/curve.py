@@ -152,12 +152,19 @@ def oracle_scores(weak: Sequence[float], strong: Sequence[float]) -> list[float]
     return [s - w for w, s in zip(weak, strong, strict=True)]
 
 
-def summarise(points: Sequence[Point], strong_quality: float) -> Summary:
-    """The curve's numbers; the cost ones are None unless its points carry costs."""
+def summarise(
+    points: Sequence[Point], strong_quality: float, all_strong_cost: float | None = None
+) -> Summary:
+    """The curve's numbers; the cost ones are None unless its points carry costs.
+    ``all_strong_cost`` (per 1,000 queries) is the baseline of the saving when the curve's own
+    last point is not what sending everything to the strong model costs (a cascade's last
+    point pays the weak call too)."""
     apgr = sum((b.strong_share - a.strong_share) * (a.pgr + b.pgr) / 2 for a, b in pairwise(points))
     weak_quality = points[0].quality
     at_95 = _crossing(points, lambda p: p.quality, 0.95 * strong_quality)
     all_weak, all_strong = points[0].cost_per_1k, points[-1].cost_per_1k
+    if all_strong_cost is not None:
+        all_strong = all_strong_cost
     cost_95 = None
     if at_95 is not None:
         a, b, fraction = at_95

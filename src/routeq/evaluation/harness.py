@@ -96,7 +96,11 @@ def _evaluation(
     weak_scores, strong_scores = _outcomes(examples, weak, strong)
     weak_cost, strong_cost = _cost_columns(examples, costs)
     points = curve(weak_scores, strong_scores, scores, weak_cost=weak_cost, strong_cost=strong_cost)
-    summary = summarise(points, sum(strong_scores) / len(strong_scores))
+    baseline = None
+    if costs is not None and all(costs[e.id].strong_alone is not None for e in examples):
+        alone = sum(float(costs[e.id].strong_alone or 0) for e in examples)
+        baseline = 1000 * alone / len(examples)
+    summary = summarise(points, sum(strong_scores) / len(strong_scores), baseline)
     return Evaluation(
         name, points, summary, {e.id: s for e, s in zip(examples, scores, strict=True)}
     )

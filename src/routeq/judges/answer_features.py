@@ -22,6 +22,25 @@ import math
 import operator
 import re
 from collections.abc import Callable
+from typing import Protocol
+
+
+class AnswerVerifier(Protocol):
+    """What the judge step asks of a trained verifier (``routeq.learned.cascade``)."""
+
+    @property
+    def min_p_good(self) -> float:
+        """Answers predicted good with less than this fail."""
+        ...
+
+    def applies_to(self, tier: str) -> bool:
+        """Whether it reads this tier's answers."""
+        ...
+
+    def p_good(self, question: str, answer: str) -> float:
+        """The probability that ``answer`` to ``question`` is good."""
+        ...
+
 
 NAMES = (
     "has_final",
@@ -40,9 +59,10 @@ NAMES = (
 
 _FINAL = re.compile(r"(?:####|[Tt]he (?:final )?answer is|[Aa]nswer:)\s*\$?\s*(-?[\d,]*\.?\d+)")
 _ANNOTATED = re.compile(r"<<([^<>=]+)=([^<>]+)>>")
-_WRITTEN = re.compile(
-    r"((?:[-(]?\s*\$?\d[\d,]*\.?\d*\s*%?\s*\)?\s*[-+*/x\u00d7\u00f7]\s*)+\(?\s*\$?\d[\d,]*\.?\d*\s*%?\s*\)?)\s*=\s*\$?(-?\d[\d,]*\.?\d*)"
-)
+# A written calculation: a bounded run of arithmetic characters, "=", a number. One character
+# class repeated, no nested repetition: linear time on any answer (no catastrophic backtracking).
+_WRITTEN = re.compile(r"([\d\s.,+\-*/x\u00d7\u00f7()$%]{3,120})=\s*\$?(-?\d[\d,]*(?:\.\d+)?)")
+_OPERATOR = re.compile(r"\d\s*[-+*/x\u00d7\u00f7]\s*[\d($]")
 _NUMBER = re.compile(r"-?\d[\d,]*\.?\d*")
 
 _OPERATORS: dict[type, Callable[[float, float], float]] = {
@@ -105,7 +125,7 @@ def _calculations(answer: str) -> list[tuple[str, str]]:
     annotated = _ANNOTATED.findall(answer)
     if annotated:
         return annotated
-    return [(left, right) for left, right in _WRITTEN.findall(answer)]
+    return [(left, right) for left, right in _WRITTEN.findall(answer) if _OPERATOR.search(left)]
 
 
 def answer_features(question: str, answer: str) -> list[float]:

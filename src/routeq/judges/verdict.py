@@ -19,13 +19,14 @@ from routeq.policies.escalation import EscalationPolicy, NextTier
 class Verdict:
     """The judge's conclusion on one answer.
 
-    ``source`` says who decided: heuristic checks, the summary checks, the LLM judge, the tier's
+    ``source`` says who decided: heuristic checks, the summary checks, a trained verifier of cheap
+    answers, the LLM judge, the tier's
     fail mode when the judge itself failed ('judge-error'), or 'skipped' when judging is off.
     """
 
     passed: bool
     reason: str
-    source: Literal["heuristic", "summary-check", "llm", "judge-error", "skipped"]
+    source: Literal["heuristic", "summary-check", "verifier", "llm", "judge-error", "skipped"]
     score: float | None = None
 
     @property

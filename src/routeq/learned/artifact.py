@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +130,17 @@ def from_bytes(data: bytes, kind: str, *, source: str = "artifact") -> Artifact:
             }
     except ArtifactError:
         raise
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as error:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        KeyError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        OSError,
+        EOFError,
+        NotImplementedError,
+    ) as error:  # every way a damaged file has been seen to fail
         raise ArtifactError(
             f"{source} is not a readable routeq artifact ({error}); train it again"
         ) from None

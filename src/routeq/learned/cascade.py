@@ -25,12 +25,14 @@ from numpy.typing import NDArray
 from scipy import sparse
 from scipy.stats import rankdata
 
+from routeq.config import Settings
+from routeq.errors import ConfigError
 from routeq.evaluation.harness import Scorer, Trainer
 from routeq.evaluation.outcomes import Example
 from routeq.judges.answer_features import NAMES as ANSWER_FEATURES
 from routeq.judges.answer_features import answer_features
 from routeq.learned.artifact import Artifact, ArtifactError
-from routeq.learned.text import SHAPE_NAMES, Tfidf, shape
+from routeq.learned.text import SHAPE_NAMES, Tfidf, shape, standardise
 
 KIND = "cascade-verifier"
 
@@ -47,7 +49,7 @@ def _features(
     scale: NDArray[np.float64],
     words: Tfidf,
 ) -> sparse.csr_matrix:
-    dense = sparse.csr_matrix((_raw(questions, answers) - mean) / scale)
+    dense = sparse.csr_matrix(standardise(_raw(questions, answers), mean, scale))
     return sparse.hstack([dense, words.transform(answers)], format="csr")
 
 
@@ -75,7 +77,7 @@ def train_verifier(
     raw = _raw(questions, answers)
     mean = raw.mean(axis=0)
     spread = raw.std(axis=0)
-    scale = np.where(spread > 0, spread, 1.0)
+    scale = np.where(spread > 1e-6, spread, 1.0)
     y = (np.asarray(good) >= 0.5).astype(int)
     if len(set(y.tolist())) < 2:
         raise ValueError("the cheap answers are all right or all wrong: nothing to verify")
@@ -187,3 +189,35 @@ class CombinedTrainer:
 
 def describe(artifact: Artifact) -> dict[str, Any]:
     return {"kind": artifact.kind, "version": artifact.version, **artifact.metadata}
+
+
+@dataclass(frozen=True)
+class TierVerifier:
+    """A loaded verifier for the judge step: the tiers it reads and its threshold."""
+
+    verifier: Verifier
+    tiers: frozenset[str]
+    min_p_good: float
+    version: str
+
+    def applies_to(self, tier: str) -> bool:
+        return tier in self.tiers
+
+    def p_good(self, question: str, answer: str) -> float:
+        return float(self.verifier.p_good([question], [answer])[0])
+
+
+def verifier_at_start(settings: Settings) -> TierVerifier | None:
+    """The configured ``[judge.verifier]``, loaded and checked against the ladder (raises
+    ``ConfigError``), or None when there is none."""
+    config = settings.judge.verifier
+    if config is None:
+        return None
+    tiers = config.tiers if config.tiers is not None else settings.tier_names[:-1]
+    unknown = sorted(set(tiers) - set(settings.tier_names))
+    if unknown:
+        raise ConfigError(f"judge.verifier.tiers: unknown tier {unknown[0]!r}")
+    from routeq.learned import artifact as artifacts
+
+    loaded = artifacts.load(config.artifact, KIND)
+    return TierVerifier(load_verifier(loaded), frozenset(tiers), config.min_p_good, loaded.version)

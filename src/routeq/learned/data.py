@@ -28,14 +28,21 @@ class TrainingSet:
         return observed
 
 
-def from_examples(examples: Sequence[Example], labels: Sequence[str]) -> TrainingSet:
-    """The training set of ``examples`` for ``labels`` (model or tier names in the file)."""
+def from_examples(
+    examples: Sequence[Example], labels: Sequence[str], pass_score: float | None = None
+) -> TrainingSet:
+    """The training set of ``examples`` for ``labels`` (model or tier names in the file).
+    ``pass_score``: grades at or above it count as 1, below as 0 (a ledger export keeps the
+    judge's grade out of 10 as a score; its verdict was ``judge.pass_threshold / 10``)."""
     outcomes = np.full((len(examples), len(labels)), np.nan)
     for row, example in enumerate(examples):
         for column, label in enumerate(labels):
             outcome = example.outcomes.get(label)
             if outcome is not None:
-                outcomes[row, column] = outcome.score
+                score = outcome.score
+                if pass_score is not None:
+                    score = float(score >= pass_score - 1e-9)
+                outcomes[row, column] = score
     for column, label in enumerate(labels):
         if np.isnan(outcomes[:, column]).all():
             raise ValueError(f"no example has an outcome of {label!r}")

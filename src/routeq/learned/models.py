@@ -245,6 +245,8 @@ def train_knn(
     """Keep the labelled examples' embeddings and outcomes: nothing else to fit."""
     if k < 1:
         raise ValueError("k must be at least 1")
+    if prior_weight <= 0:
+        raise ValueError("prior_weight must be above 0 (it keeps unlabelled neighbourhoods finite)")
     arrays: dict[str, NDArray[Any]] = {
         "vectors": embeddings.astype(np.float16),  # half the size; cosine barely moves
         "outcomes": data.outcomes.astype(np.float32),
@@ -274,9 +276,15 @@ def _load_knn(artifact: Artifact) -> NearestNeighbours:
         vectors,
         outcomes,
         int(artifact.metadata.get("k", 50)),
-        float(artifact.metadata.get("prior_weight", 2.0)),
+        _positive(float(artifact.metadata.get("prior_weight", 2.0)), artifact),
         np.nan_to_num(np.nanmean(outcomes, axis=0), nan=0.5),
     )
+
+
+def _positive(prior_weight: float, artifact: Artifact) -> float:
+    if not prior_weight > 0:
+        raise ArtifactError(f"knn artifact {artifact.version}: prior_weight must be above 0")
+    return prior_weight
 
 
 # --- matrix factorisation ----------------------------------------------------------------

@@ -152,6 +152,10 @@ def build_learned(config: LearnedPolicyConfig, settings: Settings) -> LearnedPol
     by_name = {tier.name: tier for tier in settings.tiers}
     costs = relative_costs([by_name[t] for t in tier_map.tiers])
     embedder = shared_embedder() if model.needs_embeddings else None
+    if embedder is not None:
+        # Load the embedding model now (a worker builds its policy before forking, so its
+        # children share the weights, and a missing model stops it at start, not at a route).
+        embedder.embed(["routeq warm-up"])
     return LearnedPolicy(
         config.name, model, artifact.version, tier_map, costs, config.cost_weight, embedder
     )

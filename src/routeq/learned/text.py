@@ -118,6 +118,18 @@ def shape(text: str) -> list[float]:
     ]
 
 
+# Standardised features are clipped here: a prompt unlike any in training (a feature the
+# training data barely varied on) must not swing a decision by dozens of its spreads.
+CLIP = 5.0
+
+
+def standardise(
+    raw: NDArray[np.float64], mean: NDArray[np.float64], scale: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    result: NDArray[np.float64] = np.clip((raw - mean) / scale, -CLIP, CLIP)
+    return result
+
+
 @dataclass(frozen=True)
 class Shape:
     """The shape features, standardised with the training data's means and spreads."""
@@ -129,12 +141,11 @@ class Shape:
     def fit(cls, texts: Sequence[str]) -> Shape:
         raw = np.array([shape(t) for t in texts], dtype=np.float64)
         spread = raw.std(axis=0)
-        return cls(raw.mean(axis=0), np.where(spread > 0, spread, 1.0))
+        return cls(raw.mean(axis=0), np.where(spread > 1e-6, spread, 1.0))
 
     def transform(self, texts: Sequence[str]) -> NDArray[np.float64]:
         raw = np.array([shape(t) for t in texts], dtype=np.float64).reshape(-1, len(SHAPE_NAMES))
-        result: NDArray[np.float64] = (raw - self.mean) / self.scale
-        return result
+        return standardise(raw, self.mean, self.scale)
 
     def arrays(self, prefix: str) -> dict[str, NDArray[Any]]:
         return {f"{prefix}mean": self.mean, f"{prefix}scale": self.scale}

@@ -18,9 +18,15 @@ from celery.signals import worker_init
 from routeq.config import load_settings
 from routeq.errors import ConfigError
 from routeq.exitcodes import ExitCode, failure_for
+from routeq.judges.answer_features import AnswerVerifier
 from routeq.policies import Policy
 from routeq.queue.app import create_app
-from routeq.worker.runtime import build_runtime, configure_runtime, policy_at_start
+from routeq.worker.runtime import (
+    build_runtime,
+    configure_runtime,
+    policy_at_start,
+    verifier_at_start,
+)
 from routeq.worker.tasks import register_tasks
 
 settings = load_settings()
@@ -36,6 +42,7 @@ register_tasks(app)
 # The policy built at worker start. None until then, and for good in beat, Flower and
 # `celery inspect`; a runtime built without it builds its own.
 _policy: Policy | None = None
+_verifier: AnswerVerifier | None = None
 
 
 @worker_init.connect
@@ -45,14 +52,17 @@ def _build_policy_at_start(**_: object) -> None:
     Celery logs and ignores an ``Exception`` from a signal receiver, so a bad artifact is
     turned into ``SystemExit`` here: the reason on stderr as ``routeq`` prints it (``error:
     trained expected-gain artifact /x/router.rqa does not exist: ...``), exit status 4."""
-    global _policy
+    global _policy, _verifier
     try:
         _policy = policy_at_start(settings)
-    except ConfigError as error:
-        failure = failure_for(error)
+        _verifier = verifier_at_start(settings)
+    except Exception as error:  # Celery would log and ignore it: the worker must not start
+        failure = failure_for(error) if isinstance(error, ConfigError) else None
         lines = failure.lines if failure is not None else [f"error: {error}"]
         print("routeq worker: cannot start", *lines, sep="\n", file=sys.stderr, flush=True)
         raise SystemExit(ExitCode.SETUP) from None
 
 
-configure_runtime(lambda: build_runtime(settings, database_url, app, policy=_policy))
+configure_runtime(
+    lambda: build_runtime(settings, database_url, app, policy=_policy, verifier=_verifier)
+)

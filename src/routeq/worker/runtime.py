@@ -18,7 +18,9 @@ import redis
 from routeq import secrets
 from routeq.broker import broker_client
 from routeq.config import ModelEndpoint, Settings
+from routeq.errors import ConfigError
 from routeq.hooks import Hook, build_hooks
+from routeq.judges.answer_features import AnswerVerifier
 from routeq.ledger.port import WorkerLedger
 from routeq.policies import EscalationPolicy, Policy, Router, build_escalation, build_router
 from routeq.policies.escalation import NextTier
@@ -60,6 +62,8 @@ class Runtime:
     claimed: ClaimedHop | None = None
     escalation: EscalationPolicy = field(default_factory=NextTier)
     hooks: tuple[Hook, ...] = ()
+    # The trained verifier of cheap answers ([judge.verifier]), if configured.
+    verifier: AnswerVerifier | None = None
     _providers: dict[str, Provider] = field(default_factory=dict)
     _broker: redis.Redis | None = None
     _slots: Slots | None = None
@@ -100,7 +104,12 @@ def configure_runtime(factory: Callable[[], Runtime]) -> None:
 
 
 def build_runtime(
-    settings: Settings, database_url: str, app: Celery, *, policy: Policy | None = None
+    settings: Settings,
+    database_url: str,
+    app: Celery,
+    *,
+    policy: Policy | None = None,
+    verifier: AnswerVerifier | None = None,
 ) -> Runtime:
     """A worker process's runtime. ``policy``: the routing policy the worker built when it
     started (``policy_at_start``), so a pool child neither loads a trained model again nor
@@ -117,8 +126,24 @@ def build_runtime(
         Publisher(app, settings),
         new_http_client(),
         policy=policy,
+        verifier=verifier,
         broker_url=app.conf.broker_url,
     )
+
+
+def verifier_at_start(settings: Settings) -> AnswerVerifier | None:
+    """The configured ``[judge.verifier]`` loaded, or None; ``ConfigError`` when its artifact
+    is missing or unusable. Built at worker start like the policy, for the same reason."""
+    if settings.judge.verifier is None:
+        return None
+    try:
+        from routeq.learned.cascade import verifier_at_start as load
+    except ImportError as error:
+        raise ConfigError(
+            f"judge.verifier needs routeq's learn extra ({error.name} is missing): "
+            "pip install 'routeq[learn]'"
+        ) from None
+    return load(settings)
 
 
 def policy_at_start(settings: Settings) -> Policy:
@@ -137,6 +162,7 @@ def runtime_for(
     http: httpx.Client,
     *,
     policy: Policy | None = None,
+    verifier: AnswerVerifier | None = None,
     hooks: Sequence[Hook] | None = None,
     broker_url: str | None = None,
     node: str | None = None,
@@ -152,6 +178,7 @@ def runtime_for(
         router=build_router(settings, policy),
         escalation=build_escalation(settings),
         hooks=build_hooks(settings) if hooks is None else tuple(hooks),
+        verifier=verifier if verifier is not None else verifier_at_start(settings),
         http=http,
         claim_lease_s=settings.time_limits.claim_lease_s,
         broker_url=broker_url,

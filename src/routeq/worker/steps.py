@@ -478,6 +478,16 @@ def _verdict(
     failure = heuristic_failure("" if task else question, answer, finish_reason)
     if failure is not None:
         return Verdict(False, failure, "heuristic"), None
+    verifier = rt.verifier
+    if task is None and verifier is not None and verifier.applies_to(tier.name):
+        # A trained verifier of cheap answers: free next to a judge call, and it sees signs
+        # of a wrong answer (a miscalculation, an unfinished text) that a rubric misses.
+        p_good = verifier.p_good(question, answer or "")
+        if p_good < verifier.min_p_good:
+            reason = (
+                f"verifier: the answer looks wrong (P(good) {p_good:.2f} < {verifier.min_p_good:g})"
+            )
+            return Verdict(False, reason, "verifier"), None
     if task is not None:
         condensing = task.role != "combine"  # partial summaries may be kept nearly whole
         failure = summary_failure(task.spec, query.text, answer or "", condensing=condensing)
