@@ -128,6 +128,14 @@ class Query(Base):
         Index("ix_queries_rerun_of", "rerun_of", postgresql_where=sql("rerun_of is not null")),
         Index("ix_queries_parent", "parent_id", postgresql_where=sql("parent_id is not null")),
         Index("ix_queries_cache_key", "cache_key", postgresql_where=sql("cache_key is not null")),
+        # A user's earlier answer queries ([routing.first_queries]; migration 0007).
+        Index(
+            "ix_queries_user_history",
+            "user_id",
+            "created_at",
+            "id",
+            postgresql_where=sql("user_id is not null and role = 'answer'"),
+        ),
         Index(
             "ix_queries_batch_document",
             "batch_document_id",
