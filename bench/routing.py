@@ -36,7 +36,7 @@ from routeq.evaluation.harness import (
 )
 from routeq.evaluation.outcomes import read_outcomes
 from routeq.learned import artifact as artifacts
-from routeq.learned.cascade import CascadeTrainer, CombinedTrainer
+from routeq.learned.cascade import CascadeTrainer, CombinedTrainer, is_cascade
 from routeq.learned.data import from_examples
 from routeq.learned.embeddings import UniversalSentenceEncoder, shared_embedder
 from routeq.learned.models import KINDS, train
@@ -68,7 +68,7 @@ def quality(name: str, examples: list[Any], embedder: Any, cascade: bool) -> dic
     results: list[Evaluation] = []
     for trainer in trainers(embedder, cascade):
         started = time.perf_counter()
-        paid = cascaded(costs) if trainer.name.endswith("cascade") else costs
+        paid = cascaded(costs) if is_cascade(trainer) else costs
         results.append(cross_validated(trainer, examples, WEAK, STRONG, 5, 0, paid))
         print(f"{name}: {results[-1].name} {time.perf_counter() - started:.0f} s", file=sys.stderr)
     results += references(examples, WEAK, STRONG, costs)

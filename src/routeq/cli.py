@@ -754,7 +754,7 @@ def eval_command(
         measured = []
         for trainer in trainers:
             # A cascade pays the weak call on every query, escalated ones included.
-            paid = cascaded(costs) if trainer.name.endswith("cascade") else costs
+            paid = cascaded(costs) if _is_cascade(trainer) else costs
             if training is not None:
                 measured.append(
                     held_out(trainer, training, examples, weak_model, strong_model, paid)
@@ -798,14 +798,15 @@ def eval_command(
 
 
 def _eval_trainer(name: str, options: dict[str, object]) -> Trainer:
-    """The harness trainer of a router named on `routeq eval --policy`."""
+    """The harness trainer of a router named on `routeq eval --policy`: prompt-length, a
+    trainable kind, cascade, or either of the first two + cascade."""
     from routeq.evaluation.harness import PromptLength
 
+    pre, plus, rest = name.partition("+")
+    if plus and rest != "cascade":
+        raise UsageError(f"--policy {name!r}: only NAME+cascade combines two routers")
     if name == "prompt-length":
         return PromptLength()
-    pre, plus, cascade = name.partition("+")
-    if plus and cascade != "cascade":
-        raise UsageError(f"--policy {name!r}: only NAME+cascade combines two routers")
     try:
         from routeq.learned.cascade import CascadeTrainer, CombinedTrainer
         from routeq.learned.trainers import LearnedTrainer
@@ -815,13 +816,26 @@ def _eval_trainer(name: str, options: dict[str, object]) -> Trainer:
             f"--policy {name}: the trained routers need routeq's learn extra ({error.name} is "
             "missing): pip install 'routeq[learn]'"
         ) from None
-    if pre == "cascade" and not plus:
+    if name == "cascade":
         return CascadeTrainer()
-    first = _eval_trainer(pre, options) if pre == "prompt-length" else None
-    if first is None:
+    first: Trainer
+    if pre == "prompt-length":
+        first = PromptLength()
+    else:
         check_kind(pre)
         first = LearnedTrainer(pre, _embedder(), options)
     return CombinedTrainer(first) if plus else first
+
+
+def _is_cascade(trainer: Trainer) -> bool:
+    """Whether ``trainer`` measures a cascade (only the learn extra builds those)."""
+    from routeq.evaluation.harness import PromptLength
+
+    if isinstance(trainer, PromptLength):
+        return False
+    from routeq.learned.cascade import is_cascade
+
+    return is_cascade(trainer)
 
 
 def _plot_format(plot: Path | None) -> str | None:
@@ -994,9 +1008,10 @@ def train_command(
     if not verifier:
         check_kind(policy)
     examples, source = _examples_from(dataset, from_ledger, since, limit)
-    labels = order_labels(examples, label, _settings().tier_names)
+    settings = _settings()
+    labels = order_labels(examples, label, settings.tier_names)
     # The ledger keeps the judge's grade; its verdict was the pass threshold.
-    pass_score = _settings().judge.pass_threshold / 10 if from_ledger else None
+    pass_score = settings.judge.pass_threshold / 10 if from_ledger else None
     try:
         if verifier:
             trained = train_cascade_verifier(

@@ -27,12 +27,12 @@ from numpy.typing import NDArray
 
 from routeq.config import Settings
 from routeq.errors import ConfigError, UsageError
-from routeq.evaluation.harness import Evaluation, cross_validated
+from routeq.evaluation.harness import Evaluation, Trainer, cross_validated
 from routeq.evaluation.outcomes import Example
 from routeq.learned import artifact as artifacts
 from routeq.learned.artifact import Artifact
 from routeq.learned.configs import LearnedPolicyConfig
-from routeq.learned.data import from_examples
+from routeq.learned.data import from_examples, passed
 from routeq.learned.decide import TYPICAL_OUTPUT_TOKENS, choose, routing_score
 from routeq.learned.embeddings import Embedder
 from routeq.learned.models import KINDS, needs_embeddings, train
@@ -102,45 +102,14 @@ def train_router(
     turns graded outcomes into pass/fail (see ``from_examples``)."""
     check_kind(kind)
     options = dict(options or {})
-    held_out = None
-    weak, strong = labels[0], labels[-1]
-    paired = [e for e in examples if weak in e.outcomes and strong in e.outcomes]
-    if folds >= 2 and len(paired) >= folds * 2:
-        trainer = LearnedTrainer(kind, embedder, options)
-        try:
-            held_out = cross_validated(trainer, paired, weak, strong, folds, seed)
-        except ValueError:  # the strong label is no better on this data: no curve to draw
-            held_out = None
+    trainer = LearnedTrainer(kind, embedder, options)
+    held_out = _held_out(trainer, examples, labels, folds, seed)
     data = from_examples(examples, labels, pass_score)
     embedded = needs_embeddings(kind, options) and embedder is not None
     embeddings = embedder.embed(data.texts) if embedded and embedder else None
     trained = train(kind, data, embeddings, options)
-    metadata = {
-        **trained.metadata,
-        "data": {
-            "source": source,
-            "sha256": _fingerprint(examples),
-            "examples": len(examples),
-        },
-        "options": options,
-        "pass_score": pass_score,
-        "held_out": None
-        if held_out is None
-        else {
-            "folds": folds,
-            "seed": seed,
-            "weak": weak,
-            "strong": strong,
-            "examples": len(paired),
-            "apgr": round(held_out.summary.apgr, 4),
-            "cpt50": held_out.summary.cpt50,
-            "cpt80": held_out.summary.cpt80,
-            "share_for_95pct_strong": held_out.summary.share_for_95pct_strong,
-        },
-        "routeq_trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    saved = artifacts.save(Artifact(kind, trained.labels, trained.arrays, metadata), out)
-    return TrainedRouter(saved, out, held_out)
+    extra = {"options": options, "pass_score": pass_score}
+    return _save(trained, examples, out, source, held_out, extra)
 
 
 def train_cascade_verifier(
@@ -155,41 +124,80 @@ def train_cascade_verifier(
 ) -> TrainedRouter:
     """Train the verifier of the weakest label's answers (``labels[0]``: they need their
     responses), measured as a cascade against the strongest label by cross-validation."""
-    from routeq.learned.cascade import KIND, CascadeTrainer, train_verifier
+    from routeq.learned.cascade import CascadeTrainer, train_verifier
 
-    weak, strong = labels[0], labels[-1]
+    weak = labels[0]
     answered = [e for e in examples if e.outcomes.get(weak) and e.outcomes[weak].response]
     if not answered:
         raise UsageError(f"no example carries {weak}'s answer: the verifier learns from them")
-    held_out = None
-    paired = [e for e in answered if strong in e.outcomes]
-    if folds >= 2 and len(paired) >= folds * 2 and strong != weak:
-        try:
-            held_out = cross_validated(CascadeTrainer(), paired, weak, strong, folds, seed)
-        except ValueError:
-            held_out = None
+    held_out = _held_out(CascadeTrainer(), answered, labels, folds, seed)
     trained = train_verifier(
         [e.prompt for e in answered],
         [e.outcomes[weak].response or "" for e in answered],
-        [float(e.score(weak) >= pass_score - 1e-9) for e in answered],
+        [passed(e.score(weak), pass_score) for e in answered],
     )
+    return _save(trained, answered, out, source, held_out, {"verifies": weak})
+
+
+@dataclass(frozen=True)
+class _HeldOut:
+    evaluation: Evaluation
+    folds: int
+    seed: int
+    weak: str
+    strong: str
+    examples: int
+
+
+def _held_out(
+    trainer: Trainer, examples: Sequence[Example], labels: Sequence[str], folds: int, seed: int
+) -> _HeldOut | None:
+    """The trainer cross-validated on the examples with outcomes of both the weakest and the
+    strongest label, or None when there are too few, or the strong label is no better there
+    (no curve to draw)."""
+    weak, strong = labels[0], labels[-1]
+    paired = [e for e in examples if weak in e.outcomes and strong in e.outcomes]
+    if folds < 2 or len(paired) < folds * 2 or weak == strong:
+        return None
+    try:
+        evaluation = cross_validated(trainer, paired, weak, strong, folds, seed)
+    except ValueError:
+        return None
+    return _HeldOut(evaluation, folds, seed, weak, strong, len(paired))
+
+
+def _save(
+    trained: Artifact,
+    examples: Sequence[Example],
+    out: Path,
+    source: str,
+    held_out: _HeldOut | None,
+    extra: Mapping[str, Any],
+) -> TrainedRouter:
+    """Write ``trained`` with what every artifact records: the data, the held-out numbers and
+    the date, beside its own metadata and ``extra``."""
+    summary = None if held_out is None else held_out.evaluation.summary
     metadata = {
         **trained.metadata,
-        "data": {"source": source, "sha256": _fingerprint(answered), "examples": len(answered)},
-        "verifies": weak,
+        "data": {"source": source, "sha256": _fingerprint(examples), "examples": len(examples)},
+        **extra,
         "held_out": None
-        if held_out is None
+        if held_out is None or summary is None
         else {
-            "folds": folds,
-            "seed": seed,
-            "strong": strong,
-            "apgr": round(held_out.summary.apgr, 4),
-            "share_for_95pct_strong": held_out.summary.share_for_95pct_strong,
+            "folds": held_out.folds,
+            "seed": held_out.seed,
+            "weak": held_out.weak,
+            "strong": held_out.strong,
+            "examples": held_out.examples,
+            "apgr": round(summary.apgr, 4),
+            "cpt50": summary.cpt50,
+            "cpt80": summary.cpt80,
+            "share_for_95pct_strong": summary.share_for_95pct_strong,
         },
         "routeq_trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    saved = artifacts.save(Artifact(KIND, trained.labels, trained.arrays, metadata), out)
-    return TrainedRouter(saved, out, held_out)
+    saved = artifacts.save(Artifact(trained.kind, trained.labels, trained.arrays, metadata), out)
+    return TrainedRouter(saved, out, None if held_out is None else held_out.evaluation)
 
 
 def _fingerprint(examples: Sequence[Example]) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,8 +30,8 @@ from routeq.evaluation.harness import Scorer, Trainer
 from routeq.evaluation.outcomes import Example
 from routeq.judges.answer_features import NAMES as ANSWER_FEATURES
 from routeq.judges.answer_features import answer_features
-from routeq.learned.artifact import Artifact, ArtifactError
-from routeq.learned.text import SHAPE_NAMES, Tfidf, shape, standardise
+from routeq.learned.artifact import Artifact, ArtifactError, load
+from routeq.learned.text import SHAPE_NAMES, Tfidf, fit_scale, shape, standardise
 
 KIND = "cascade-verifier"
 
@@ -74,10 +73,7 @@ def train_verifier(
 ) -> Artifact:
     from sklearn.linear_model import LogisticRegression
 
-    raw = _raw(questions, answers)
-    mean = raw.mean(axis=0)
-    spread = raw.std(axis=0)
-    scale = np.where(spread > 1e-6, spread, 1.0)
+    mean, scale = fit_scale(_raw(questions, answers))
     y = (np.asarray(good) >= 0.5).astype(int)
     if len(set(y.tolist())) < 2:
         raise ValueError("the cheap answers are all right or all wrong: nothing to verify")
@@ -187,8 +183,10 @@ class CombinedTrainer:
         )
 
 
-def describe(artifact: Artifact) -> dict[str, Any]:
-    return {"kind": artifact.kind, "version": artifact.version, **artifact.metadata}
+def is_cascade(trainer: Trainer) -> bool:
+    """Whether ``trainer`` measures a cascade, whose queries all pay the cheap call first
+    (``routeq.evaluation.cost.cascaded`` prices them so)."""
+    return isinstance(trainer, CascadeTrainer | CombinedTrainer)
 
 
 @dataclass(frozen=True)
@@ -198,7 +196,6 @@ class TierVerifier:
     verifier: Verifier
     tiers: frozenset[str]
     min_p_good: float
-    version: str
 
     def applies_to(self, tier: str) -> bool:
         return tier in self.tiers
@@ -217,7 +214,5 @@ def verifier_at_start(settings: Settings) -> TierVerifier | None:
     unknown = sorted(set(tiers) - set(settings.tier_names))
     if unknown:
         raise ConfigError(f"judge.verifier.tiers: unknown tier {unknown[0]!r}")
-    from routeq.learned import artifact as artifacts
-
-    loaded = artifacts.load(config.artifact, KIND)
-    return TierVerifier(load_verifier(loaded), frozenset(tiers), config.min_p_good, loaded.version)
+    loaded = load(config.artifact, KIND)
+    return TierVerifier(load_verifier(loaded), frozenset(tiers), config.min_p_good)

@@ -40,10 +40,14 @@ def from_examples(
             outcome = example.outcomes.get(label)
             if outcome is not None:
                 score = outcome.score
-                if pass_score is not None:
-                    score = float(score >= pass_score - 1e-9)
-                outcomes[row, column] = score
+                outcomes[row, column] = score if pass_score is None else passed(score, pass_score)
     for column, label in enumerate(labels):
         if np.isnan(outcomes[:, column]).all():
             raise ValueError(f"no example has an outcome of {label!r}")
     return TrainingSet([e.prompt for e in examples], tuple(labels), outcomes)
+
+
+def passed(score: float, pass_score: float) -> float:
+    """1.0 when a graded ``score`` reaches ``pass_score`` (7/10 against a threshold of 0.7, read
+    back from a float), else 0.0."""
+    return float(score >= pass_score - 1e-9)

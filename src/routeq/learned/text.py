@@ -123,6 +123,13 @@ def shape(text: str) -> list[float]:
 CLIP = 5.0
 
 
+def fit_scale(raw: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The training columns' means and spreads; a column that did not vary (or only by float
+    noise) gets a spread of 1, so it stays at 0 instead of blowing up."""
+    spread = raw.std(axis=0)
+    return raw.mean(axis=0), np.where(spread > 1e-6, spread, 1.0)
+
+
 def standardise(
     raw: NDArray[np.float64], mean: NDArray[np.float64], scale: NDArray[np.float64]
 ) -> NDArray[np.float64]:
@@ -139,9 +146,7 @@ class Shape:
 
     @classmethod
     def fit(cls, texts: Sequence[str]) -> Shape:
-        raw = np.array([shape(t) for t in texts], dtype=np.float64)
-        spread = raw.std(axis=0)
-        return cls(raw.mean(axis=0), np.where(spread > 1e-6, spread, 1.0))
+        return cls(*fit_scale(np.array([shape(t) for t in texts], dtype=np.float64)))
 
     def transform(self, texts: Sequence[str]) -> NDArray[np.float64]:
         raw = np.array([shape(t) for t in texts], dtype=np.float64).reshape(-1, len(SHAPE_NAMES))
