@@ -150,6 +150,20 @@ class Stack:
             time.sleep(0.1)
         return process
 
+    def start_beat(self) -> subprocess.Popen[bytes]:
+        """``routeq beat``: runs the reconciler every ``worker.reconcile_interval_s``."""
+        log = (self.workdir / "beat.log").open("wb")
+        env = {**self.env, "ROUTEQ_BEAT_SCHEDULE": str(self.workdir / "celerybeat")}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "routeq", "beat", "--loglevel", "info"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.workers.append(process)
+        return process
+
     def kill_worker(self, process: subprocess.Popen[bytes]) -> None:
         """SIGKILL the worker and its pool children at once: no chance to ack or clean up."""
         os.killpg(process.pid, signal.SIGKILL)

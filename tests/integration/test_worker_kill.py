@@ -16,16 +16,19 @@ from routeq.sim import SimModel
 
 pytestmark = pytest.mark.integration
 
-# Short limits so a dead worker's messages come back in seconds (no reconciler runs here: this
-# is kombu's own redelivery): Redis redelivers unacked messages after the visibility timeout,
-# and by then the hop's lease (one attempt) has run out. The soft limit fits one delivery of the
-# test ladder (4 attempts of 2 s), as the config check requires.
+# Short limits so a dead worker's messages come back in seconds: Redis redelivers unacked
+# messages after the visibility timeout, and by then the hop's lease (one attempt) has run out.
+# The reconciler runs too, as in production: a message the victim had taken off its queue but
+# not yet recorded as unacked (kombu does that in two steps) is lost to Redis, and only the
+# ledger still knows the hop needs it. The soft limit fits one delivery of the test ladder
+# (4 attempts of 2 s), as the config check requires.
 SHORT_LIMITS = WorkerConfig(
     task_soft_time_limit_s=10,
     task_time_limit_s=11,
     visibility_timeout_s=16,
     step_lease_s=1,
     lease_margin_s=0.5,
+    reconcile_interval_s=5,
 )
 
 
@@ -62,6 +65,7 @@ def test_sigkill_mid_call_every_query_completes_once(
             stack.kill_worker(victim)
             interrupted = running_calls(migrated_url)
             stack.start_worker("--concurrency", "4", name="survivor")
+            stack.start_beat()
             results = [handle.wait(timeout=180) for handle in handles]
 
     # Then every query completes

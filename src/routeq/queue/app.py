@@ -31,6 +31,11 @@ def restore_interval(visibility_timeout_s: int) -> int:
     return max(1, min(10, visibility_timeout_s // 5))
 
 
+def sweep_lock_expiry(visibility_timeout_s: int) -> int:
+    """Seconds a dead sweeper's lock blocks the others: two sweep intervals, at least 5 s."""
+    return max(5, 2 * restore_interval(visibility_timeout_s))
+
+
 def create_app(settings: Settings, broker_url: str) -> Celery:
     exchange = Exchange("routeq", type="direct")
     limits = settings.time_limits
@@ -74,6 +79,10 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
             # (100 s by default); sweep every interval so recovery tracks the visibility timeout.
             "unacked_restore_interval": restore_interval(limits.visibility_s),
             "unacked_restore_throttle": 1,
+            # The sweep holds a Redis lock for milliseconds, but a worker killed while holding
+            # it leaves it for the lock's expiry (kombu: 5 min), and no worker sweeps until then.
+            # Two sweeps overlapping is harmless (each restore is a watched transaction).
+            "unacked_mutex_expire": sweep_lock_expiry(limits.visibility_s),
         },
         worker_send_task_events=True,
         task_send_sent_event=True,
