@@ -21,6 +21,8 @@ from routeq.summary_spec import SummarySpec
 if TYPE_CHECKING:
     import uuid
 
+    from sqlalchemy import Engine
+
     from routeq.batch.report import OutputFormat
     from routeq.client import Result
     from routeq.evaluation.harness import Trainer
@@ -915,6 +917,72 @@ def metrics(
             time.sleep(1)
     except KeyboardInterrupt:
         server.shutdown()
+
+
+@app.command()
+def report(
+    by: Annotated[
+        str, typer.Option(help="group by tier (routed), model (answered), day, user, tag, policy")
+    ] = "tier",
+    since: Annotated[str | None, typer.Option(help="from this ISO date or time (UTC)")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="up to, not including, this date or time")
+    ] = None,
+    batch: Annotated[str | None, typer.Option(help="only this batch (name or id)")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="exit 1, saying why, when a limit of [alerts] is crossed"),
+    ] = False,
+) -> None:
+    """What routing did: traffic share, cost, quality, escalations, errors and latency per
+    group, from the ledger's views (see README "Reports")."""
+    from routeq.alerts import breaches
+    from routeq.ledger_access import ledger_engine
+    from routeq.ledger_outcomes import parse_since
+    from routeq.traffic_report import (
+        FORMATS,
+        GROUPINGS,
+        Period,
+        as_csv,
+        as_json,
+        as_table,
+        read_report,
+    )
+
+    if by not in GROUPINGS:
+        raise UsageError(f"--by {by!r}: one of {', '.join(GROUPINGS)}")
+    if output_format not in FORMATS:
+        raise UsageError(f"--format {output_format!r}: one of {', '.join(FORMATS)}")
+    start = None if since is None else parse_since(since)
+    end = None if until is None else parse_since(until, "--until")
+    if start is not None and end is not None and end <= start:
+        raise UsageError(f"--until {until} is not after --since {since}")
+    settings = _settings()
+    _require_ledger(settings)
+    with ledger_engine(settings) as engine:
+        batch_id = None if batch is None else _batch_id(engine, batch)
+        found = read_report(engine, by, Period(start, end, batch_id), settings.top_tier)  # type: ignore[arg-type]
+    if output_format == "json":
+        typer.echo(as_json(found))
+    elif output_format == "csv":
+        typer.echo(as_csv(found), nl=False)
+    else:
+        console.print(as_table(found))
+    if check:
+        total = found.total.figures()
+        crossed = breaches(total, found.total.queries, settings.alerts)
+        if crossed:
+            raise CommandFailed(
+                f"{len(crossed)} alert limit(s) crossed", [b.message for b in crossed]
+            )
+        _console(stderr=True).print(f"alerts: no limit crossed ({found.total.queries} queries)")
+
+
+def _batch_id(engine: Engine, name_or_id: str) -> uuid.UUID:
+    from routeq.ledger.batches import BatchStore
+
+    return BatchStore(engine).find(name_or_id).id
 
 
 def _ledger_examples(since: str | None, limit: int | None) -> list[Example]:

@@ -324,6 +324,29 @@ class RetryConfig(_Strict):
     max_deliveries: int = Field(default=3, ge=1, description="claims of one hop before it fails")
 
 
+class AlertsConfig(_Strict):
+    """Limits ``routeq report --check`` enforces (ops/prometheus/routeq-alerts.yml has the same).
+
+    A rate is a share (0-1; 1 never alerts); a cost or latency limit is off until set. The
+    escalation default: past 30%, the cheap tier is too weak for the traffic or the router too
+    eager, and escalating costs more than routing up would have.
+    """
+
+    max_escalation_rate: float | None = Field(default=0.30, ge=0, le=1)
+    max_error_rate: float | None = Field(
+        default=0.05, ge=0, le=1, description="provider requests that failed, of all requests"
+    )
+    max_unjudged_share: float | None = Field(
+        default=0.05, ge=0, le=1, description="answers kept although the judge failed"
+    )
+    max_failed_share: float | None = Field(default=0.02, ge=0, le=1)
+    max_cost_per_query: float | None = Field(default=None, gt=0, description="USD")
+    max_p99_latency_s: float | None = Field(default=None, gt=0, description="end to end")
+    min_queries: int = Field(
+        default=20, ge=1, description="fewer queries in the period than this: no rate is judged"
+    )
+
+
 class WorkerConfig(_Strict):
     """Leases, Celery's time limits and the reconciler (docs/reliability.md).
 
@@ -471,6 +494,7 @@ class Settings(BaseSettings):
     retry: RetryConfig = Field(default_factory=RetryConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     summarize: SummarizeConfig = Field(default_factory=SummarizeConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod

@@ -49,14 +49,14 @@ def key_by(value: str) -> KeyBy:
     raise UsageError(f"--tier-as must be one of {', '.join(KEYS)}, not {value!r}")
 
 
-def parse_since(value: str) -> datetime:
-    """``--since``: an ISO 8601 date (midnight UTC) or date and time; a time without an offset
-    is UTC."""
+def parse_since(value: str, option: str = "--since") -> datetime:
+    """``--since`` (or ``option``): an ISO 8601 date (midnight UTC) or date and time; a time
+    without an offset is UTC."""
     try:
         since = datetime.fromisoformat(value.strip())
     except ValueError:
         raise UsageError(
-            f"--since {value!r} is not an ISO 8601 date or time "
+            f"{option} {value!r} is not an ISO 8601 date or time "
             "(e.g. 2024-05-01, 2024-05-01T12:00:00Z or 2024-05-01T14:00:00+02:00)"
         ) from None
     return since if since.tzinfo is not None else since.replace(tzinfo=UTC)

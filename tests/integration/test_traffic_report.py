@@ -1,0 +1,312 @@
+"""``routeq report`` on a ledger the real steps wrote (in process, simulated models with faults):
+every figure is checked against the same figure counted in Python from the raw ledger rows,
+with none of the views' SQL."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from audit import ledger_rows
+from stack import FAST_RETRY, judge, ladder
+from test_reporting_agreement import flaky_ladder
+
+from routeq.alerts import breaches
+from routeq.config import AlertsConfig, Settings, write_config
+from routeq.ledger import Ledger
+from routeq.pipeline import InProcessPipeline
+from routeq.pricing import counterfactual_cost
+from routeq.records import NewQuery
+from routeq.sim import SimServer
+from routeq.tokens import count_tokens
+from routeq.traffic_report import Period, read_report
+
+pytestmark = pytest.mark.integration
+
+USERS = ["ana", "bo", None]
+TAGS = ["support", "search", None]
+
+
+def questions(count: int) -> list[NewQuery]:
+    texts = [
+        "hello",
+        "What is the boiling point of water at altitude?",
+        "Write Python code that merges two sorted lists.",
+        "Explain how HTTP caching headers interact with CDNs.",
+    ]
+    made = []
+    for i in range(count):
+        text = f"{texts[i % len(texts)]} (case {i})"
+        tag = TAGS[i % 3]
+        made.append(
+            NewQuery(
+                text,
+                count_tokens(text),
+                metadata={"tag": tag} if tag else {},
+                user=USERS[(i // 3) % 3],
+            )
+        )
+    return made
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (what percentile_cont does)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+class Oracle:
+    """The report's figures from raw rows: queries, hops and provider requests."""
+
+    def __init__(self, database_url: str) -> None:
+        self.queries, self.hops, self.requests = ledger_rows(database_url)
+
+    def user_queries(self) -> list[Any]:
+        return [q for q in self.queries.values() if q.role in ("answer", "document")]
+
+    def group_key(self, by: str) -> Callable[[Any], str | None]:
+        def route(q: Any) -> Any:
+            return self.hops[q.id][0]
+
+        keys: dict[str, Callable[[Any], str | None]] = {
+            "tier": lambda q: route(q).tier,
+            "model": lambda q: q.final_model,
+            "user": lambda q: q.user_id,
+            "tag": lambda q: q.metadata.get("tag"),
+            "policy": lambda q: f"{route(q).policy}@{route(q).policy_version}",
+        }
+        return keys[by]
+
+    def figures(self, members: list[Any], everyone: int, top: Any) -> dict[str, Any]:
+        calls_done_tokens = [0, 0]
+        escalated = unjudged = 0
+        verdicts = passes = scored = 0
+        score_sum = Decimal(0)
+        requests = errors = retried = limited = 0
+        latencies, model_times = [], []
+        for q in members:
+            hops = self.hops[q.id]
+            calls = [h for h in hops if h.kind == "call" and "gate" not in h.details]
+            tiers: list[str] = []
+            for call in calls:
+                if call.tier not in tiers:
+                    tiers.append(call.tier)
+            escalated += len(tiers) > 1
+            done_calls = [h for h in calls if h.status == "done"]
+            if q.status == "done" and done_calls:
+                calls_done_tokens[0] += done_calls[-1].input_tokens or 0
+                calls_done_tokens[1] += done_calls[-1].output_tokens or 0
+            judges = [h for h in hops if h.kind == "judge"]
+            verdicts += sum(h.passed is not None for h in judges)
+            passes += sum(bool(h.passed) for h in judges)
+            scores = [h.judge_score for h in judges if h.judge_score is not None]
+            scored += len(scores)
+            score_sum += sum(scores, Decimal(0))
+            unjudged += any(h.passed and h.details.get("source") == "judge-error" for h in judges)
+            for hop in hops:
+                for r in self.requests[hop.id]:
+                    requests += 1
+                    errors += r.outcome == "error"
+                    limited += r.http_status == 429
+                    retried += r.try_number > 1 or r.delivery > 1
+            if q.finished_at is not None:
+                # the view keeps whole milliseconds per query, as Postgres rounds them
+                elapsed = Decimal((q.finished_at - q.created_at).total_seconds() * 1000)
+                latencies.append(int(elapsed.quantize(Decimal(1), ROUND_HALF_UP)) / 1000)
+            model_times.append(sum(h.latency_ms or 0 for h in calls) / 1000)
+        n = len(members)
+        cost = sum((q.total_cost for q in members), Decimal(0))
+        return {
+            "queries": n,
+            "share": n / everyone,
+            "cost": cost,
+            "top_tier_cost": counterfactual_cost(top, *calls_done_tokens),
+            "escalation_rate": escalated / n,
+            "judge_verdicts": verdicts,
+            "judge_pass_rate": passes / verdicts if verdicts else None,
+            "judge_mean_score": float(score_sum) / scored if scored else None,
+            "unjudged_share": unjudged / n,
+            "failed_share": sum(q.status == "failed" for q in members) / n,
+            "requests": requests,
+            "error_rate": errors / requests if requests else None,
+            "rate_limited": limited,
+            "retry_rate": retried / requests if requests else None,
+            "latency_p50_s": percentile(latencies, 0.5),
+            "latency_p99_s": percentile(latencies, 0.99),
+            "model_p95_s": percentile(model_times, 0.95),
+            "input_tokens": sum(h.input_tokens or 0 for q in members for h in self.hops[q.id]),
+        }
+
+
+def assert_matches(report_figures: Any, expected: dict[str, Any]) -> None:
+    for name, want in expected.items():
+        got = getattr(report_figures, name)
+        if want is None or isinstance(want, int | Decimal):
+            assert got == want, f"{report_figures.group} {name}: {got} != {want}"
+        else:
+            assert got == pytest.approx(want, abs=1e-6), f"{report_figures.group} {name}"
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory, migrated_url: str) -> Any:
+    """90 queries through the flaky ladder: escalations, 500s, 429s and a failing judge."""
+    from routeq.ledger import make_engine
+
+    engine = make_engine(migrated_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "TRUNCATE batches, batch_documents, queries, hops, provider_requests, "
+                "reconciler_stats RESTART IDENTITY CASCADE"
+            )
+        )
+    ledger = Ledger(engine)
+    with SimServer(flaky_ladder()) as server:
+        settings = Settings(tiers=ladder(server.url), judge=judge(server.url), retry=FAST_RETRY)
+        with InProcessPipeline(settings, ledger) as runner:
+            runner.submit(questions(90))
+            assert runner.run().errors == []
+    yield settings, engine, tmp_path_factory.mktemp("report")
+    engine.dispose()
+
+
+@pytest.mark.parametrize("by", ["tier", "model", "user", "tag", "policy"])
+def test_every_figure_of_every_group_matches_the_raw_rows(
+    written: Any, migrated_url: str, by: str
+) -> None:
+    settings, engine, _ = written
+    # When the report groups the period's traffic
+    report = read_report(engine, by, Period(), settings.top_tier)  # type: ignore[arg-type]
+    # Then each group, and the total, has the figures counted from the raw rows
+    oracle = Oracle(migrated_url)
+    everyone = oracle.user_queries()
+    key = oracle.group_key(by)
+    groups: dict[str | None, list[Any]] = defaultdict(list)
+    for q in everyone:
+        groups[key(q)].append(q)
+    assert {g.group for g in report.groups} == set(groups)
+    for figures in report.groups:
+        assert_matches(
+            figures, oracle.figures(groups[figures.group], len(everyone), settings.top_tier)
+        )
+    assert_matches(report.total, oracle.figures(everyone, len(everyone), settings.top_tier))
+    assert sum(g.share for g in report.groups) == pytest.approx(1.0)
+
+
+def test_the_run_exercised_what_the_report_counts(written: Any) -> None:
+    # A report of zeros would match an oracle of zeros: the flaky ladder must have produced
+    # escalations, errors, 429s, retries and unjudged answers for the figures to mean anything
+    settings, engine, _ = written
+    total = read_report(engine, "tier", Period(), settings.top_tier).total
+    assert total.queries == 90
+    assert total.escalation_rate > 0 and total.error_rate and total.rate_limited > 0
+    assert total.retry_rate and total.unjudged_share > 0
+    assert total.judge_pass_rate is not None and 0 < total.judge_pass_rate < 1
+    assert 0 < total.cost < total.top_tier_cost * 10
+
+
+def test_a_period_and_a_day_grouping_select_by_submission_time(written: Any) -> None:
+    settings, engine, _ = written
+    now = datetime.now(UTC)
+    later = read_report(engine, "day", Period(since=now + timedelta(hours=1)), settings.top_tier)
+    assert later.total.queries == 0 and later.groups == []
+    today = read_report(
+        engine,
+        "day",
+        Period(since=now - timedelta(days=1), until=now + timedelta(hours=1)),
+        settings.top_tier,
+    )
+    assert [g.group for g in today.groups] == [now.strftime("%Y-%m-%d")]
+    assert today.groups[0].queries == 90
+
+
+def test_alert_rules_read_the_reports_totals(written: Any) -> None:
+    settings, engine, _ = written
+    total = read_report(engine, "tier", Period(), settings.top_tier).total
+    strict = AlertsConfig(
+        max_escalation_rate=total.escalation_rate / 2,
+        max_error_rate=None,
+        max_unjudged_share=None,
+        max_failed_share=None,
+    )
+    lenient = AlertsConfig(max_escalation_rate=1, max_error_rate=1, max_unjudged_share=1)
+    crossed = breaches(total.figures(), total.queries, strict)
+    assert [b.rule for b in crossed] == ["escalation_rate"]
+    assert breaches(total.figures(), total.queries, lenient) == []
+
+
+def run_cli(
+    settings: Settings, folder: Path, url: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    config = write_config(settings, folder / "routeq.toml")
+    env = {"ROUTEQ_CONFIG": str(config), "ROUTEQ_DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "routeq", "report", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_cli_prints_json_and_csv_and_check_exits_non_zero_naming_the_limit(
+    written: Any, migrated_url: str
+) -> None:
+    settings, engine, folder = written
+    expected = read_report(engine, "user", Period(), settings.top_tier)
+    shown = run_cli(settings, folder, migrated_url, "--by", "user", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    assert document["total"]["queries"] == 90
+    assert {g["group"] for g in document["groups"]} == {"ana", "bo", None}
+    assert document["total"]["cost"] == pytest.approx(float(expected.total.cost))
+
+    table = run_cli(settings, folder, migrated_url, "--format", "csv", "--by", "tag")
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.startswith("scope,group,queries,share")
+    assert [r.split(",")[0] for r in rows] == ["group"] * 3 + ["total"]
+
+    # a limit the run crosses: exit 1, the reason on stderr
+    tight = settings.model_copy(
+        update={
+            "alerts": AlertsConfig(
+                max_escalation_rate=0.01,
+                max_error_rate=1,
+                max_unjudged_share=1,
+                max_failed_share=1,
+            )
+        }
+    )
+    checked = run_cli(tight, folder, migrated_url, "--check")
+    assert checked.returncode == 1
+    assert "escalation rate" in checked.stderr and "above 1.0%" in checked.stderr
+    # limits it does not cross: exit 0
+    loose = settings.model_copy(
+        update={
+            "alerts": AlertsConfig(
+                max_escalation_rate=1,
+                max_error_rate=1,
+                max_unjudged_share=1,
+                max_failed_share=1,
+            )
+        }
+    )
+    assert run_cli(loose, folder, migrated_url, "--check").returncode == 0
+
+    bad = run_cli(settings, folder, migrated_url, "--by", "colour")
+    assert bad.returncode == 2 and "--by 'colour'" in bad.stderr

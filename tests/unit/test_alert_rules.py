@@ -1,0 +1,75 @@
+"""The Prometheus alerting rules in ops/ and `routeq report --check` enforce the same limits,
+and the rules read only metrics that `routeq metrics` exports."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prometheus_client import CollectorRegistry, generate_latest
+
+from routeq.alerts import breaches
+from routeq.config import AlertsConfig, Settings
+from routeq.metrics import Snapshot, fill_from_rollup, metric_families
+
+RULES = Path(__file__).resolve().parents[2] / "ops" / "prometheus" / "routeq-alerts.yml"
+# alert -> the [alerts] field whose default its threshold must equal
+SAME_AS_CONFIG = {
+    "RouteqEscalationRateHigh": "max_escalation_rate",
+    "RouteqProviderErrorRateHigh": "max_error_rate",
+    "RouteqAnswersAcceptedUnjudged": "max_unjudged_share",
+    "RouteqQueriesFailing": "max_failed_share",
+}
+
+
+def rules() -> dict[str, Any]:
+    document = yaml.safe_load(RULES.read_text())
+    return {rule["alert"]: rule for group in document["groups"] for rule in group["rules"]}
+
+
+def exported_names(settings: Settings) -> set[str]:
+    snapshot = Snapshot(database_up=True)
+    fill_from_rollup(snapshot, {}, settings)
+    registry = CollectorRegistry()
+
+    class Fixed:
+        def collect(self):  # type: ignore[no-untyped-def]
+            return metric_families(snapshot)
+
+    registry.register(Fixed())  # type: ignore[arg-type]
+    text = generate_latest(registry).decode()
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
+
+
+def test_thresholds_equal_the_report_checks_defaults() -> None:
+    found = rules()
+    defaults = AlertsConfig()
+    for alert, field in SAME_AS_CONFIG.items():
+        threshold = float(re.findall(r">\s*([0-9.]+)\s*$", found[alert]["expr"].strip())[0])
+        assert threshold == getattr(defaults, field), alert
+
+
+def test_every_rule_reads_metrics_routeq_exports(settings: Settings) -> None:
+    names = exported_names(settings)
+    for alert, rule in rules().items():
+        used = set(re.findall(r"\b(routeq_[a-z_]+)", rule["expr"]))
+        assert used and used <= names, (alert, used - names)
+
+
+def test_rates_are_not_judged_on_a_handful_of_queries() -> None:
+    # Given 3 escalations in 5 queries: 60%, but five queries are noise
+    totals = {"escalation_rate": 0.6}
+    assert breaches(totals, 5, AlertsConfig()) == []
+    # and on 50 queries the same rate is an alert that says why
+    [breach] = breaches(totals, 50, AlertsConfig())
+    assert breach.rule == "escalation_rate"
+    assert "60.0%" in breach.message and "30.0%" in breach.message
+
+
+def test_cost_and_latency_limits_are_off_until_set() -> None:
+    totals = {"cost_per_query": 5.0, "latency_p99_s": 900.0}
+    assert breaches(totals, 100, AlertsConfig()) == []
+    limits = AlertsConfig(max_cost_per_query=0.01, max_p99_latency_s=60)
+    assert [b.rule for b in breaches(totals, 1, limits)] == ["cost_per_query", "p99_latency"]
