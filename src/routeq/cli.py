@@ -215,6 +215,54 @@ def submit(
 
 
 @app.command()
+def feedback(
+    query_id: str,
+    thumbs_up: Annotated[
+        bool, typer.Option("--thumbs-up/--thumbs-down", help="the rating (default: down)")
+    ] = False,
+    comment: Annotated[str | None, typer.Option(help="what was wrong (or right)")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="wait for the re-run's answer")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait")] = 120.0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Rate a finished answer. A thumbs-down on an answer below the top tier re-runs the query
+    one tier up; prints the re-run's id (with --wait, its result)."""
+    from routeq.client import Client
+
+    settings = _settings()
+    _require_ledger(settings)
+    with Client.local(settings, workers=None if wait else 0) as client:
+        for what in client.started:
+            err_console.print(f"started {what}", highlight=False)
+        given = client.feedback(query_id, thumbs_down=not thumbs_up, comment=comment)
+        rerun = given.rerun
+        if as_json and not wait:
+            document = {
+                "feedback_id": given.feedback_id,
+                "query_id": str(given.query_id),
+                "answered_on": given.answered_on,
+                "rerun_id": None if rerun is None else str(rerun.query_id),
+                "rerun_created": bool(rerun and rerun.created),
+            }
+            console.print(json.dumps(document), highlight=False)
+            return
+        if rerun is None:
+            why = "thumbs-up" if thumbs_up else f"{given.answered_on} is the top tier"
+            console.print(f"recorded feedback {given.feedback_id} (no re-run: {why})")
+            return
+        state = "re-running" if rerun.created else "already re-run"
+        err_console.print(
+            f"recorded feedback {given.feedback_id}; {state} above {given.answered_on}: "
+            f"{rerun.query_id}",
+            highlight=False,
+        )
+        if wait:
+            _print_result(rerun.wait(timeout), as_json)
+        else:
+            console.print(str(rerun.query_id), highlight=False)
+
+
+@app.command()
 def status(
     query_id: str,
     as_json: Annotated[bool, typer.Option("--json")] = False,

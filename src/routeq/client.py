@@ -110,6 +110,17 @@ class QueryHandle:
         return f"QueryHandle({self.query_id})"
 
 
+@dataclass(frozen=True)
+class FeedbackGiven:
+    """What ``Client.feedback`` recorded: the rating's id, the tier it rated, and the re-run it
+    bought (None for a thumbs-up, or a thumbs-down on the top tier's answer)."""
+
+    feedback_id: int
+    query_id: uuid.UUID
+    answered_on: str | None
+    rerun: QueryHandle | None
+
+
 class BatchHandle:
     """A submitted batch. Progress and results come from the ledger, not from this process."""
 
@@ -385,6 +396,31 @@ class Client:
     def batch(self, ref: str | uuid.UUID) -> BatchHandle:
         """A batch by id or name, to follow it or read its results."""
         return BatchHandle(self, self.batches.find(ref), {}, interrupted=False)
+
+    # -- feedback --------------------------------------------------------------------------------
+
+    def feedback(
+        self, query_id: uuid.UUID | str, *, thumbs_down: bool = True, comment: str | None = None
+    ) -> FeedbackGiven:
+        """Rate a finished answer. A thumbs-down on an answer below the top tier re-runs the
+        query one tier up (once per query): ``rerun`` is its handle, to ``wait()`` on. The
+        original answer and its cost stay on the ledger as they were."""
+        from routeq.ledger.feedback import FeedbackStore
+
+        recorded = FeedbackStore(self.ledger.engine).record(
+            _as_uuid(query_id),
+            thumbs_down=thumbs_down,
+            comment=comment,
+            tier_names=self.settings.tier_names,
+        )
+        if recorded.rerun_created and recorded.rerun_id is not None:
+            self._publisher.publish(NextHop(recorded.rerun_id, 1, HopKind.ROUTE))
+        rerun = (
+            None
+            if recorded.rerun_id is None
+            else QueryHandle(self, recorded.rerun_id, recorded.rerun_created)
+        )
+        return FeedbackGiven(recorded.feedback_id, recorded.query_id, recorded.answered_on, rerun)
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -68,7 +68,11 @@ def answer_score(answer: JudgedAnswer) -> float:
     When the LLM judge scored the answer, its score over 10 (``judge_score / 10``: 7/10 is
     0.7), kept within [0, 1]; when the heuristic checks decided alone (no judge model
     configured, or a check failed the answer before the judge was asked), 1.0 for a pass and
-    0.0 for a fail."""
+    0.0 for a fail. A person's feedback outranks both: a thumbs-down is 0.0, a thumbs-up 1.0."""
+    if answer.rating == "down":
+        return 0.0
+    if answer.rating == "up":
+        return 1.0
     if answer.judge_score is not None and math.isfinite(answer.judge_score):
         return min(max(answer.judge_score / 10.0, 0.0), 1.0)
     return 1.0 if answer.passed else 0.0

@@ -187,6 +187,7 @@ class QueryInput:
     params: dict[str, Any] | None = None
     shadow_of: uuid.UUID | None = None
     rerun_of: uuid.UUID | None = None
+    rerun_from_tier: str | None = None  # a re-run's: the tier whose answer it replaces
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,9 @@ class GroupFigures:
     error_rate: float | None  # of provider requests
     rate_limited: int
     retry_rate: float | None  # of provider requests
+    rated: int  # queries that received feedback
+    thumbs_down_rate: float | None  # of rated queries
+    rerun_cost: Decimal  # what the re-runs bought by thumbs-downs paid (not in ``cost``)
     latency_p50_s: float | None
     latency_p95_s: float | None
     latency_p99_s: float | None
@@ -133,6 +136,9 @@ def _figures(row: Any, all_queries: int, top: TierConfig, group: str | None) -> 
         error_rate=_ratio(row.request_errors, requests),
         rate_limited=int(row.rate_limited or 0),
         retry_rate=_ratio(row.retried_requests, requests),
+        rated=int(row.rated or 0),
+        thumbs_down_rate=_ratio(row.thumbs_down, row.rated),
+        rerun_cost=Decimal(row.rerun_cost or 0),
         latency_p50_s=_seconds(row.latency_p50_ms),
         latency_p95_s=_seconds(row.latency_p95_ms),
         latency_p99_s=_seconds(row.latency_p99_ms),
@@ -146,7 +152,7 @@ def _empty(top: TierConfig) -> GroupFigures:
     zero = Decimal(0)
     return GroupFigures(
         None, 0, 0.0, 0, 0, zero, zero, zero, 0, 0, 0.0, 0, None, None, 0.0, 0.0, 0,
-        None, 0, None, None, None, None, None, None, None,
+        None, 0, None, 0, None, zero, None, None, None, None, None, None,
     )  # fmt: skip
 
 
@@ -175,6 +181,7 @@ _COLUMNS: Sequence[tuple[str, str, str]] = (
     ("unjudged", "unjudged_share", "pct"),
     ("errors", "error_rate", "pct"),
     ("retries", "retry_rate", "pct"),
+    ("thumbs-down", "thumbs_down_rate", "pct"),
     ("p50 s", "latency_p50_s", "num"),
     ("p95 s", "latency_p95_s", "num"),
     ("p99 s", "latency_p99_s", "num"),

@@ -475,3 +475,21 @@ class TestLadder:
 
     def test_escalation_none_when_nothing_above_fits(self, ladder: Settings) -> None:
         assert tier_for_escalation(ladder, "small", 9000) is None
+
+
+@pytest.mark.parametrize(
+    ("answered_on", "rerun_on"),
+    [("cheap", "mid"), ("mid", "frontier"), ("frontier", "frontier"), (None, "frontier")],
+)
+def test_a_rerun_after_a_thumbs_down_goes_one_tier_above_the_answer(
+    answered_on: str | None, rerun_on: str
+) -> None:
+    from routeq.policies import rerun_tier
+
+    assert rerun_tier(Settings(), answered_on) == rerun_on
+
+
+def test_a_rerun_of_a_tier_no_longer_on_the_ladder_goes_to_the_top() -> None:
+    from routeq.policies import rerun_tier
+
+    assert rerun_tier(Settings(), "retired-tier") == "frontier"

@@ -246,6 +246,28 @@ class ProviderRequest(Base):
     )
 
 
+class Feedback(Base):
+    """A person's verdict on an answer (``Client.feedback``, ``routeq feedback``). A thumbs-down
+    on an answer below the top tier re-runs the query one tier up; ``rerun_query_id`` links the
+    re-run. Feedback is also a label for training routing policies."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    query_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("queries.id", ondelete="CASCADE")
+    )
+    thumbs_down: Mapped[bool] = mapped_column()
+    comment: Mapped[str | None] = mapped_column(Text)
+    tier: Mapped[str | None] = mapped_column(String(40))  # the answer's tier when it was rated
+    rerun_query_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("queries.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_feedback_query", "query_id"),)
+
+
 class ReconcilerStats(Base):
     """One row of running totals kept by the reconciler, for its metrics and for operators."""
 

@@ -69,6 +69,8 @@ class JudgedAnswer:
     passed: bool
     judge_score: float | None
     source: str
+    rating: str | None = None  # a person's feedback on it: "down", "up", or None
+
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ def _judged_answer(answer: dict[str, Any]) -> JudgedAnswer:
         passed=bool(answer["passed"]),
         judge_score=None if score is None else float(score),
         source=answer["source"] or "",
+        rating=answer.get("rating"),
     )
 
 
@@ -467,6 +470,11 @@ class Ledger:
                     queries.c.rerun_of,
                 ).where(queries.c.id == query_id)
             ).one_or_none()
+            rerun_from = None
+            if row is not None and row.rerun_of is not None:
+                rerun_from = conn.execute(
+                    select(queries.c.final_tier).where(queries.c.id == row.rerun_of)
+                ).scalar_one_or_none()
         if row is None:
             raise UnknownQueryError(f"no query with id {query_id}")
         return QueryInput(
@@ -484,6 +492,7 @@ class Ledger:
             params=row.params,
             shadow_of=row.shadow_of,
             rerun_of=row.rerun_of,
+            rerun_from_tier=rerun_from,
         )
 
     def children(self, parent_id: uuid.UUID) -> list[ChildQuery]:

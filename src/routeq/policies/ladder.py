@@ -22,3 +22,12 @@ def tier_for_escalation(settings: Settings, tier_name: str, input_tokens: int) -
     """The next tier above ``tier_name`` that holds the query, or None at the top."""
     above = settings.next_tier(tier_name)
     return None if above is None else fit_to_context(settings, above.name, input_tokens)
+
+
+def rerun_tier(settings: Settings, answered_on: str | None) -> str:
+    """Where a re-run after a thumbs-down goes: the tier above the one that answered (the top
+    tier when that is unknown or already the top)."""
+    if answered_on is None or answered_on not in settings.tier_names:
+        return settings.top_tier.name
+    above = settings.next_tier(answered_on)
+    return settings.top_tier.name if above is None else above.name

@@ -39,7 +39,14 @@ from routeq.judges import (
     summary_failure,
     with_fit_notes,
 )
-from routeq.policies import Decision, InvalidDecisionError, QueryView, default_tier, fit_to_context
+from routeq.policies import (
+    Decision,
+    InvalidDecisionError,
+    QueryView,
+    default_tier,
+    fit_to_context,
+    rerun_tier,
+)
 from routeq.pricing import call_cost
 from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
 from routeq.records import (
@@ -108,7 +115,7 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     )
     calls = _FeatureCalls(rt, hop)
     try:
-        decision = rt.router.decide(view, calls)
+        decision = _rerun_decision(rt, query) or rt.router.decide(view, calls)
     except InvalidDecisionError as error:
         return _route_failed(rt, hop, query, str(error), calls.usage())
     except ProviderError as error:
@@ -144,6 +151,21 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         query_id, seq + 1, HopKind.CALL, tier.name, tier.model, reason=f"routed: {reason}"
     )
     return _finish(rt, hop, HopStatus.DONE, record, call, None)
+
+
+def _rerun_decision(rt: Runtime, query: QueryInput) -> Decision | None:
+    """A re-run bought by a thumbs-down goes one tier above the answer it replaces, whatever
+    the policy would say: the person has already told routeq the cheaper tier was not enough."""
+    if query.role is not QueryRole.RERUN:
+        return None
+    tier = rerun_tier(rt.settings, query.rerun_from_tier)
+    return Decision(
+        tier=tier,
+        reason=f"re-run after a thumbs-down on {query.rerun_from_tier or 'an unknown tier'}'s "
+        f"answer: {tier}",
+        policy="feedback-rerun",
+        version="1",
+    )
 
 
 def _earlier_queries(rt: Runtime, query: QueryInput) -> int | None:

@@ -5,6 +5,8 @@
 -- could not grade, source 'judge-error'). A query without such an answer has no row, so LIMIT
 -- counts the lines of the export. :since and :limit may be NULL (no bound).
 -- The route hop says whether exploration chose the first tier (routing.explore_share).
+-- ``rating`` is a person's feedback on the kept answer (its tier is the query's final tier):
+-- 'down' when any rating of it was a thumbs-down, 'up' when all were thumbs-up, else NULL.
 -- The lateral subquery reads one query's own hops through the (query_id, seq) index; OFFSET 0
 -- keeps the planner from folding the kind filter in (as in the query_journeys view).
 SELECT q.id AS query_id,
@@ -34,7 +36,11 @@ CROSS JOIN LATERAL (
                    'response', c.output,
                    'passed', j.passed,
                    'judge_score', j.judge_score,
-                   'source', j.details ->> 'source'
+                   'source', j.details ->> 'source',
+                   'rating', (SELECT CASE WHEN count(*) = 0 THEN NULL
+                                          WHEN bool_or(f.thumbs_down) THEN 'down' ELSE 'up' END
+                              FROM feedback f WHERE f.query_id = q.id AND f.tier = c.tier
+                                AND c.tier = q.final_tier)
                )
                ORDER BY c.seq
            ) AS answers

@@ -1,21 +1,26 @@
 -- routeq report: the query_report view (migration 0008) grouped by one dimension, over a
 -- period and optionally one batch. :by is one of tier (the tier the router chose), model (the
 -- model of the kept answer), day (UTC), user, tag, policy (name@version); rows with no value
--- for it group under NULL. Rates are left to the caller, which divides these sums.
+-- for it group under NULL. Rates are left to the caller, which divides these sums. Feedback
+-- (query_feedback, migration 0009) and the re-runs it bought are counted on the rated query's
+-- group; a re-run's cost is reported apart from the group's own.
 WITH picked AS (
-    SELECT *,
+    SELECT r.*, coalesce(f.ratings, 0) AS ratings, coalesce(f.thumbs_down, 0) AS thumbs_down,
+           coalesce(rq.total_cost, 0) AS rerun_cost,
            CASE CAST(:by AS text)
-               WHEN 'tier' THEN routed_tier
-               WHEN 'model' THEN final_model
-               WHEN 'day' THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-               WHEN 'user' THEN user_id
-               WHEN 'tag' THEN tag
-               WHEN 'policy' THEN policy || coalesce('@' || policy_version, '')
+               WHEN 'tier' THEN r.routed_tier
+               WHEN 'model' THEN r.final_model
+               WHEN 'day' THEN to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+               WHEN 'user' THEN r.user_id
+               WHEN 'tag' THEN r.tag
+               WHEN 'policy' THEN r.policy || coalesce('@' || r.policy_version, '')
            END AS grp
-    FROM query_report
-    WHERE (CAST(:since AS timestamptz) IS NULL OR created_at >= CAST(:since AS timestamptz))
-      AND (CAST(:until AS timestamptz) IS NULL OR created_at < CAST(:until AS timestamptz))
-      AND (CAST(:batch AS uuid) IS NULL OR batch_id = CAST(:batch AS uuid))
+    FROM query_report r
+    LEFT JOIN query_feedback f ON f.query_id = r.query_id
+    LEFT JOIN queries rq ON rq.id = f.rerun_query_id
+    WHERE (CAST(:since AS timestamptz) IS NULL OR r.created_at >= CAST(:since AS timestamptz))
+      AND (CAST(:until AS timestamptz) IS NULL OR r.created_at < CAST(:until AS timestamptz))
+      AND (CAST(:batch AS uuid) IS NULL OR r.batch_id = CAST(:batch AS uuid))
 )
 SELECT grp,
        count(*) AS queries,
@@ -36,6 +41,10 @@ SELECT grp,
        sum(request_errors) AS request_errors,
        sum(rate_limited) AS rate_limited,
        sum(retried_requests) AS retried_requests,
+       count(*) FILTER (WHERE ratings > 0) AS rated,
+       count(*) FILTER (WHERE thumbs_down > 0) AS thumbs_down,
+       count(*) FILTER (WHERE rerun_cost > 0) AS rerun,
+       sum(rerun_cost) AS rerun_cost,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS latency_p50_ms,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS latency_p95_ms,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) AS latency_p99_ms,
