@@ -79,10 +79,9 @@ def migrated_url(database_url: str) -> str:
     return database_url
 
 
-@pytest.fixture
-def ledger(migrated_url: str) -> Iterator[Ledger]:
-    """The ledger on an emptied schema."""
-    engine = make_engine(migrated_url)
+def emptied_ledger(database_url: str) -> Ledger:
+    """The ledger of ``database_url`` with every table emptied (feedback goes with queries)."""
+    engine = make_engine(database_url)
     with engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -90,8 +89,15 @@ def ledger(migrated_url: str) -> Iterator[Ledger]:
                 "reconciler_stats RESTART IDENTITY CASCADE"
             )
         )
-    yield Ledger(engine)
-    engine.dispose()
+    return Ledger(engine)
+
+
+@pytest.fixture
+def ledger(migrated_url: str) -> Iterator[Ledger]:
+    """The ledger on an emptied schema."""
+    emptied = emptied_ledger(migrated_url)
+    yield emptied
+    emptied.engine.dispose()
 
 
 @pytest.fixture

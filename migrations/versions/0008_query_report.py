@@ -21,6 +21,13 @@ what users asked, not how routeq split them. Per row:
   kept anyway: fail open);
 - the counterfactual: ``top_tier_input_tokens`` / ``top_tier_output_tokens``, the tokens of the
   calls whose answers were kept (``top_tier_counterfactual``), to price at the top tier.
+
+It reads each table once with hash aggregates (hops per query, requests per query, queries
+per family) rather than looking hops up query by query as ``query_journeys`` does: a report
+over a month of traffic reads every hop anyway, and one pass over a million hops takes a
+second or two where a million index lookups take a minute (``bench/report.md``). Escalations
+and the counterfactual are computed as the ``escalations`` and ``top_tier_counterfactual``
+views define them (the integration test checks the figures against the raw rows).
 """
 
 from __future__ import annotations
@@ -36,60 +43,80 @@ depends_on: str | Sequence[str] | None = None
 
 QUERY_REPORT = """
 CREATE VIEW query_report AS
-SELECT q.id AS query_id, q.role, q.status, q.created_at, q.finished_at, q.user_id,
-       q.metadata->>'tag' AS tag, d.batch_id,
-       r.tier AS routed_tier, r.policy, r.policy_version,
-       q.final_tier, q.final_model,
-       fam.cost,
-       coalesce(h.input_tokens, 0) AS input_tokens,
-       coalesce(h.output_tokens, 0) AS output_tokens,
-       (extract(epoch FROM q.finished_at - q.created_at) * 1000)::bigint AS latency_ms,
-       coalesce(h.model_ms, 0) AS model_ms,
-       coalesce(h.judge_verdicts, 0) AS judge_verdicts,
-       coalesce(h.judge_passes, 0) AS judge_passes,
-       h.judge_score_sum,
-       coalesce(h.judge_scored, 0) AS judge_scored,
-       coalesce(h.accepted_unjudged, 0) AS accepted_unjudged,
-       coalesce(p.requests, 0) AS requests,
-       coalesce(p.request_errors, 0) AS request_errors,
-       coalesce(p.rate_limited, 0) AS rate_limited,
-       coalesce(p.retried_requests, 0) AS retried_requests,
-       coalesce(e.escalations, 0) AS escalations,
-       coalesce(c.input_tokens, 0) AS top_tier_input_tokens,
-       coalesce(c.output_tokens, 0) AS top_tier_output_tokens
-FROM queries q
-LEFT JOIN batch_documents d ON d.id = q.batch_document_id
-LEFT JOIN hops r ON r.query_id = q.id AND r.seq = 1 AND r.kind = 'route'
-CROSS JOIN LATERAL (
-    SELECT array_agg(f.id) AS ids, sum(f.total_cost) AS cost
-    FROM queries f WHERE f.id = q.id OR f.parent_id = q.id
-) fam
-LEFT JOIN LATERAL (
-    SELECT sum(x.input_tokens) AS input_tokens, sum(x.output_tokens) AS output_tokens,
-           sum(x.latency_ms) FILTER (WHERE x.kind = 'call') AS model_ms,
-           count(*) FILTER (WHERE x.kind = 'judge' AND x.passed IS NOT NULL) AS judge_verdicts,
-           count(*) FILTER (WHERE x.kind = 'judge' AND x.passed) AS judge_passes,
-           sum(x.judge_score) FILTER (WHERE x.kind = 'judge') AS judge_score_sum,
-           count(x.judge_score) FILTER (WHERE x.kind = 'judge') AS judge_scored,
-           count(*) FILTER (WHERE x.kind = 'judge' AND x.passed
-                            AND x.details->>'source' = 'judge-error') AS accepted_unjudged
-    FROM hops x WHERE x.query_id = ANY(fam.ids)
-) h ON true
-LEFT JOIN LATERAL (
-    SELECT count(*) AS requests,
+WITH per_query AS (
+    -- each query's hops in one pass (a hash aggregate over hops, not a lookup per query)
+    SELECT h.query_id,
+           sum(h.input_tokens) AS input_tokens, sum(h.output_tokens) AS output_tokens,
+           sum(h.latency_ms) FILTER (WHERE h.kind = 'call') AS model_ms,
+           count(*) FILTER (WHERE h.kind = 'judge' AND h.passed IS NOT NULL) AS judge_verdicts,
+           count(*) FILTER (WHERE h.kind = 'judge' AND h.passed) AS judge_passes,
+           sum(h.judge_score) FILTER (WHERE h.kind = 'judge') AS judge_score_sum,
+           count(h.judge_score) FILTER (WHERE h.kind = 'judge') AS judge_scored,
+           count(*) FILTER (WHERE h.kind = 'judge' AND h.passed
+                            AND h.details->>'source' = 'judge-error') AS accepted_unjudged,
+           -- the escalations view's rows: each call tier after the first one used
+           greatest(count(DISTINCT h.tier)
+                        FILTER (WHERE h.kind = 'call' AND NOT h.details ? 'gate') - 1,
+                    0) AS escalations,
+           -- top_tier_counterfactual: the tokens of the last call that answered
+           (array_agg(coalesce(h.input_tokens, 0) ORDER BY h.seq DESC)
+                FILTER (WHERE h.kind = 'call' AND h.status = 'done'
+                        AND NOT h.details ? 'gate'))[1] AS answer_input_tokens,
+           (array_agg(coalesce(h.output_tokens, 0) ORDER BY h.seq DESC)
+                FILTER (WHERE h.kind = 'call' AND h.status = 'done'
+                        AND NOT h.details ? 'gate'))[1] AS answer_output_tokens
+    FROM hops h
+    GROUP BY h.query_id
+), per_query_requests AS (
+    SELECT h.query_id, count(*) AS requests,
            count(*) FILTER (WHERE pr.outcome = 'error') AS request_errors,
            count(*) FILTER (WHERE pr.http_status = 429) AS rate_limited,
            count(*) FILTER (WHERE pr.try_number > 1 OR pr.delivery > 1) AS retried_requests
-    FROM provider_requests pr JOIN hops x ON x.id = pr.hop_id
-    WHERE x.query_id = ANY(fam.ids)
-) p ON true
-LEFT JOIN LATERAL (
-    SELECT count(*) AS escalations FROM escalations es WHERE es.query_id = ANY(fam.ids)
-) e ON true
-LEFT JOIN LATERAL (
-    SELECT sum(t.input_tokens) AS input_tokens, sum(t.output_tokens) AS output_tokens
-    FROM top_tier_counterfactual t WHERE t.query_id = ANY(fam.ids)
-) c ON true
+    FROM provider_requests pr JOIN hops h ON h.id = pr.hop_id
+    GROUP BY h.query_id
+), family AS (
+    -- a submitted query and the pieces it was split into (parent_id), summed on the root
+    SELECT coalesce(f.parent_id, f.id) AS root_id,
+           sum(f.total_cost) AS cost,
+           sum(a.input_tokens) AS input_tokens, sum(a.output_tokens) AS output_tokens,
+           sum(a.model_ms) AS model_ms,
+           sum(a.judge_verdicts) AS judge_verdicts, sum(a.judge_passes) AS judge_passes,
+           sum(a.judge_score_sum) AS judge_score_sum, sum(a.judge_scored) AS judge_scored,
+           sum(a.accepted_unjudged) AS accepted_unjudged, sum(a.escalations) AS escalations,
+           sum(a.answer_input_tokens) FILTER (WHERE f.status = 'done') AS top_input_tokens,
+           sum(a.answer_output_tokens) FILTER (WHERE f.status = 'done') AS top_output_tokens,
+           sum(r.requests) AS requests, sum(r.request_errors) AS request_errors,
+           sum(r.rate_limited) AS rate_limited, sum(r.retried_requests) AS retried_requests
+    FROM queries f
+    LEFT JOIN per_query a ON a.query_id = f.id
+    LEFT JOIN per_query_requests r ON r.query_id = f.id
+    GROUP BY 1
+)
+SELECT q.id AS query_id, q.role, q.status, q.created_at, q.finished_at, q.user_id,
+       q.metadata->>'tag' AS tag, d.batch_id,
+       rt.tier AS routed_tier, rt.policy, rt.policy_version,
+       q.final_tier, q.final_model,
+       fam.cost,
+       coalesce(fam.input_tokens, 0) AS input_tokens,
+       coalesce(fam.output_tokens, 0) AS output_tokens,
+       (extract(epoch FROM q.finished_at - q.created_at) * 1000)::bigint AS latency_ms,
+       coalesce(fam.model_ms, 0) AS model_ms,
+       coalesce(fam.judge_verdicts, 0) AS judge_verdicts,
+       coalesce(fam.judge_passes, 0) AS judge_passes,
+       fam.judge_score_sum,
+       coalesce(fam.judge_scored, 0) AS judge_scored,
+       coalesce(fam.accepted_unjudged, 0) AS accepted_unjudged,
+       coalesce(fam.requests, 0) AS requests,
+       coalesce(fam.request_errors, 0) AS request_errors,
+       coalesce(fam.rate_limited, 0) AS rate_limited,
+       coalesce(fam.retried_requests, 0) AS retried_requests,
+       coalesce(fam.escalations, 0) AS escalations,
+       coalesce(fam.top_input_tokens, 0) AS top_tier_input_tokens,
+       coalesce(fam.top_output_tokens, 0) AS top_tier_output_tokens
+FROM queries q
+JOIN family fam ON fam.root_id = q.id
+LEFT JOIN batch_documents d ON d.id = q.batch_document_id
+LEFT JOIN hops rt ON rt.query_id = q.id AND rt.seq = 1 AND rt.kind = 'route'
 WHERE q.role IN ('answer', 'document')
 """
 

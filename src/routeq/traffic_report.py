@@ -93,10 +93,11 @@ def read_report(engine: Engine, by: Grouping, period: Period, top: TierConfig) -
     """Every group's figures, and the totals over the whole period."""
     if by not in GROUPINGS:
         raise ValueError(f"cannot group by {by!r}: one of {', '.join(GROUPINGS)}")
-    params = {"since": period.since, "until": period.until, "batch": period.batch}
+    params = {"since": period.since, "until": period.until, "batch": period.batch, "by": by}
     with engine.connect() as conn:
-        rows = conn.execute(named("traffic_report"), {**params, "by": by}).all()
-        total = conn.execute(named("traffic_report"), {**params, "by": "all"}).first()
+        found = conn.execute(named("traffic_report"), params).all()
+    rows = [row for row in found if not row.is_total]
+    total = next((row for row in found if row.is_total), None)
     queries = int(total.queries) if total is not None else 0
     return TrafficReport(
         by=by,
@@ -108,7 +109,7 @@ def read_report(engine: Engine, by: Grouping, period: Period, top: TierConfig) -
 
 
 def _figures(row: Any, all_queries: int, top: TierConfig, group: str | None) -> GroupFigures:
-    if row is None:
+    if row is None or not row.queries:  # an empty period still has its total row
         return _empty(top)
     queries = int(row.queries)
     requests = int(row.requests or 0)

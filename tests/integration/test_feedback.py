@@ -17,20 +17,24 @@ from routeq.errors import UnknownQueryError
 from routeq.ledger import Ledger
 from routeq.ledger.feedback import FeedbackRefusedError
 from routeq.ledger_outcomes import answer_score
-from routeq.sim import SimModel
+from routeq.sim import SimConfig, SimModel
 from routeq.traffic_report import Period, read_report
 
 pytestmark = pytest.mark.integration
+
+
+def accepting() -> SimConfig:
+    """A ladder whose cheap and mid answers the judge always accepts."""
+    return sim_config(
+        **{name: SimModel(name, quality=1.0, latency_ms=1) for name in ("sim-small", "sim-medium")}
+    )
 
 
 def test_a_thumbs_down_reruns_one_tier_up_once_and_leaves_the_answer_as_it_was(
     tmp_path: Path, migrated_url: str, broker_url: str, ledger: object
 ) -> None:
     # Given cheap and mid tiers whose answers the judge accepts
-    sim = sim_config(
-        **{name: SimModel(name, quality=1.0, latency_ms=1) for name in ("sim-small", "sim-medium")}
-    )
-    with running_stack(tmp_path, migrated_url, broker_url, sim) as (stack, _):
+    with running_stack(tmp_path, migrated_url, broker_url, accepting()) as (stack, _):
         stack.start_worker("-c", "2")
         with Client(stack.settings) as client:
             first = client.submit("hello", user="ana").wait(timeout=60)
@@ -105,10 +109,7 @@ def test_a_thumbs_down_reruns_one_tier_up_once_and_leaves_the_answer_as_it_was(
 def test_routeq_feedback_prints_the_rerun_and_refuses_what_is_not_a_finished_answer(
     tmp_path: Path, migrated_url: str, broker_url: str, ledger: object
 ) -> None:
-    sim = sim_config(
-        **{name: SimModel(name, quality=1.0, latency_ms=1) for name in ("sim-small", "sim-medium")}
-    )
-    with running_stack(tmp_path, migrated_url, broker_url, sim) as (stack, _):
+    with running_stack(tmp_path, migrated_url, broker_url, accepting()) as (stack, _):
         stack.start_worker("-c", "2")
         with Client(stack.settings) as client:
             answered = client.submit("hello").wait(timeout=60)

@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from audit import ledger_rows
 from stack import FAST_RETRY, judge, ladder
 from test_reporting_agreement import flaky_ladder
 
+from conftest import emptied_ledger
 from routeq.alerts import breaches
 from routeq.config import AlertsConfig, Settings, write_config
-from routeq.ledger import Ledger
 from routeq.pipeline import InProcessPipeline
 from routeq.pricing import counterfactual_cost
 from routeq.records import NewQuery
@@ -164,17 +163,8 @@ def assert_matches(report_figures: Any, expected: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory, migrated_url: str) -> Any:
     """90 queries through the flaky ladder: escalations, 500s, 429s and a failing judge."""
-    from routeq.ledger import make_engine
-
-    engine = make_engine(migrated_url)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "TRUNCATE batches, batch_documents, queries, hops, provider_requests, "
-                "reconciler_stats RESTART IDENTITY CASCADE"
-            )
-        )
-    ledger = Ledger(engine)
+    ledger = emptied_ledger(migrated_url)
+    engine = ledger.engine
     with SimServer(flaky_ladder()) as server:
         settings = Settings(tiers=ladder(server.url), judge=judge(server.url), retry=FAST_RETRY)
         with InProcessPipeline(settings, ledger) as runner:
@@ -249,6 +239,12 @@ def test_alert_rules_read_the_reports_totals(written: Any) -> None:
     assert breaches(total.figures(), total.queries, lenient) == []
 
 
+def rates_at_most(**limits: float) -> AlertsConfig:
+    """[alerts] with every rate off (1 never alerts) but ``limits``."""
+    rates = ("max_escalation_rate", "max_error_rate", "max_unjudged_share", "max_failed_share")
+    return AlertsConfig(**{**dict.fromkeys(rates, 1.0), **limits})
+
+
 def run_cli(
     settings: Settings, folder: Path, url: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
@@ -282,30 +278,12 @@ def test_the_cli_prints_json_and_csv_and_check_exits_non_zero_naming_the_limit(
     assert [r.split(",")[0] for r in rows] == ["group"] * 3 + ["total"]
 
     # a limit the run crosses: exit 1, the reason on stderr
-    tight = settings.model_copy(
-        update={
-            "alerts": AlertsConfig(
-                max_escalation_rate=0.01,
-                max_error_rate=1,
-                max_unjudged_share=1,
-                max_failed_share=1,
-            )
-        }
-    )
+    tight = settings.model_copy(update={"alerts": rates_at_most(max_escalation_rate=0.01)})
     checked = run_cli(tight, folder, migrated_url, "--check")
     assert checked.returncode == 1
     assert "escalation rate" in checked.stderr and "above 1.0%" in checked.stderr
     # limits it does not cross: exit 0
-    loose = settings.model_copy(
-        update={
-            "alerts": AlertsConfig(
-                max_escalation_rate=1,
-                max_error_rate=1,
-                max_unjudged_share=1,
-                max_failed_share=1,
-            )
-        }
-    )
+    loose = settings.model_copy(update={"alerts": rates_at_most()})
     assert run_cli(loose, folder, migrated_url, "--check").returncode == 0
 
     bad = run_cli(settings, folder, migrated_url, "--by", "colour")

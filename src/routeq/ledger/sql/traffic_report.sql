@@ -1,7 +1,7 @@
 -- routeq report: the query_report view (migration 0008) grouped by one dimension, over a
 -- period and optionally one batch. :by is one of tier (the tier the router chose), model (the
 -- model of the kept answer), day (UTC), user, tag, policy (name@version); rows with no value
--- for it group under NULL. Rates are left to the caller, which divides these sums. Feedback
+-- for it group under NULL; the row with is_total is the whole period. Rates are left to the caller, which divides these sums. Feedback
 -- (query_feedback, migration 0009) and the re-runs it bought are counted on the rated query's
 -- group; a re-run's cost is reported apart from the group's own.
 WITH picked AS (
@@ -22,7 +22,7 @@ WITH picked AS (
       AND (CAST(:until AS timestamptz) IS NULL OR r.created_at < CAST(:until AS timestamptz))
       AND (CAST(:batch AS uuid) IS NULL OR r.batch_id = CAST(:batch AS uuid))
 )
-SELECT grp,
+SELECT grp, GROUPING(grp) = 1 AS is_total,
        count(*) AS queries,
        count(*) FILTER (WHERE status = 'done') AS done,
        count(*) FILTER (WHERE status = 'failed') AS failed,
@@ -52,5 +52,5 @@ SELECT grp,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY model_ms) AS model_p95_ms,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY model_ms) AS model_p99_ms
 FROM picked
-GROUP BY grp
-ORDER BY grp NULLS LAST
+GROUP BY GROUPING SETS ((grp), ())  -- every group, and the period's total, in one pass
+ORDER BY is_total, grp NULLS LAST
