@@ -72,7 +72,6 @@ class JudgedAnswer:
     rating: str | None = None  # a person's feedback on it: "down", "up", or None
 
 
-
 @dataclass(frozen=True)
 class JudgedQuery:
     """A closed user query with every answer of it that a judge gave a verdict on, in hop
