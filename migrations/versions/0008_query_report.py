@@ -16,16 +16,16 @@ what users asked, not how routeq split them. Per row:
   ``retried_requests`` (attempts after the first, or a redelivery);
 - how long: ``latency_ms`` (submitted to finished) and ``model_ms`` (time in model calls);
 - quality: ``escalations`` (rows of the ``escalations`` view), ``judge_verdicts`` and
-  ``judge_passes`` (every verdict on every answer of the family), ``judge_score_sum`` and
-  ``judge_scored`` (for a mean), ``accepted_unjudged`` (the judge failed and the answer was
-  kept anyway: fail open);
+  ``judge_passes`` (every verdict the judge itself gave on an answer of the family),
+  ``judge_score_sum`` and ``judge_scored`` (for a mean), ``accepted_unjudged`` (the judge failed
+  and the answer was kept anyway: fail open, or fail closed with no tier above);
 - the counterfactual: ``top_tier_input_tokens`` / ``top_tier_output_tokens``, the tokens of the
   calls whose answers were kept (``top_tier_counterfactual``), to price at the top tier.
 
 It reads each table once with hash aggregates (hops per query, requests per query, queries
 per family) rather than looking hops up query by query as ``query_journeys`` does: a report
 over a month of traffic reads every hop anyway, and one pass over a million hops takes a
-second or two where a million index lookups take a minute (``bench/report.md``). Escalations
+second or two where a million index lookups take a minute (``bench/report.py``). Escalations
 and the counterfactual are computed as the ``escalations`` and ``top_tier_counterfactual``
 views define them (the integration test checks the figures against the raw rows).
 """
@@ -48,12 +48,25 @@ WITH per_query AS (
     SELECT h.query_id,
            sum(h.input_tokens) AS input_tokens, sum(h.output_tokens) AS output_tokens,
            sum(h.latency_ms) FILTER (WHERE h.kind = 'call') AS model_ms,
-           count(*) FILTER (WHERE h.kind = 'judge' AND h.passed IS NOT NULL) AS judge_verdicts,
-           count(*) FILTER (WHERE h.kind = 'judge' AND h.passed) AS judge_passes,
-           sum(h.judge_score) FILTER (WHERE h.kind = 'judge') AS judge_score_sum,
-           count(h.judge_score) FILTER (WHERE h.kind = 'judge') AS judge_scored,
+           -- a verdict is the judge's own: not the fail mode of a judge that could not grade
+           count(*) FILTER (WHERE h.kind = 'judge' AND h.passed IS NOT NULL
+                            AND h.details->>'source' IS DISTINCT FROM 'judge-error')
+               AS judge_verdicts,
            count(*) FILTER (WHERE h.kind = 'judge' AND h.passed
-                            AND h.details->>'source' = 'judge-error') AS accepted_unjudged,
+                            AND h.details->>'source' IS DISTINCT FROM 'judge-error')
+               AS judge_passes,
+           sum(h.judge_score) FILTER (WHERE h.kind = 'judge'
+                                      AND h.details->>'source' IS DISTINCT FROM 'judge-error')
+               AS judge_score_sum,
+           count(h.judge_score) FILTER (WHERE h.kind = 'judge'
+                                        AND h.details->>'source' IS DISTINCT FROM 'judge-error')
+               AS judge_scored,
+           -- kept although the judge failed: fail open, or fail closed with no tier above
+           -- (the judge step's judge_outcome, as the metrics' judge_errors read it)
+           count(*) FILTER (WHERE h.kind = 'judge' AND h.details->>'source' = 'judge-error'
+                            AND coalesce(h.details->>'judge_outcome',
+                                         CASE WHEN h.passed THEN 'accepted_unjudged' END)
+                                = 'accepted_unjudged') AS accepted_unjudged,
            -- the escalations view's rows: each call tier after the first one used
            greatest(count(DISTINCT h.tier)
                         FILTER (WHERE h.kind = 'call' AND NOT h.details ? 'gate') - 1,
@@ -100,7 +113,7 @@ SELECT q.id AS query_id, q.role, q.status, q.created_at, q.finished_at, q.user_i
        coalesce(fam.input_tokens, 0) AS input_tokens,
        coalesce(fam.output_tokens, 0) AS output_tokens,
        (extract(epoch FROM q.finished_at - q.created_at) * 1000)::bigint AS latency_ms,
-       coalesce(fam.model_ms, 0) AS model_ms,
+       CASE WHEN q.finished_at IS NOT NULL THEN coalesce(fam.model_ms, 0) END AS model_ms,
        coalesce(fam.judge_verdicts, 0) AS judge_verdicts,
        coalesce(fam.judge_passes, 0) AS judge_passes,
        fam.judge_score_sum,

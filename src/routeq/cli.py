@@ -236,7 +236,7 @@ def feedback(
             err_console.print(f"started {what}", highlight=False)
         given = client.feedback(query_id, thumbs_down=not thumbs_up, comment=comment)
         rerun = given.rerun
-        if as_json and not wait:
+        if as_json and not (wait and rerun is not None):
             document = {
                 "feedback_id": given.feedback_id,
                 "query_id": str(given.query_id),

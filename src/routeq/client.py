@@ -400,7 +400,7 @@ class Client:
     # -- feedback --------------------------------------------------------------------------------
 
     def feedback(
-        self, query_id: uuid.UUID | str, *, thumbs_down: bool = True, comment: str | None = None
+        self, query_id: uuid.UUID | str, *, thumbs_down: bool, comment: str | None = None
     ) -> FeedbackGiven:
         """Rate a finished answer. A thumbs-down on an answer below the top tier re-runs the
         query one tier up (once per query): ``rerun`` is its handle, to ``wait()`` on. The

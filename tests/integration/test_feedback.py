@@ -52,9 +52,9 @@ def test_a_thumbs_down_reruns_one_tier_up_once_and_leaves_the_answer_as_it_was(
 
             # Then feedback on what is not a finished answer is refused, changing nothing
             with pytest.raises(UnknownQueryError):
-                client.feedback("00000000-0000-0000-0000-000000000000")
+                client.feedback("00000000-0000-0000-0000-000000000000", thumbs_down=True)
             with pytest.raises(FeedbackRefusedError, match="rerun query"):
-                client.feedback(rerun.query_id)
+                client.feedback(rerun.query_id, thumbs_down=True)
 
     # the re-run answered one tier up, decided by the feedback, not the policy
     assert rerun.ok and rerun.final_tier == "mid"

@@ -109,13 +109,19 @@ class Oracle:
             if q.status == "done" and done_calls:
                 calls_done_tokens[0] += done_calls[-1].input_tokens or 0
                 calls_done_tokens[1] += done_calls[-1].output_tokens or 0
-            judges = [h for h in hops if h.kind == "judge"]
+            own = [h for h in hops if h.kind == "judge"]
+            judges = [h for h in own if h.details.get("source") != "judge-error"]
             verdicts += sum(h.passed is not None for h in judges)
             passes += sum(bool(h.passed) for h in judges)
             scores = [h.judge_score for h in judges if h.judge_score is not None]
             scored += len(scores)
             score_sum += sum(scores, Decimal(0))
-            unjudged += any(h.passed and h.details.get("source") == "judge-error" for h in judges)
+            unjudged += any(
+                h.details.get("source") == "judge-error"
+                and h.details.get("judge_outcome", "accepted_unjudged" if h.passed else None)
+                == "accepted_unjudged"
+                for h in own
+            )
             for hop in hops:
                 for r in self.requests[hop.id]:
                     requests += 1
@@ -126,7 +132,8 @@ class Oracle:
                 # the view keeps whole milliseconds per query, as Postgres rounds them
                 elapsed = Decimal((q.finished_at - q.created_at).total_seconds() * 1000)
                 latencies.append(int(elapsed.quantize(Decimal(1), ROUND_HALF_UP)) / 1000)
-            model_times.append(sum(h.latency_ms or 0 for h in calls) / 1000)
+            if q.finished_at is not None:
+                model_times.append(sum(h.latency_ms or 0 for h in calls) / 1000)
         n = len(members)
         cost = sum((q.total_cost for q in members), Decimal(0))
         return {

@@ -47,8 +47,11 @@ def test_thresholds_equal_the_report_checks_defaults() -> None:
     found = rules()
     defaults = AlertsConfig()
     for alert, field in SAME_AS_CONFIG.items():
-        threshold = float(re.findall(r">\s*([0-9.]+)\s*$", found[alert]["expr"].strip())[0])
+        expr = found[alert]["expr"]
+        threshold = float(re.findall(r"\)\s*>\s*([0-9.]+)", expr)[0])
         assert threshold == getattr(defaults, field), alert
+        # and, as min_queries does, a rate is judged only on enough finished queries
+        assert f">= {defaults.min_queries}" in expr, alert
 
 
 def test_every_rule_reads_metrics_routeq_exports(settings: Settings) -> None:

@@ -67,8 +67,8 @@ class FeedbackStore:
                 raise UnknownQueryError(f"no query with id {query_id}")
             if original.role != QueryRole.ANSWER.value:
                 raise FeedbackRefusedError(
-                    f"query {query_id} is a {original.role} query: feedback rates answers "
-                    "(rate the document's own query, or the original of a re-run)"
+                    f"query {query_id} is a {original.role} query: feedback rates a user's "
+                    "answer queries (for a re-run or a shadow, rate the query it re-ran)"
                 )
             if original.status != QueryStatus.DONE.value:
                 raise FeedbackRefusedError(
