@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from rich.table import Table
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from routeq.config import TierConfig
 from routeq.jsonout import plain
@@ -95,6 +95,9 @@ def read_report(engine: Engine, by: Grouping, period: Period, top: TierConfig) -
         raise ValueError(f"cannot group by {by!r}: one of {', '.join(GROUPINGS)}")
     params = {"since": period.since, "until": period.until, "batch": period.batch, "by": by}
     with engine.connect() as conn:
+        # The planner's estimate for the aggregates is far above what they cost, which makes
+        # Postgres JIT-compile the query: 1.6 s of compiling for 0.3 s of work on 40k hops.
+        conn.execute(text("SET LOCAL jit = off"))
         found = conn.execute(named("traffic_report"), params).all()
     rows = [row for row in found if not row.is_total]
     total = next((row for row in found if row.is_total), None)

@@ -1,4 +1,5 @@
--- routeq report: the query_report view (migration 0008) grouped by one dimension, over a
+-- routeq report: query_report_between (the query_report view's rows of one period;
+-- migration 0008) grouped by one dimension, over a
 -- period and optionally one batch. :by is one of tier (the tier the router chose), model (the
 -- model of the kept answer), day (UTC), user, tag, policy (name@version); rows with no value
 -- for it group under NULL; the row with is_total is the whole period. Rates are left to the caller, which divides these sums. Feedback
@@ -15,12 +16,11 @@ WITH picked AS (
                WHEN 'tag' THEN r.tag
                WHEN 'policy' THEN r.policy || coalesce('@' || r.policy_version, '')
            END AS grp
-    FROM query_report r
+    -- the period is the function's argument, so only its queries' hops are read
+    FROM query_report_between(CAST(:since AS timestamptz), CAST(:until AS timestamptz)) r
     LEFT JOIN query_feedback f ON f.query_id = r.query_id
     LEFT JOIN queries rq ON rq.id = f.rerun_query_id
-    WHERE (CAST(:since AS timestamptz) IS NULL OR r.created_at >= CAST(:since AS timestamptz))
-      AND (CAST(:until AS timestamptz) IS NULL OR r.created_at < CAST(:until AS timestamptz))
-      AND (CAST(:batch AS uuid) IS NULL OR r.batch_id = CAST(:batch AS uuid))
+    WHERE (CAST(:batch AS uuid) IS NULL OR r.batch_id = CAST(:batch AS uuid))
 )
 SELECT grp, GROUPING(grp) = 1 AS is_total,
        count(*) AS queries,
