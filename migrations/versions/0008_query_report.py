@@ -133,7 +133,8 @@ WITH roots AS (
     GROUP BY 1
 )
 SELECT q.id, q.role::text, q.status::text, q.created_at, q.finished_at, q.user_id::text,
-       q.metadata->>'tag', d.batch_id,
+       CASE WHEN jsonb_typeof(q.metadata->'tag') = 'string' THEN q.metadata->>'tag' END,
+       d.batch_id,
        rt.tier::text, rt.policy::text, rt.policy_version::text,
        q.final_tier::text, q.final_model::text,
        fam.cost,

@@ -247,7 +247,11 @@ def feedback(
             console.print(json.dumps(document), highlight=False)
             return
         if rerun is None:
-            why = "thumbs-up" if thumbs_up else f"{given.answered_on} is the top tier"
+            why = (
+                "thumbs-up"
+                if thumbs_up
+                else f"its tier, {given.answered_on}, is the top tier or not on the ladder"
+            )
             console.print(f"recorded feedback {given.feedback_id} (no re-run: {why})")
             return
         state = "re-running" if rerun.created else "already re-run"

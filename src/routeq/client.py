@@ -413,7 +413,7 @@ class Client:
             comment=comment,
             tier_names=self.settings.tier_names,
         )
-        if recorded.rerun_created and recorded.rerun_id is not None:
+        if recorded.publish and recorded.rerun_id is not None:
             self._publisher.publish(NextHop(recorded.rerun_id, 1, HopKind.ROUTE))
         rerun = (
             None

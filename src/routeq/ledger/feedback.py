@@ -19,8 +19,8 @@ from sqlalchemy import Engine, Table, insert, select
 
 from routeq.errors import UnknownQueryError, UsageError
 from routeq.ledger.models import Feedback
-from routeq.ledger.repository import queries, submit_query
-from routeq.records import NewQuery, QueryRole, QueryStatus
+from routeq.ledger.repository import hops, queries, submit_query
+from routeq.records import HopStatus, NewQuery, QueryRole, QueryStatus
 
 feedback = cast(Table, Feedback.__table__)
 MAX_COMMENT_CHARS = 4000
@@ -36,7 +36,10 @@ class FeedbackRecorded:
     query_id: uuid.UUID
     answered_on: str | None
     rerun_id: uuid.UUID | None  # the re-run this feedback points at, if any
-    rerun_created: bool  # True when this feedback created it: its route hop must be published
+    rerun_created: bool  # True when this feedback created it
+    # its route hop is still queued: publish it (after a publish that failed, the next feedback
+    # publishes again; a duplicate message is turned away by the claim)
+    publish: bool
 
 
 class FeedbackStore:
@@ -80,8 +83,15 @@ class FeedbackStore:
                 )
             ).scalar_one_or_none()
             below_top = original.final_tier in tier_names[:-1]
-            created = False
-            if thumbs_down and below_top and rerun_id is None:
+            created = queued = False
+            if rerun_id is not None:
+                queued = (
+                    conn.execute(
+                        select(hops.c.status).where(hops.c.query_id == rerun_id, hops.c.seq == 1)
+                    ).scalar_one_or_none()
+                    == HopStatus.QUEUED.value
+                )
+            elif thumbs_down and below_top:
                 rerun = NewQuery(
                     original.text,
                     original.input_tokens,
@@ -93,7 +103,7 @@ class FeedbackStore:
                     rerun_of=query_id,
                 )
                 rerun_id = submit_query(conn, rerun).query_id
-                created = True
+                created = queued = True
             feedback_id = conn.execute(
                 insert(feedback)
                 .values(
@@ -111,4 +121,5 @@ class FeedbackStore:
             original.final_tier,
             rerun_id if thumbs_down else None,
             created,
+            publish=thumbs_down and queued,
         )
