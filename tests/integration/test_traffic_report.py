@@ -25,8 +25,9 @@ from routeq.alerts import breaches
 from routeq.config import AlertsConfig, Settings, write_config
 from routeq.pipeline import InProcessPipeline
 from routeq.pricing import counterfactual_cost
-from routeq.records import NewQuery
+from routeq.records import NewQuery, QueryRole
 from routeq.sim import SimServer
+from routeq.summary_spec import SummarySpec, SummaryTask
 from routeq.tokens import count_tokens
 from routeq.traffic_report import Period, read_report
 
@@ -58,6 +59,18 @@ def questions(count: int) -> list[NewQuery]:
     return made
 
 
+def long_document() -> NewQuery:
+    """A document long enough to be split into parts; its tag is not a string (no tag)."""
+    text = " ".join(
+        f"Section {i} explains how the harbour crane number {i} moves containers safely."
+        for i in range(400)
+    )
+    task = SummaryTask(role="document", spec=SummarySpec()).model_dump(mode="json")
+    return NewQuery(
+        text, count_tokens(text), metadata={"tag": 7}, task=task, role=QueryRole.DOCUMENT
+    )
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """Linear interpolation between closest ranks (what percentile_cont does)."""
     if not values:
@@ -85,7 +98,9 @@ class Oracle:
             "tier": lambda q: route(q).tier,
             "model": lambda q: q.final_model,
             "user": lambda q: q.user_id,
-            "tag": lambda q: q.metadata.get("tag"),
+            "tag": lambda q: (
+                q.metadata.get("tag") if isinstance(q.metadata.get("tag"), str) else None
+            ),
             "policy": lambda q: f"{route(q).policy}@{route(q).policy_version}",
         }
         return keys[by]
@@ -97,45 +112,52 @@ class Oracle:
         score_sum = Decimal(0)
         requests = errors = retried = limited = 0
         latencies, model_times = [], []
+        tokens = [0]
+        family_cost: list[Decimal] = []
         for q in members:
-            hops = self.hops[q.id]
-            calls = [h for h in hops if h.kind == "call" and "gate" not in h.details]
-            tiers: list[str] = []
-            for call in calls:
-                if call.tier not in tiers:
-                    tiers.append(call.tier)
-            escalated += len(tiers) > 1
-            done_calls = [h for h in calls if h.status == "done"]
-            if q.status == "done" and done_calls:
-                calls_done_tokens[0] += done_calls[-1].input_tokens or 0
-                calls_done_tokens[1] += done_calls[-1].output_tokens or 0
-            own = [h for h in hops if h.kind == "judge"]
-            judges = [h for h in own if h.details.get("source") != "judge-error"]
-            verdicts += sum(h.passed is not None for h in judges)
-            passes += sum(bool(h.passed) for h in judges)
-            scores = [h.judge_score for h in judges if h.judge_score is not None]
-            scored += len(scores)
-            score_sum += sum(scores, Decimal(0))
-            unjudged += any(
-                h.details.get("source") == "judge-error"
-                and h.details.get("judge_outcome", "accepted_unjudged" if h.passed else None)
-                == "accepted_unjudged"
-                for h in own
-            )
-            for hop in hops:
-                for r in self.requests[hop.id]:
-                    requests += 1
-                    errors += r.outcome == "error"
-                    limited += r.http_status == 429
-                    retried += r.try_number > 1 or r.delivery > 1
+            # a submitted query and the pieces it was split into count as one
+            family = [q, *(c for c in self.queries.values() if c.parent_id == q.id)]
+            family_escalated = family_unjudged = False
+            model_ms = 0
+            for member in family:
+                hops = self.hops[member.id]
+                calls = [h for h in hops if h.kind == "call" and "gate" not in h.details]
+                family_escalated |= len({c.tier for c in calls}) > 1
+                model_ms += sum(h.latency_ms or 0 for h in calls)
+                done_calls = [h for h in calls if h.status == "done"]
+                if member.status == "done" and done_calls:
+                    calls_done_tokens[0] += done_calls[-1].input_tokens or 0
+                    calls_done_tokens[1] += done_calls[-1].output_tokens or 0
+                own = [h for h in hops if h.kind == "judge"]
+                judges = [h for h in own if h.details.get("source") != "judge-error"]
+                verdicts += sum(h.passed is not None for h in judges)
+                passes += sum(bool(h.passed) for h in judges)
+                scores = [h.judge_score for h in judges if h.judge_score is not None]
+                scored += len(scores)
+                score_sum += sum(scores, Decimal(0))
+                family_unjudged |= any(
+                    h.details.get("source") == "judge-error"
+                    and h.details.get("judge_outcome", "accepted_unjudged" if h.passed else None)
+                    == "accepted_unjudged"
+                    for h in own
+                )
+                for hop in hops:
+                    tokens[0] += hop.input_tokens or 0
+                    for r in self.requests[hop.id]:
+                        requests += 1
+                        errors += r.outcome == "error"
+                        limited += r.http_status == 429
+                        retried += r.try_number > 1 or r.delivery > 1
+            escalated += family_escalated
+            unjudged += family_unjudged
+            family_cost.append(sum((m.total_cost for m in family), Decimal(0)))
             if q.finished_at is not None:
                 # the view keeps whole milliseconds per query, as Postgres rounds them
                 elapsed = Decimal((q.finished_at - q.created_at).total_seconds() * 1000)
                 latencies.append(int(elapsed.quantize(Decimal(1), ROUND_HALF_UP)) / 1000)
-            if q.finished_at is not None:
-                model_times.append(sum(h.latency_ms or 0 for h in calls) / 1000)
+                model_times.append(model_ms / 1000)
         n = len(members)
-        cost = sum((q.total_cost for q in members), Decimal(0))
+        cost = sum(family_cost, Decimal(0))
         return {
             "queries": n,
             "share": n / everyone,
@@ -154,7 +176,7 @@ class Oracle:
             "latency_p50_s": percentile(latencies, 0.5),
             "latency_p99_s": percentile(latencies, 0.99),
             "model_p95_s": percentile(model_times, 0.95),
-            "input_tokens": sum(h.input_tokens or 0 for q in members for h in self.hops[q.id]),
+            "input_tokens": tokens[0],
         }
 
 
@@ -169,13 +191,19 @@ def assert_matches(report_figures: Any, expected: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory, migrated_url: str) -> Any:
-    """90 queries through the flaky ladder: escalations, 500s, 429s and a failing judge."""
+    """90 questions and a long document (split into parts and combined) through the flaky
+    ladder: escalations, 500s, 429s and a failing judge."""
     ledger = emptied_ledger(migrated_url)
     engine = ledger.engine
     with SimServer(flaky_ladder()) as server:
-        settings = Settings(tiers=ladder(server.url), judge=judge(server.url), retry=FAST_RETRY)
+        settings = Settings(
+            tiers=ladder(server.url),
+            judge=judge(server.url),
+            retry=FAST_RETRY,
+            summarize={"max_chunk_tokens": 1500},
+        )
         with InProcessPipeline(settings, ledger) as runner:
-            runner.submit(questions(90))
+            runner.submit([*questions(90), long_document()])
             assert runner.run().errors == []
     yield settings, engine, tmp_path_factory.mktemp("report")
     engine.dispose()
@@ -204,12 +232,14 @@ def test_every_figure_of_every_group_matches_the_raw_rows(
     assert sum(g.share for g in report.groups) == pytest.approx(1.0)
 
 
-def test_the_run_exercised_what_the_report_counts(written: Any) -> None:
+def test_the_run_exercised_what_the_report_counts(written: Any, migrated_url: str) -> None:
     # A report of zeros would match an oracle of zeros: the flaky ladder must have produced
     # escalations, errors, 429s, retries and unjudged answers for the figures to mean anything
     settings, engine, _ = written
     total = read_report(engine, "tier", Period(), settings.top_tier).total
-    assert total.queries == 90
+    assert total.queries == 91  # the document's parts and combine are in its row
+    pieces = [q for q in Oracle(migrated_url).queries.values() if q.parent_id is not None]
+    assert {q.role for q in pieces} == {"part", "combine"}
     assert total.escalation_rate > 0 and total.error_rate and total.rate_limited > 0
     assert total.retry_rate and total.unjudged_share > 0
     assert total.judge_pass_rate is not None and 0 < total.judge_pass_rate < 1
@@ -228,7 +258,7 @@ def test_a_period_and_a_day_grouping_select_by_submission_time(written: Any) -> 
         settings.top_tier,
     )
     assert [g.group for g in today.groups] == [now.strftime("%Y-%m-%d")]
-    assert today.groups[0].queries == 90
+    assert today.groups[0].queries == 91
 
 
 def test_alert_rules_read_the_reports_totals(written: Any) -> None:
@@ -274,7 +304,7 @@ def test_the_cli_prints_json_and_csv_and_check_exits_non_zero_naming_the_limit(
     shown = run_cli(settings, folder, migrated_url, "--by", "user", "--format", "json")
     assert shown.returncode == 0, shown.stderr
     document = json.loads(shown.stdout)
-    assert document["total"]["queries"] == 90
+    assert document["total"]["queries"] == 91
     assert {g["group"] for g in document["groups"]} == {"ana", "bo", None}
     assert document["total"]["cost"] == pytest.approx(float(expected.total.cost))
 
