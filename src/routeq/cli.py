@@ -1028,7 +1028,7 @@ def report(
             raise CommandFailed(
                 f"{len(crossed)} alert limit(s) crossed", [b.message for b in crossed]
             )
-        _console(stderr=True).print(f"alerts: no limit crossed ({found.total.queries} queries)")
+        err_console.print(f"alerts: no limit crossed ({found.total.queries} queries)")
 
 
 def _batch_id(engine: Engine, name_or_id: str) -> uuid.UUID:

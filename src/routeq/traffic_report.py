@@ -113,7 +113,7 @@ def read_report(engine: Engine, by: Grouping, period: Period, top: TierConfig) -
 
 def _figures(row: Any, all_queries: int, top: TierConfig, group: str | None) -> GroupFigures:
     if row is None or not row.queries:  # an empty period still has its total row
-        return _empty(top)
+        return _empty()
     queries = int(row.queries)
     requests = int(row.requests or 0)
     cost = Decimal(row.cost)
@@ -152,11 +152,17 @@ def _figures(row: Any, all_queries: int, top: TierConfig, group: str | None) -> 
     )
 
 
-def _empty(top: TierConfig) -> GroupFigures:
+def _empty() -> GroupFigures:
+    """The figures of a period with no queries: counts and sums 0, rates and means unknown."""
     zero = Decimal(0)
     return GroupFigures(
-        None, 0, 0.0, 0, 0, zero, zero, zero, 0, 0, 0.0, 0, None, None, 0.0, 0.0, 0,
-        None, 0, None, 0, None, zero, None, None, None, None, None, None,
+        group=None, queries=0, share=0.0, done=0, failed=0, cost=zero, cost_per_query=zero,
+        top_tier_cost=zero, input_tokens=0, output_tokens=0, escalation_rate=0.0,
+        judge_verdicts=0, judge_pass_rate=None, judge_mean_score=None, unjudged_share=0.0,
+        failed_share=0.0, requests=0, error_rate=None, rate_limited=0, retry_rate=None,
+        rated=0, thumbs_down_rate=None, rerun_cost=zero, latency_p50_s=None,
+        latency_p95_s=None, latency_p99_s=None, model_p50_s=None, model_p95_s=None,
+        model_p99_s=None,
     )  # fmt: skip
 
 
