@@ -345,6 +345,41 @@ class AlertsConfig(_Strict):
     min_queries: int = Field(
         default=20, ge=1, description="fewer queries in the period than this: no rate is judged"
     )
+    max_shadow_quality_drop: float | None = Field(
+        default=0.03,
+        ge=0,
+        le=1,
+        description="how much better (0-1 quality) shadow answers may be than the answers kept",
+    )
+    min_shadows: int = Field(
+        default=20, ge=1, description="fewer shadow comparisons than this: no quality drop judged"
+    )
+
+
+class ShadowConfig(_Strict):
+    """Shadow A/B sampling (docs/shadow.md): a share of accepted answers is answered again, in
+    the background, on a stronger tier, and both answers are judged, so the report can say how
+    often the cheaper answer was as good, rather than assume it.
+
+    Off by default: every shadow is a paid call on a dearer tier, so turning it on is a choice.
+    ``share`` is then the sampled part of the answers accepted below the target tier.
+    """
+
+    enabled: bool = False
+    share: float = Field(default=0.05, ge=0, le=1)
+    tier: str = Field(
+        default="top", description='"next" (one tier up), "top", or a tier name', min_length=1
+    )
+    priority: int = Field(
+        default=9,
+        ge=0,
+        le=9,
+        description="Redis message priority of shadow hops: 0 goes first, 9 after everything",
+    )
+    pairwise: bool = Field(
+        default=False,
+        description="also ask the judge which of the two answers is better (one more judge call)",
+    )
 
 
 class WorkerConfig(_Strict):
@@ -495,6 +530,7 @@ class Settings(BaseSettings):
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     summarize: SummarizeConfig = Field(default_factory=SummarizeConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
     config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod
@@ -555,6 +591,12 @@ class Settings(BaseSettings):
         default = self.routing.default_tier
         if default is not None and default not in names:
             raise ValueError(f"routing.default_tier names unknown tier {default!r}; known: {known}")
+        shadow_tier = self.shadow.tier
+        if shadow_tier not in ("next", "top", *names):
+            raise ValueError(
+                f'shadow.tier must be "next", "top" or a tier name, not {shadow_tier!r}; '
+                f"known tiers: {known}"
+            )
         first = self.routing.first_queries
         if first is not None and first.tier is not None and first.tier not in names:
             raise ValueError(

@@ -110,6 +110,7 @@ class NextHop:
     tier: str | None = None
     model: str | None = None
     reason: str | None = None
+    background: bool = False  # a shadow's hop: published at the shadow priority, after the rest
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,8 @@ class QueryInput:
     params: dict[str, Any] | None = None
     shadow_of: uuid.UUID | None = None
     rerun_of: uuid.UUID | None = None
-    rerun_from_tier: str | None = None  # a re-run's: the tier whose answer it replaces
+    # a re-run's or a shadow's: the tier that gave the answer it repeats
+    original_tier: str | None = None
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ class StepLedger(Protocol):
 
     def call_output(self, query_id: uuid.UUID, seq: int) -> CallOutput: ...
 
+    def final_answer(self, query_id: uuid.UUID) -> str | None: ...
+
     def hop_tier(self, query_id: uuid.UUID, seq: int) -> str | None: ...
 
     def hop_id(self, query_id: uuid.UUID, seq: int) -> int: ...
@@ -108,8 +110,10 @@ class StepLedger(Protocol):
         next_hop: NextHop | None = None,
         outcome: QueryOutcome | None = None,
         children: Sequence[NewQuery] = (),
+        shadow: NewQuery | None = None,
     ) -> Finished:
-        """Close the hop and take the next step in one fenced transaction."""
+        """Close the hop and take the next step in one fenced transaction; create ``shadow``
+        when that closed the query."""
         ...
 
     def fail_exhausted(

@@ -284,13 +284,22 @@ def _waiting_combine(conn: Connection, parent_id: uuid.UUID) -> NextHop | None:
     return None if seq is None else NextHop(parent_id, seq, HopKind.COMBINE)
 
 
+def _next_hop(row: Any) -> NextHop:
+    """A hop row (with its query's role) as a hop to publish; a shadow's goes in the background."""
+    background = row.role == QueryRole.SHADOW.value
+    return NextHop(
+        row.query_id, row.seq, HopKind(row.kind), row.tier, row.model, background=background
+    )
+
+
 def family_backlog(conn: Connection, root_id: uuid.UUID) -> list[NextHop]:
     """Queued hops of a query and of its pieces, plus its combine hop once no piece is live."""
     family = select(queries.c.id).where(
         or_(queries.c.id == root_id, queries.c.parent_id == root_id)
     )
     rows = conn.execute(
-        select(hops.c.query_id, hops.c.seq, hops.c.kind, hops.c.tier, hops.c.model)
+        select(hops.c.query_id, hops.c.seq, hops.c.kind, hops.c.tier, hops.c.model, queries.c.role)
+        .join(queries, queries.c.id == hops.c.query_id)
         .where(
             hops.c.query_id.in_(family),
             hops.c.status == HopStatus.QUEUED.value,
@@ -298,7 +307,7 @@ def family_backlog(conn: Connection, root_id: uuid.UUID) -> list[NextHop]:
         )
         .order_by(hops.c.id)
     ).all()
-    backlog = [NextHop(r.query_id, r.seq, HopKind(r.kind), r.tier, r.model) for r in rows]
+    backlog = [_next_hop(r) for r in rows]
     combine = _waiting_combine(conn, root_id)
     return backlog + ([combine] if combine is not None else [])
 
@@ -469,10 +478,11 @@ class Ledger:
                     queries.c.rerun_of,
                 ).where(queries.c.id == query_id)
             ).one_or_none()
-            rerun_from = None
-            if row is not None and row.rerun_of is not None:
-                rerun_from = conn.execute(
-                    select(queries.c.final_tier).where(queries.c.id == row.rerun_of)
+            original = None if row is None else (row.rerun_of or row.shadow_of)
+            original_tier = None
+            if original is not None:
+                original_tier = conn.execute(
+                    select(queries.c.final_tier).where(queries.c.id == original)
                 ).scalar_one_or_none()
         if row is None:
             raise UnknownQueryError(f"no query with id {query_id}")
@@ -491,7 +501,7 @@ class Ledger:
             params=row.params,
             shadow_of=row.shadow_of,
             rerun_of=row.rerun_of,
-            rerun_from_tier=rerun_from,
+            original_tier=original_tier,
         )
 
     def children(self, parent_id: uuid.UUID) -> list[ChildQuery]:
@@ -529,6 +539,16 @@ class Ledger:
                 ).where(hops.c.query_id == query_id, hops.c.seq == seq)
             ).one()
         return CallOutput(row.seq, row.tier, row.model, row.output, row.finish_reason)
+
+    def final_answer(self, query_id: uuid.UUID) -> str | None:
+        """The answer a finished query gave (a shadow's judge compares with it)."""
+        with self.engine.connect() as conn:
+            return cast(
+                str | None,
+                conn.execute(
+                    select(queries.c.final_answer).where(queries.c.id == query_id)
+                ).scalar_one_or_none(),
+            )
 
     def hop_tier(self, query_id: uuid.UUID, seq: int) -> str | None:
         """The tier a hop calls (None for a hop that does not exist)."""
@@ -632,7 +652,9 @@ class Ledger:
                     hops.c.status,
                     hops.c.attempts,
                     _lease_expired().label("expired"),
+                    queries.c.role,
                 )
+                .join(queries, queries.c.id == hops.c.query_id)
                 .where(
                     hops.c.status.in_(LIVE_HOP_STATUSES),
                     func.coalesce(hops.c.started_at, hops.c.created_at)
@@ -648,7 +670,7 @@ class Ledger:
             ).all()
         return [
             LiveHop(
-                NextHop(r.query_id, r.seq, HopKind(r.kind), r.tier, r.model),
+                _next_hop(r),
                 HopStatus(r.status),
                 r.attempts,
                 bool(r.expired),
@@ -874,16 +896,23 @@ class Ledger:
         next_hop: NextHop | None = None,
         outcome: QueryOutcome | None = None,
         children: Sequence[NewQuery] = (),
+        shadow: NewQuery | None = None,
     ) -> Finished:
         """Close a hop and take the next step in one transaction, fenced by the delivery.
 
         ``children`` are pieces of a split document, created with their route hops. A combine
         hop in ``next_hop`` is not published: it waits until the last piece is finished, and
         the step that finishes it publishes the combine hop (see ``_close_query``).
+        ``shadow`` is created, with its route hop, only if this transaction closes the query:
+        in the same commit, so a sampled answer gets exactly one shadow, whatever crashes.
         Returns a falsy ``Finished``, writing nothing, when a newer delivery owns the hop.
         """
         with self.engine.begin() as conn:
-            return self._finish(conn, hop, status, result, next_hop, outcome, children)
+            finished = self._finish(conn, hop, status, result, next_hop, outcome, children)
+            if finished.closed and shadow is not None:
+                shadow_id = submit_query(conn, shadow).query_id
+                finished.publish.append(NextHop(shadow_id, 1, HopKind.ROUTE, background=True))
+            return finished
 
     def _finish(
         self,

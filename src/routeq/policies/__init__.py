@@ -10,7 +10,13 @@ from routeq.config import Settings
 from routeq.policies.base import Decision, Policy, QueryView
 from routeq.policies.escalation import EscalationPolicy, build_escalation, register_escalation
 from routeq.policies.features import Feature, ModelCalls, ModelReply, TokenCount
-from routeq.policies.ladder import fit_to_context, rerun_tier, tier_for_escalation
+from routeq.policies.ladder import (
+    fit_to_context,
+    rerun_tier,
+    shadow_sampled,
+    shadow_tier,
+    tier_for_escalation,
+)
 from routeq.policies.llm_classifier import LLMClassifierConfig, LLMClassifierPolicy
 from routeq.policies.registry import build_configured_policy, register_policy
 from routeq.policies.router import InvalidDecisionError, Router, UnknownTierError, build_router
@@ -53,6 +59,8 @@ __all__ = [
     "register_escalation",
     "register_policy",
     "rerun_tier",
+    "shadow_sampled",
+    "shadow_tier",
     "starter_rules",
     "tier_for_escalation",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from routeq.config import Settings, TierConfig
 from routeq.tokens import fits_window
 
@@ -31,3 +33,24 @@ def rerun_tier(settings: Settings, answered_on: str | None) -> str:
         return settings.top_tier.name
     above = settings.next_tier(answered_on)
     return settings.top_tier.name if above is None else above.name
+
+
+def shadow_tier(settings: Settings, answered_on: str | None) -> str | None:
+    """Where a shadow of an answer from ``answered_on`` runs (``shadow.tier``: the next tier up,
+    the top tier, or a named one), or None when that tier is not above ``answered_on``: a shadow
+    on the same tier or a cheaper one measures nothing routing could have bought."""
+    names = settings.tier_names
+    if answered_on is None or answered_on not in names:
+        return None
+    wanted = settings.shadow.tier
+    if wanted == "next":
+        above = settings.next_tier(answered_on)
+        return None if above is None else above.name
+    target = settings.top_tier.name if wanted == "top" else wanted
+    return target if names.index(target) > names.index(answered_on) else None
+
+
+def shadow_sampled(query_id: uuid.UUID, share: float) -> bool:
+    """Whether the query is in the shadow sample: decided by its id, so the same query is always
+    in or out (a re-delivered step decides the same) and the sample is uniform over traffic."""
+    return int(query_id.hex[:8], 16) < share * 0x1_0000_0000

@@ -22,7 +22,11 @@ class Publisher:
         self._settings = settings
 
     def publish(self, hop: NextHop, *, countdown: float | None = None) -> None:
-        """Send ``(query_id, seq)`` to the hop's queue. Nothing else enters the broker."""
+        """Send ``(query_id, seq)`` to the hop's queue. Nothing else enters the broker.
+
+        A shadow's hop carries ``shadow.priority``. On Redis, kombu keeps one list per priority
+        step and a worker empties the lower-numbered lists first, so with the default (9) a
+        tier's workers answer users before they answer shadows."""
         args = [str(hop.query_id), hop.seq]
         if hop.kind is HopKind.ROUTE:
             name, queue = ROUTE_TASK, ROUTE_QUEUE
@@ -33,4 +37,12 @@ class Publisher:
         else:
             assert hop.tier is not None, "a call hop always has a tier"
             name, queue = CALL_TASK, self._settings.tier(hop.tier).queue
-        self._app.send_task(name, args=args, queue=queue, routing_key=queue, countdown=countdown)
+        priority = self._settings.shadow.priority if hop.background else None
+        self._app.send_task(
+            name,
+            args=args,
+            queue=queue,
+            routing_key=queue,
+            countdown=countdown,
+            priority=priority,
+        )

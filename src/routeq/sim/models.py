@@ -1120,8 +1120,12 @@ def _judge(
     messages: Sequence[Mapping[str, object]],
     prompt_tokens: int,
 ) -> SimOutcome:
-    """Score the answer in the last user message from its honest ``[sim:...]`` marker."""
+    """Score the answer in the last user message from its honest ``[sim:...]`` marker; asked
+    to compare two answers (``Answer A:`` and ``Answer B:``), prefer the one whose marker
+    scores higher, as the pointwise judge would."""
     text = _last_text(messages, "user")
+    if "\nAnswer A:\n" in text and "\nAnswer B:\n" in text:
+        return _pairwise(model, text, prompt_tokens)
     match = _MARKER_RE.search(text)
     if match is not None:
         seen = float(match.group(2))
@@ -1133,6 +1137,24 @@ def _judge(
     if model.echo_special:  # inside the reason, so the verdict stays valid JSON
         reason = f"{reason} {ECHOED_SPECIAL_TOKEN}"
     content = json.dumps({"score": score, "reason": reason})
+    return SimOutcome(
+        content=content,
+        finish_reason="stop",
+        prompt_tokens=prompt_tokens,
+        completion_tokens=_count_tokens(content),
+        quality=model.quality,
+        kind="judge",
+    )
+
+
+def _pairwise(model: SimModel, text: str, prompt_tokens: int) -> SimOutcome:
+    first, _, second = text.partition("\nAnswer B:\n")
+    scores = []
+    for part in (first.partition("\nAnswer A:\n")[2], second):
+        match = _MARKER_RE.search(part)
+        scores.append(0 if match is None else round(1 + 9 * float(match.group(2))))
+    better = "tie" if scores[0] == scores[1] else "A" if scores[0] > scores[1] else "B"
+    content = json.dumps({"better": better, "reason": f"simulated judge: scores {scores}"})
     return SimOutcome(
         content=content,
         finish_reason="stop",

@@ -39,6 +39,7 @@ from routeq.judges import (
     summary_failure,
     with_fit_notes,
 )
+from routeq.judges.pairwise import pairwise_messages, parse_pairwise_reply, shadow_first
 from routeq.policies import (
     Decision,
     InvalidDecisionError,
@@ -46,6 +47,8 @@ from routeq.policies import (
     default_tier,
     fit_to_context,
     rerun_tier,
+    shadow_sampled,
+    shadow_tier,
 )
 from routeq.pricing import call_cost
 from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
@@ -115,7 +118,11 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     )
     calls = _FeatureCalls(rt, hop)
     try:
-        decision = _rerun_decision(rt, query) or rt.router.decide(view, calls)
+        decision = (
+            _rerun_decision(rt, query)
+            or _shadow_decision(rt, query)
+            or rt.router.decide(view, calls)
+        )
     except InvalidDecisionError as error:
         return _route_failed(rt, hop, query, str(error), calls.usage())
     except ProviderError as error:
@@ -148,7 +155,13 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         )
     record = replace(record, reason=reason)
     call = NextHop(
-        query_id, seq + 1, HopKind.CALL, tier.name, tier.model, reason=f"routed: {reason}"
+        query_id,
+        seq + 1,
+        HopKind.CALL,
+        tier.name,
+        tier.model,
+        reason=f"routed: {reason}",
+        background=query.role is QueryRole.SHADOW,
     )
     return _finish(rt, hop, HopStatus.DONE, record, call, None)
 
@@ -158,12 +171,26 @@ def _rerun_decision(rt: Runtime, query: QueryInput) -> Decision | None:
     the policy would say: the person has already told routeq the cheaper tier was not enough."""
     if query.role is not QueryRole.RERUN:
         return None
-    tier = rerun_tier(rt.settings, query.rerun_from_tier)
+    tier = rerun_tier(rt.settings, query.original_tier)
     return Decision(
         tier=tier,
-        reason=f"re-run after a thumbs-down on {query.rerun_from_tier or 'an unknown tier'}'s "
+        reason=f"re-run after a thumbs-down on {query.original_tier or 'an unknown tier'}'s "
         f"answer: {tier}",
         policy="feedback-rerun",
+        version="1",
+    )
+
+
+def _shadow_decision(rt: Runtime, query: QueryInput) -> Decision | None:
+    """A shadow runs on the tier the shadow sample measures against (``shadow.tier``), set
+    when the answer it repeats was accepted: routing it again would measure the router twice."""
+    if query.role is not QueryRole.SHADOW:
+        return None
+    tier = shadow_tier(rt.settings, query.original_tier) or rt.settings.top_tier.name
+    return Decision(
+        tier=tier,
+        reason=f"shadow of {query.original_tier or 'an unknown tier'}'s accepted answer: {tier}",
+        policy="shadow",
         version="1",
     )
 
@@ -350,9 +377,12 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         response, latency_ms = _complete(rt, hop, endpoint, messages, query.params, max_cost)
     except ProviderError as error:
         step = _after_call_failure(rt, hop, tier.name, short_error(error), query.input_tokens)
+        step = _kept_on_its_tier(query, step)
         return _move_on(rt, hop, HopStatus.FAILED, HopResult(error=short_error(error)), step, query)
     record = HopResult(usage=_usage(response, latency_ms))
-    if not (rt.settings.judge.enabled and tier.judge):
+    shadow = query.role is QueryRole.SHADOW
+    # A shadow is judged even on a tier that is trusted unjudged: it exists to be compared.
+    if not (rt.settings.judge.enabled and (tier.judge or shadow)):
         outcome = QueryOutcome(
             QueryStatus.DONE, f"judging is off for {tier.name}: answer accepted", answer_seq=seq
         )
@@ -365,6 +395,7 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         tier.name,
         judge_model,
         reason=f"judge the answer from {tier.name}",
+        background=shadow,
     )
     return _finish(rt, hop, HopStatus.DONE, record, judge, None)
 
@@ -454,7 +485,10 @@ def judge(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     tier = rt.settings.tier(answer.tier)
     verdict, usage = _verdict(rt, hop, tier, query, answer.output, answer.finish_reason)
     step = after_verdict(rt.settings, tier.name, verdict, query.input_tokens, rt.escalation)
+    step = _kept_on_its_tier(query, step)
     details: dict[str, Any] = {"source": verdict.source}
+    if query.role is QueryRole.SHADOW and rt.settings.shadow.pairwise:
+        details, usage = _compare_pairwise(rt, hop, query, answer.output or "", details, usage)
     reason = verdict.reason
     if verdict.unjudged:
         # Say what became of the answer, not what the fail mode wished: a tier that fails
@@ -683,7 +717,7 @@ def _move_on_after_failure(rt: Runtime, hop: ClaimedHop, reason: str) -> list[Ne
         step = after_verdict(rt.settings, tier.name, verdict, query.input_tokens, rt.escalation)
     else:
         step = Fail(reason)
-    next_hop, outcome = _plan(rt, hop, step, answer_seq=hop.seq - 1)
+    next_hop, outcome = _plan(rt, hop, _kept_on_its_tier(query, step), answer_seq=hop.seq - 1)
     finished = rt.ledger.fail_exhausted(hop, outcome, next_hop)
     if finished.closed and outcome is not None:
         _on_close_hooks(rt, query, outcome)
@@ -849,6 +883,7 @@ def _finish(
         next_hop=next_hop,
         outcome=outcome,
         children=children or [],
+        shadow=_shadow_query(rt, query, outcome),
     )
     if not finished.owned:
         return StepResult(note="superseded by a newer delivery; result discarded")
@@ -857,6 +892,100 @@ def _finish(
     if finished.closed and outcome is not None and query is not None:
         _on_close_hooks(rt, query, outcome)
     return StepResult(publish=finished.publish)
+
+
+SHADOWED_ROLES = (QueryRole.ANSWER, QueryRole.DOCUMENT)
+
+
+def _shadow_query(
+    rt: Runtime, query: QueryInput | None, outcome: QueryOutcome | None
+) -> NewQuery | None:
+    """The shadow to create if this step closes ``query`` with an accepted answer that is in
+    the shadow sample and came from a tier below the shadow tier; None otherwise.
+
+    Only a user's answer or a document summarised in one call is shadowed: a split document's
+    answer is many calls, and its pieces are not answers anyone reads. The shadow copies the
+    prompt (text stays in Postgres, as for every query) and the batch document, so the batch's
+    spend can say what its shadows cost; it has no parent, so it is no part of the family."""
+    config = rt.settings.shadow
+    if (
+        not config.enabled
+        or query is None
+        or outcome is None
+        or outcome.status is not QueryStatus.DONE
+        or outcome.answer_seq is None
+        or query.role not in SHADOWED_ROLES
+        or not shadow_sampled(query.id, config.share)
+    ):
+        return None
+    answered_on = rt.ledger.hop_tier(query.id, outcome.answer_seq)
+    if shadow_tier(rt.settings, answered_on) is None:
+        return None
+    return NewQuery(
+        query.text,
+        query.input_tokens,
+        metadata=query.metadata,
+        user=query.user,
+        task=query.task,
+        batch_document_id=query.batch_document_id,
+        role=QueryRole.SHADOW,
+        messages=query.messages,
+        params=query.params,
+        shadow_of=query.id,
+    )
+
+
+def _kept_on_its_tier(query: QueryInput, step: NextStep) -> NextStep:
+    """A shadow never escalates: its answer is kept with its verdict, and a call that failed
+    fails the shadow. Escalating would measure a third tier and pay for it, and the user's
+    answer is settled already."""
+    if query.role is not QueryRole.SHADOW or not isinstance(step, Escalate):
+        return step
+    return Accept(f"{step.reason}; a shadow does not escalate: its answer is kept as judged")
+
+
+def _compare_pairwise(
+    rt: Runtime,
+    hop: ClaimedHop,
+    query: QueryInput,
+    shadow_answer: str,
+    details: dict[str, Any],
+    usage: Usage | None,
+) -> tuple[dict[str, Any], Usage | None]:
+    """Ask the judge which of the original's answer and the shadow's is better; the verdict
+    goes in the judge hop's details (``pairwise``), its tokens into the hop's usage. A pairwise
+    call that fails is noted and changes nothing else: the pointwise verdict stands."""
+    judge_model = rt.settings.judge.model
+    original = rt.ledger.final_answer(query.shadow_of) if query.shadow_of else None
+    if judge_model is None or original is None:
+        return details, usage
+    first = shadow_first(query.id)
+    task = _summary_task(query)
+    question = query.text if task is None else f"{instructions(task)}\n\n{query.text}"
+    messages = pairwise_messages(question, original, shadow_answer, shadow_shown_first=first)
+    try:
+        response, latency_ms = _complete(rt, hop, judge_model, messages)
+    except ProviderError as error:
+        return {**details, "pairwise_error": short_error(error)}, usage
+    usage = _added(usage, _usage(response, latency_ms))
+    try:
+        preference = parse_pairwise_reply(response.content, shadow_shown_first=first)
+    except JudgeError as error:
+        return {**details, "pairwise_error": short_error(error)}, usage
+    return {**details, "pairwise": preference}, usage
+
+
+def _added(usage: Usage | None, more: Usage) -> Usage:
+    """Two judge calls' usage as one hop's: the pointwise reply stays the hop's output."""
+    if usage is None:
+        return replace(more, output=None, finish_reason=None)
+    return replace(
+        usage,
+        input_tokens=usage.input_tokens + more.input_tokens,
+        output_tokens=usage.output_tokens + more.output_tokens,
+        tokens_estimated=usage.tokens_estimated or more.tokens_estimated,
+        latency_ms=usage.latency_ms + more.latency_ms,
+    )
 
 
 def _on_close_hooks(rt: Runtime, query: QueryInput, outcome: QueryOutcome) -> None:
