@@ -19,7 +19,9 @@ again on a stronger tier, in the background, and is judged like any answer.
 - The metrics rollup counts a finished shadow as ``shadows_finished`` rather than as a finished
   query, and leaves shadows out of end-to-end latency and the top-tier counterfactual: nobody
   waited for a shadow, and it is no answer anyone was given. Their spend and hops still count
-  (they were paid for, on their tier).
+  (they were paid for, on their tier). A compared shadow adds to ``shadows_compared`` and its
+  gain to ``shadow_quality_gain`` (labels: the original's tier and the shadow's), for the
+  Prometheus rule on the shadow quality drop.
 """
 
 from __future__ import annotations
@@ -125,6 +127,14 @@ LANGUAGE sql AS $$
     WHERE NOT (kind.shadow AND d.name IN ('query_latency_bucket', 'query_latency_sum',
                                           'counterfactual_tokens', 'counterfactual_queries',
                                           'comparable_cost'))
+    UNION ALL
+    -- a shadow done with verdicts on both answers: one comparison, and its quality gain
+    SELECT x.name, ARRAY[c.original_tier, c.shadow_tier]::text[], x.value
+    FROM shadow_comparisons c
+    CROSS JOIN LATERAL (VALUES ('shadows_compared', 1::numeric),
+                               ('shadow_quality_gain', c.quality_gain)) x(name, value)
+    WHERE n.role = 'shadow' AND n.status = 'done' AND o.status IS DISTINCT FROM 'done'
+      AND c.shadow_id = n.id AND c.quality_gain IS NOT NULL
 $$
 """
 

@@ -4,6 +4,8 @@ Prometheus rules in ``ops/`` can agree on what each limit means.
 A rule reads one figure of the period's totals and compares it with a limit of
 ``[alerts]`` (``routeq.config.AlertsConfig``). Rates are judged only when the period holds at
 least ``min_queries`` queries: three escalations out of five queries is noise, not a signal.
+The shadow quality drop (how much better the shadows' answers were than the answers kept, on a
+0-1 scale) is judged on at least ``min_shadows`` compared shadows.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class _Rule:
     limit_field: str  # field of AlertsConfig
     is_rate: bool
     wording: str  # "{value}" and "{limit}" are filled in
+    sample: str | None = None  # the totals' count that must reach the minimum below
+    min_field: str | None = None  # field of AlertsConfig: the least sample judged
 
 
 RULES = (
@@ -64,6 +68,16 @@ RULES = (
         "{value} of queries failed (limit {limit})",
     ),
     _Rule(
+        "shadow_quality_drop",
+        "shadow_quality_gain",
+        "max_shadow_quality_drop",
+        True,
+        "shadow answers from a stronger tier scored {value} better than the answers kept "
+        "(limit {limit}): routing is costing quality",
+        sample="shadows_compared",
+        min_field="min_shadows",
+    ),
+    _Rule(
         "cost_per_query",
         "cost_per_query",
         "max_cost_per_query",
@@ -90,7 +104,10 @@ def breaches(
         value = totals.get(rule.figure)
         if limit is None or value is None:
             continue
-        if rule.is_rate and queries < config.min_queries:
+        if rule.min_field is not None and rule.sample is not None:
+            if (totals.get(rule.sample) or 0) < getattr(config, rule.min_field):
+                continue
+        elif rule.is_rate and queries < config.min_queries:
             continue
         if value > limit:
             show = _percent if rule.is_rate else _plain

@@ -998,7 +998,7 @@ def report(
         Period,
         as_csv,
         as_json,
-        as_table,
+        as_tables,
         read_report,
     )
 
@@ -1020,7 +1020,8 @@ def report(
     elif output_format == "csv":
         typer.echo(as_csv(found), nl=False)
     else:
-        console.print(as_table(found))
+        for table in as_tables(found):
+            console.print(table)
     if check:
         total = found.total.figures()
         crossed = breaches(total, found.total.queries, settings.alerts)

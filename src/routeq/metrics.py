@@ -16,6 +16,11 @@ Metric names (the Grafana dashboard in ops/grafana is built on these):
 
 - ``routeq_queries{status}``: queries by current status (gauge)
 - ``routeq_queries_finished_total{status,final_tier}``: done/failed queries
+- ``routeq_shadows_finished_total{status,final_tier}``: finished shadow queries (shadow A/B;
+  they are not counted as queries, in latency or in the counterfactual)
+- ``routeq_shadows_compared_total{tier,shadow_tier}`` and
+  ``routeq_shadow_quality_gain_total{tier,shadow_tier}``: compared shadows, and the sum of their
+  quality gains (shadow minus kept answer, 0-1): their ratio is the shadow quality drop
 - ``routeq_query_latency_seconds{status}``: end-to-end latency of finished top-level queries
   (submission to final state; histogram)
 - ``routeq_hops_total{kind,tier,status}``: finished hops (done/failed) by kind and outcome
@@ -129,6 +134,9 @@ class Snapshot:
     broker_up: bool = False
     queries: list[tuple[str, int]] = field(default_factory=list)
     finished: list[tuple[str, str, int]] = field(default_factory=list)
+    shadows_finished: list[tuple[str, str, int]] = field(default_factory=list)
+    shadows_compared: list[tuple[str, str, int]] = field(default_factory=list)
+    shadow_quality_gain: list[tuple[str, str, Decimal]] = field(default_factory=list)
     hops: list[tuple[str, str, str, int]] = field(default_factory=list)
     escalations: list[tuple[str, int]] = field(default_factory=list)
     cost: list[tuple[str, str, Decimal]] = field(default_factory=list)
@@ -228,6 +236,12 @@ def fill_from_rollup(snapshot: Snapshot, totals: Totals, settings: Settings | No
     snapshot.queries = [(s, int(n)) for s, n in series("queries", [(s,) for s in QUERY_STATUSES])]
     finished_zeros = [("done", t) for t in tiers] + [("failed", "")]
     snapshot.finished = [(s, t, int(n)) for s, t, n in series("queries_finished", finished_zeros)]
+    snapshot.shadows_finished = [
+        (s, t, int(n)) for s, t, n in series("shadows_finished", [("done", t) for t in tiers[1:]])
+    ]
+    pairs = [(a, b) for i, a in enumerate(tiers) for b in tiers[i + 1 :]]
+    snapshot.shadows_compared = [(a, b, int(n)) for a, b, n in series("shadows_compared", pairs)]
+    snapshot.shadow_quality_gain = list(series("shadow_quality_gain", pairs))
     hop_labels = [(k, t) for k in ("route", "call") for t in tiers]
     hop_labels += [("judge", t) for t in ladder.judged] + [("combine", "")]
     hop_zeros = [(k, t, s) for k, t in hop_labels for s in FINAL_STATUSES]
@@ -312,6 +326,24 @@ def metric_families(snapshot: Snapshot) -> Iterator[Metric]:
         "Finished queries by outcome and final tier",
         ["status", "final_tier"],
         snapshot.finished,
+    )
+    yield _counter(
+        "routeq_shadows_finished",
+        "Finished shadow queries (shadow A/B samples) by outcome and tier",
+        ["status", "final_tier"],
+        snapshot.shadows_finished,
+    )
+    yield _counter(
+        "routeq_shadows_compared",
+        "Shadows with a verdict on both answers, by the kept answer's tier and the shadow's",
+        ["tier", "shadow_tier"],
+        snapshot.shadows_compared,
+    )
+    yield _counter(
+        "routeq_shadow_quality_gain",
+        "Sum of compared shadows' quality gain over the kept answer (0-1 scale each)",
+        ["tier", "shadow_tier"],
+        snapshot.shadow_quality_gain,
     )
     query_latency = HistogramMetricFamily(
         "routeq_query_latency_seconds",

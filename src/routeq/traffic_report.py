@@ -23,6 +23,7 @@ from rich.table import Table
 from sqlalchemy import Engine, text
 
 from routeq.config import TierConfig
+from routeq.intervals import Estimate, mean_interval, wilson
 from routeq.jsonout import plain
 from routeq.ledger.sql import named
 from routeq.pricing import counterfactual_cost
@@ -69,6 +70,11 @@ class GroupFigures:
     rated: int  # queries that received feedback
     thumbs_down_rate: float | None  # of rated queries
     rerun_cost: Decimal  # what the re-runs bought by thumbs-downs paid (not in ``cost``)
+    shadows: int  # shadow A/B samples of the group's queries
+    shadow_cost: Decimal  # what they paid (not in ``cost``)
+    shadows_compared: int  # both answers have a verdict
+    shadow_win_rate: float | None  # of compared shadows: the shadow's answer was better
+    shadow_quality_gain: float | None  # mean of shadow minus kept quality (0-1 scale)
     latency_p50_s: float | None
     latency_p95_s: float | None
     latency_p99_s: float | None
@@ -81,12 +87,48 @@ class GroupFigures:
 
 
 @dataclass(frozen=True)
+class ShadowPair:
+    """Shadow A/B between the tier that answered and the tier its shadows ran on, under one
+    judge. ``as_good``: the share of compared shadows whose answer was no better than the
+    one kept; ``quality_gain``: the shadow's quality minus the kept answer's (0-1 scale; above
+    0, the stronger tier would have answered better); ``judge_agreement``: how often the
+    judge's side-by-side verdict ranks the two answers as its separate scores do."""
+
+    original_tier: str | None
+    shadow_tier: str | None
+    judge: str
+    shadows: int
+    done: int
+    cost: Decimal
+    compared: int
+    as_good: Estimate | None
+    quality_gain: Estimate | None
+    judge_agreement: Estimate | None
+
+
+@dataclass(frozen=True)
+class JudgeReliability:
+    """How far one judge can be trusted on one tier's answers: the share it could not grade
+    and that were kept anyway, and its agreement with people's feedback and with its own
+    side-by-side verdicts on shadows."""
+
+    tier: str | None
+    judge: str
+    answers: int
+    unjudged_share: float
+    feedback_agreement: Estimate | None
+    shadow_agreement: Estimate | None
+
+
+@dataclass(frozen=True)
 class TrafficReport:
     by: str
     period: Period
     top_tier: str
     total: GroupFigures
     groups: list[GroupFigures]
+    shadow_pairs: list[ShadowPair]
+    judges: list[JudgeReliability]
 
 
 def read_report(engine: Engine, by: Grouping, period: Period, top: TierConfig) -> TrafficReport:
@@ -99,16 +141,59 @@ def read_report(engine: Engine, by: Grouping, period: Period, top: TierConfig) -
         # Postgres JIT-compile the query: 1.6 s of compiling for 0.3 s of work on 40k hops.
         conn.execute(text("SET LOCAL jit = off"))
         found = conn.execute(named("traffic_report"), params).all()
+        pair_rows = conn.execute(named("shadow_pairs"), params).all()
+        judge_rows = conn.execute(named("judge_reliability"), params).all()
     rows = [row for row in found if not row.is_total]
     total = next((row for row in found if row.is_total), None)
     queries = int(total.queries) if total is not None else 0
+    pairs = [_shadow_pair(row) for row in pair_rows]
     return TrafficReport(
         by=by,
         period=period,
         top_tier=top.name,
         total=_figures(total, queries, top, None),
         groups=[_figures(row, queries, top, row.grp) for row in rows],
+        shadow_pairs=pairs,
+        judges=[_judge(row, pair_rows) for row in judge_rows],
     )
+
+
+def _shadow_pair(row: Any) -> ShadowPair:
+    compared = int(row.compared)
+    return ShadowPair(
+        original_tier=row.original_tier,
+        shadow_tier=row.shadow_tier,
+        judge=row.judge,
+        shadows=int(row.shadows),
+        done=int(row.done),
+        cost=Decimal(row.cost),
+        compared=compared,
+        as_good=wilson(int(row.as_good), compared),
+        quality_gain=_gain(row.gain_sum, row.gain_square_sum, compared),
+        judge_agreement=wilson(int(row.agreed), int(row.pairwise)),
+    )
+
+
+def _judge(row: Any, pair_rows: Sequence[Any]) -> JudgeReliability:
+    """A judge's figures on a tier; its shadow agreement is over the shadows of that tier's
+    answers (the pairs whose original tier it is)."""
+    pairs = [p for p in pair_rows if p.original_tier == row.tier and p.judge == row.judge]
+    answers = int(row.answers)
+    agreed, pairwise = sum(int(p.agreed) for p in pairs), sum(int(p.pairwise) for p in pairs)
+    return JudgeReliability(
+        tier=row.tier,
+        judge=row.judge,
+        answers=answers,
+        unjudged_share=_ratio(row.unjudged, answers) or 0.0,
+        feedback_agreement=wilson(int(row.feedback_agreed), int(row.rated)),
+        shadow_agreement=wilson(agreed, pairwise),
+    )
+
+
+def _gain(total: Any, square_total: Any, n: int) -> Estimate | None:
+    if total is None:
+        return None
+    return mean_interval(float(total), float(square_total), n)
 
 
 def _figures(row: Any, all_queries: int, top: TierConfig, group: str | None) -> GroupFigures:
@@ -143,6 +228,11 @@ def _figures(row: Any, all_queries: int, top: TierConfig, group: str | None) -> 
         rated=int(row.rated or 0),
         thumbs_down_rate=_ratio(row.thumbs_down, row.rated),
         rerun_cost=Decimal(row.rerun_cost or 0),
+        shadows=int(row.shadows or 0),
+        shadow_cost=Decimal(row.shadow_cost or 0),
+        shadows_compared=int(row.shadows_compared or 0),
+        shadow_win_rate=_ratio(row.shadow_wins, row.shadows_compared),
+        shadow_quality_gain=_ratio(row.shadow_gain_sum, row.shadows_compared),
         latency_p50_s=_seconds(row.latency_p50_ms),
         latency_p95_s=_seconds(row.latency_p95_ms),
         latency_p99_s=_seconds(row.latency_p99_ms),
@@ -160,7 +250,8 @@ def _empty() -> GroupFigures:
         top_tier_cost=zero, input_tokens=0, output_tokens=0, escalation_rate=0.0,
         judge_verdicts=0, judge_pass_rate=None, judge_mean_score=None, unjudged_share=0.0,
         failed_share=0.0, requests=0, error_rate=None, rate_limited=0, retry_rate=None,
-        rated=0, thumbs_down_rate=None, rerun_cost=zero, latency_p50_s=None,
+        rated=0, thumbs_down_rate=None, rerun_cost=zero, shadows=0, shadow_cost=zero,
+        shadows_compared=0, shadow_win_rate=None, shadow_quality_gain=None, latency_p50_s=None,
         latency_p95_s=None, latency_p99_s=None, model_p50_s=None, model_p95_s=None,
         model_p99_s=None,
     )  # fmt: skip
@@ -192,6 +283,7 @@ _COLUMNS: Sequence[tuple[str, str, str]] = (
     ("errors", "error_rate", "pct"),
     ("retries", "retry_rate", "pct"),
     ("thumbs-down", "thumbs_down_rate", "pct"),
+    ("shadow wins", "shadow_win_rate", "pct"),
     ("p50 s", "latency_p50_s", "num"),
     ("p95 s", "latency_p95_s", "num"),
     ("p99 s", "latency_p99_s", "num"),
@@ -215,7 +307,9 @@ def _shown(figures: GroupFigures, figure: str, how: str) -> str:
     return f"{value:,}"
 
 
-def as_table(report: TrafficReport) -> Table:
+def as_tables(report: TrafficReport) -> list[Table]:
+    """The groups' table; then, when the period has any, the shadow A/B pairs and the judges'
+    reliability."""
     table = Table(title=f"routeq report by {report.by} (top tier: {report.top_tier})")
     table.add_column(report.by)
     for heading, _, _ in _COLUMNS:
@@ -223,7 +317,60 @@ def as_table(report: TrafficReport) -> Table:
     for figures in [*report.groups, report.total]:
         name = "all" if figures is report.total else (figures.group or "(none)")
         table.add_row(name, *(_shown(figures, f, how) for _, f, how in _COLUMNS))
+    tables = [table]
+    if report.shadow_pairs:
+        tables.append(_shadow_table(report.shadow_pairs))
+    if report.judges:
+        tables.append(_judge_table(report.judges))
+    return tables
+
+
+def _shadow_table(pairs: Sequence[ShadowPair]) -> Table:
+    table = Table(
+        title="shadow A/B: accepted answers answered again on a stronger tier (95% intervals)"
+    )
+    for heading in ("answered on", "shadow on", "judge", "shadows", "compared", "as good",
+                    "quality gain", "judge agrees", "shadow cost"):  # fmt: skip
+        table.add_column(heading, justify="left" if heading in ("judge",) else "right")
+    for pair in pairs:
+        table.add_row(
+            pair.original_tier or "-",
+            pair.shadow_tier or "-",
+            pair.judge,
+            f"{pair.shadows:,}",
+            f"{pair.compared:,}",
+            _interval(pair.as_good, "pct"),
+            _interval(pair.quality_gain, "signed"),
+            _interval(pair.judge_agreement, "pct"),
+            f"${pair.cost:.6f}",
+        )
     return table
+
+
+def _judge_table(judges: Sequence[JudgeReliability]) -> Table:
+    table = Table(title="the judge: answers it could not grade, and its agreement (95% intervals)")
+    for heading in ("tier", "judge", "answers", "unjudged", "agrees with feedback",
+                    "agrees with itself on shadows"):  # fmt: skip
+        table.add_column(heading, justify="left" if heading == "judge" else "right")
+    for judge in judges:
+        table.add_row(
+            judge.tier or "-",
+            judge.judge,
+            f"{judge.answers:,}",
+            f"{judge.unjudged_share:.1%}",
+            _interval(judge.feedback_agreement, "pct"),
+            _interval(judge.shadow_agreement, "pct"),
+        )
+    return table
+
+
+def _interval(estimate: Estimate | None, how: str) -> str:
+    """``92.0% [85.1-96.0%] n=50``; ``-`` when nothing was measured."""
+    if estimate is None:
+        return "-"
+    if how == "pct":
+        return f"{estimate.value:.1%} [{estimate.low:.1%}-{estimate.high:.1%}] n={estimate.n:,}"
+    return f"{estimate.value:+.3f} [{estimate.low:+.3f}, {estimate.high:+.3f}] n={estimate.n:,}"
 
 
 def as_json(report: TrafficReport) -> str:
@@ -233,6 +380,8 @@ def as_json(report: TrafficReport) -> str:
         "top_tier": report.top_tier,
         "total": report.total.figures(),
         "groups": [g.figures() for g in report.groups],
+        "shadow_pairs": [asdict(pair) for pair in report.shadow_pairs],
+        "judges": [asdict(judge) for judge in report.judges],
     }
     return json.dumps(plain(document), indent=2)
 

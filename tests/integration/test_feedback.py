@@ -96,6 +96,11 @@ def test_a_thumbs_down_reruns_one_tier_up_once_and_leaves_the_answer_as_it_was(
     assert by_user["ana"].thumbs_down_rate == 1.0 and by_user["bo"].thumbs_down_rate == 0.0
     assert by_user["ana"].rerun_cost == rerun.total_cost > 0
     assert by_user["ana"].cost == first.total_cost
+    # and the judge, which passed both answers, agreed with one rating of the two
+    [cheap_judge] = [j for j in report.judges if j.tier == "cheap"]
+    assert cheap_judge.judge == "sim-judge" and cheap_judge.answers == 2
+    agreement = cheap_judge.feedback_agreement
+    assert agreement is not None and (agreement.n, agreement.value) == (2, 0.5)
     # and the ratings are training labels that outrank the judge's pass
     labelled = {q.id: q for q in Ledger(engine).judged_queries()}
     [rated_down] = labelled[first.query_id].answers

@@ -90,6 +90,35 @@ class Oracle:
     def user_queries(self) -> list[Any]:
         return [q for q in self.queries.values() if q.role in ("answer", "document")]
 
+    def shadows_of(self, q: Any) -> list[Any]:
+        return [s for s in self.queries.values() if s.role == "shadow" and s.shadow_of == q.id]
+
+    def verdict(self, q: Any) -> Any:
+        """The latest judge hop on the tier that gave the query's answer, or None."""
+        judged = [
+            h
+            for h in self.hops[q.id]
+            if h.kind == "judge" and h.status == "done" and h.tier == q.final_tier
+        ]
+        return judged[-1] if judged else None
+
+    def quality(self, q: Any) -> float | None:
+        """The judge's score over 10, or 1/0 for a pass without a score; None unjudged."""
+        hop = self.verdict(q)
+        if hop is None or hop.details.get("source") == "judge-error":
+            return None
+        return float(hop.judge_score) / 10 if hop.judge_score is not None else float(hop.passed)
+
+    def gains(self, members: list[Any]) -> list[tuple[Any, Any, float | None]]:
+        """(original, shadow, quality gain) of every shadow of ``members``."""
+        found = []
+        for q in members:
+            for shadow in self.shadows_of(q):
+                kept, again = self.quality(q), self.quality(shadow)
+                gain = None if kept is None or again is None else again - kept
+                found.append((q, shadow, gain))
+        return found
+
     def group_key(self, by: str) -> Callable[[Any], str | None]:
         def route(q: Any) -> Any:
             return self.hops[q.id][0]
@@ -158,7 +187,14 @@ class Oracle:
                 model_times.append(model_ms / 1000)
         n = len(members)
         cost = sum(family_cost, Decimal(0))
+        gains = self.gains(members)
+        compared = [g for _, _, g in gains if g is not None]
         return {
+            "shadows": len(gains),
+            "shadow_cost": sum((s.total_cost for _, s, _ in gains), Decimal(0)),
+            "shadows_compared": len(compared),
+            "shadow_win_rate": sum(g > 0 for g in compared) / len(compared) if compared else None,
+            "shadow_quality_gain": sum(compared) / len(compared) if compared else None,
             "queries": n,
             "share": n / everyone,
             "cost": cost,
@@ -201,6 +237,8 @@ def written(tmp_path_factory: pytest.TempPathFactory, migrated_url: str) -> Any:
             judge=judge(server.url),
             retry=FAST_RETRY,
             summarize={"max_chunk_tokens": 1500},
+            # half the accepted cheap answers answered again on the top tier, compared pairwise
+            shadow={"enabled": True, "share": 0.5, "tier": "top", "pairwise": True},
         )
         with InProcessPipeline(settings, ledger) as runner:
             runner.submit([*questions(90), long_document()])
@@ -244,6 +282,61 @@ def test_the_run_exercised_what_the_report_counts(written: Any, migrated_url: st
     assert total.retry_rate and total.unjudged_share > 0
     assert total.judge_pass_rate is not None and 0 < total.judge_pass_rate < 1
     assert 0 < total.cost < total.top_tier_cost * 10
+    # shadows ran, were compared, and the judge compared them side by side
+    assert total.shadows > 10 and 0 < total.shadows_compared <= total.shadows
+    assert total.shadow_cost > 0 and total.shadow_quality_gain is not None
+    report = read_report(engine, "tier", Period(), settings.top_tier)
+    assert report.shadow_pairs and all(p.judge_agreement for p in report.shadow_pairs)
+
+
+def test_shadow_pairs_and_the_judges_reliability_match_the_raw_rows(
+    written: Any, migrated_url: str
+) -> None:
+    settings, engine, _ = written
+    report = read_report(engine, "tier", Period(), settings.top_tier)
+    oracle = Oracle(migrated_url)
+    # Then per (answered tier, shadow tier, judge), the counts, shares and means are the raw rows'
+    pairs: dict[tuple[Any, Any, str], list[tuple[Any, Any, float | None]]] = defaultdict(list)
+    for q, shadow, gain in oracle.gains(oracle.user_queries()):
+        hop = oracle.verdict(shadow) or oracle.verdict(q)
+        pairs[(q.final_tier, shadow.final_tier, hop.model if hop else "heuristics")].append(
+            (q, shadow, gain)
+        )
+    assert {(p.original_tier, p.shadow_tier, p.judge) for p in report.shadow_pairs} == set(pairs)
+    for pair in report.shadow_pairs:
+        rows = pairs[(pair.original_tier, pair.shadow_tier, pair.judge)]
+        compared = [g for _, _, g in rows if g is not None]
+        assert pair.shadows == len(rows) and pair.compared == len(compared)
+        assert pair.cost == sum((s.total_cost for _, s, _ in rows), Decimal(0))
+        assert pair.as_good is not None and pair.quality_gain is not None
+        assert pair.as_good.value == pytest.approx(sum(g <= 0 for g in compared) / len(compared))
+        assert pair.quality_gain.value == pytest.approx(sum(compared) / len(compared))
+        assert pair.as_good.low <= pair.as_good.value <= pair.as_good.high
+        # the side-by-side verdict agrees when it ranks the answers as the scores do
+        said = [
+            (oracle.verdict(s).details.get("pairwise"), g)
+            for _, s, g in rows
+            if g is not None and oracle.verdict(s).details.get("pairwise")
+        ]
+        ranked = {True: "shadow", False: "original"}
+        agreed = sum(p == ("tie" if g == 0 else ranked[g > 0]) for p, g in said)
+        assert pair.judge_agreement is not None
+        assert (pair.judge_agreement.n, pair.judge_agreement.value) == (
+            len(said),
+            pytest.approx(agreed / len(said)),
+        )
+    # and per (tier, judge) of the accepted answers: answers, and the share kept unjudged
+    judged: dict[tuple[Any, str], list[Any]] = defaultdict(list)
+    for q in oracle.user_queries():
+        hop = oracle.verdict(q)
+        if q.status == "done" and hop is not None:
+            judged[(q.final_tier, hop.model or "heuristics")].append(hop)
+    assert {(j.tier, j.judge) for j in report.judges} == set(judged)
+    for reliability in report.judges:
+        hops = judged[(reliability.tier, reliability.judge)]
+        assert reliability.answers == len(hops)
+        unjudged = sum(h.details.get("source") == "judge-error" for h in hops)
+        assert reliability.unjudged_share == pytest.approx(unjudged / len(hops))
 
 
 def test_a_period_and_a_day_grouping_select_by_submission_time(written: Any) -> None:

@@ -54,6 +54,14 @@ def test_thresholds_equal_the_report_checks_defaults() -> None:
         assert f">= {defaults.min_queries}" in expr, alert
 
 
+def test_shadow_quality_drop_rule_matches_the_report_check() -> None:
+    expr = rules()["RouteqShadowQualityDrop"]["expr"]
+    defaults = AlertsConfig()
+    threshold = float(re.findall(r"\)\s*>\s*([0-9.]+)", expr)[0])
+    assert threshold == defaults.max_shadow_quality_drop
+    assert f"routeq_shadows_compared_total[1d])) >= {defaults.min_shadows}" in expr
+
+
 def test_every_rule_reads_metrics_routeq_exports(settings: Settings) -> None:
     names = exported_names(settings)
     for alert, rule in rules().items():
@@ -76,3 +84,16 @@ def test_cost_and_latency_limits_are_off_until_set() -> None:
     assert breaches(totals, 100, AlertsConfig()) == []
     limits = AlertsConfig(max_cost_per_query=0.01, max_p99_latency_s=60)
     assert [b.rule for b in breaches(totals, 1, limits)] == ["cost_per_query", "p99_latency"]
+
+
+def test_the_shadow_quality_drop_is_judged_on_enough_compared_shadows() -> None:
+    # Given shadows that scored 5 points in 100 better than the answers kept
+    totals = {"shadow_quality_gain": 0.05, "shadows_compared": 12}
+    # twelve comparisons are too few to say routing costs quality
+    assert breaches(totals, 1000, AlertsConfig()) == []
+    # forty are enough, whatever the number of queries
+    [breach] = breaches({**totals, "shadows_compared": 40}, 1, AlertsConfig())
+    assert breach.rule == "shadow_quality_drop"
+    assert "5.0%" in breach.message and "3.0%" in breach.message
+    # a shadow sample that did no better than the kept answers is no alert
+    assert breaches({"shadow_quality_gain": 0.0, "shadows_compared": 400}, 1, AlertsConfig()) == []

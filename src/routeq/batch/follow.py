@@ -306,7 +306,11 @@ def write_and_report(
     batch = store.find(batch_id)
     results = store.results(batch_id)
     totals = batch_totals(
-        results, settings.top_tier, SummarySpec.model_validate(batch.spec), store.spent(batch_id)
+        results,
+        settings.top_tier,
+        SummarySpec.model_validate(batch.spec),
+        store.spent(batch_id),
+        store.shadow_spent(batch_id),
     )
     write_results(out, fmt, batch.name, results, totals)
     console.print(totals_table(totals, f"batch {batch.name}"))

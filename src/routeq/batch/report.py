@@ -36,6 +36,7 @@ class BatchTotals:
     top_tier_estimate: Decimal  # those same documents from the top tier, one call each
     escalated: int
     tier_share: dict[str, float]  # final tier of the done documents
+    shadow_cost: Decimal = Decimal(0)  # the part of ``cost`` that shadow A/B samples paid
 
     @property
     def escalation_rate(self) -> float:
@@ -50,7 +51,11 @@ class BatchTotals:
 
 
 def batch_totals(
-    results: list[DocumentResult], top: TierConfig, spec: SummarySpec, cost: Decimal
+    results: list[DocumentResult],
+    top: TierConfig,
+    spec: SummarySpec,
+    cost: Decimal,
+    shadow_cost: Decimal = Decimal(0),
 ) -> BatchTotals:
     """Totals over a batch's documents. The top-tier estimate is the all-top-tier
     counterfactual of the ledger's views, over the documents this batch summarised itself:
@@ -81,6 +86,7 @@ def batch_totals(
         top_tier_estimate=estimate,
         escalated=sum(result.escalated for result in done),
         tier_share={tier: count / len(done) for tier, count in sorted(finals.items())},
+        shadow_cost=shadow_cost,
     )
 
 
@@ -113,6 +119,7 @@ def totals_record(totals: BatchTotals) -> dict[str, Any]:
         cost=float(totals.cost),
         done_cost=float(totals.done_cost),
         top_tier_estimate=float(totals.top_tier_estimate),
+        shadow_cost=float(totals.shadow_cost),
         escalation_rate=round(totals.escalation_rate, 4),
         saved=round(totals.saved, 4),
     )
@@ -170,6 +177,7 @@ def totals_rows(totals: BatchTotals) -> list[tuple[str, str]]:
         ("reused (summarised before)", str(totals.reused)),
         ("split into parts", str(totals.split)),
         ("spent (all calls, retries, failures)", f"${totals.cost:.6f}"),
+        ("of which shadow A/B samples", f"${totals.shadow_cost:.6f}"),
         ("cost of the documents done", f"${totals.done_cost:.6f}"),
         (f"same documents, all {totals.top_tier} (est.)", f"${totals.top_tier_estimate:.6f}"),
         ("saved", f"{totals.saved:.0%}"),

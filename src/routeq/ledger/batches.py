@@ -326,14 +326,21 @@ class BatchStore:
         return BatchProgress(**counts._asdict(), spent=spent)
 
     def spent(self, batch_id: uuid.UUID) -> Decimal:
-        """Everything this batch paid: every query it submitted, pieces and failures included."""
+        """Everything this batch paid: every query it submitted, pieces, failures and shadow
+        samples of its documents included."""
         with self.engine.connect() as conn:
             return self._spent(conn, batch_id)
 
+    def shadow_spent(self, batch_id: uuid.UUID) -> Decimal:
+        """The part of ``spent`` that paid for shadow A/B samples of the batch's documents."""
+        with self.engine.connect() as conn:
+            row = conn.execute(named("batch_spend"), {"batch_id": batch_id}).one_or_none()
+        return Decimal(row.shadow_spent if row is not None else 0)
+
     def _spent(self, conn: Connection, batch_id: uuid.UUID) -> Decimal:
         """The ``batch_spend`` view: the one definition of what a batch paid."""
-        spent = conn.execute(named("batch_spend"), {"batch_id": batch_id}).scalar_one_or_none()
-        return Decimal(spent or 0)
+        row = conn.execute(named("batch_spend"), {"batch_id": batch_id}).one_or_none()
+        return Decimal(row.spent if row is not None else 0)
 
     def results(self, batch_id: uuid.UUID) -> list[DocumentResult]:
         """Every document of the batch, in input order, with its summary so far."""
@@ -458,7 +465,8 @@ def assemble_results(
                 final_tier=root.final_tier if root is not None else None,
                 final_model=root.final_model if root is not None else None,
                 input_tokens=doc.input_tokens,
-                cost=Decimal(paid.spent if paid is not None else 0),
+                # its own cost: a shadow sample of it is measurement, reported apart
+                cost=Decimal(paid.spent - paid.shadow_spent if paid is not None else 0),
                 reused=doc.reused,
                 parts=sum(1 for p in pieces if p.role == QueryRole.PART.value),
                 tier_path=[c.tier for c in answer_calls if c.tier],
