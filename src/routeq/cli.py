@@ -981,7 +981,9 @@ def report(
         str | None, typer.Option(help="up to, not including, this date or time")
     ] = None,
     batch: Annotated[str | None, typer.Option(help="only this batch (name or id)")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+    output_format: Annotated[
+        str, typer.Option("--format", help="table, json, csv, or html (one page with plots)")
+    ] = "table",
     check: Annotated[
         bool,
         typer.Option("--check", help="exit 1, saying why, when a limit of [alerts] is crossed"),
@@ -1015,7 +1017,13 @@ def report(
     with ledger_engine(settings) as engine:
         batch_id = None if batch is None else _batch_id(engine, batch)
         found = read_report(engine, by, Period(start, end, batch_id), settings.top_tier)  # type: ignore[arg-type]
-    if output_format == "json":
+        if output_format == "html":
+            from routeq.html_report import as_html
+
+            page = as_html(engine, found, settings.tiers, settings.alerts.max_escalation_rate)
+    if output_format == "html":
+        typer.echo(page, nl=False)
+    elif output_format == "json":
         typer.echo(as_json(found))
     elif output_format == "csv":
         typer.echo(as_csv(found), nl=False)

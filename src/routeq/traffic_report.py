@@ -30,7 +30,7 @@ from routeq.pricing import counterfactual_cost
 
 GROUPINGS = ("tier", "model", "day", "user", "tag", "policy")
 Grouping = Literal["tier", "model", "day", "user", "tag", "policy"]
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "json", "csv", "html")
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,8 @@ class GroupFigures:
     cost: Decimal
     cost_per_query: Decimal
     top_tier_cost: Decimal  # its answered queries sent straight to the top tier (estimated)
+    kept_input_tokens: int  # the tokens of the calls whose answers were kept, which the
+    kept_output_tokens: int  # counterfactual prices at another tier
     input_tokens: int
     output_tokens: int
     escalation_rate: float
@@ -198,7 +200,7 @@ def _gain(total: Any, square_total: Any, n: int) -> Estimate | None:
 
 def _figures(row: Any, all_queries: int, top: TierConfig, group: str | None) -> GroupFigures:
     if row is None or not row.queries:  # an empty period still has its total row
-        return _empty()
+        return empty_figures()
     queries = int(row.queries)
     requests = int(row.requests or 0)
     cost = Decimal(row.cost)
@@ -213,6 +215,8 @@ def _figures(row: Any, all_queries: int, top: TierConfig, group: str | None) -> 
         top_tier_cost=counterfactual_cost(
             top, int(row.top_tier_input_tokens or 0), int(row.top_tier_output_tokens or 0)
         ),
+        kept_input_tokens=int(row.top_tier_input_tokens or 0),
+        kept_output_tokens=int(row.top_tier_output_tokens or 0),
         input_tokens=int(row.input_tokens or 0),
         output_tokens=int(row.output_tokens or 0),
         escalation_rate=_ratio(row.escalated, queries) or 0.0,
@@ -242,12 +246,13 @@ def _figures(row: Any, all_queries: int, top: TierConfig, group: str | None) -> 
     )
 
 
-def _empty() -> GroupFigures:
+def empty_figures() -> GroupFigures:
     """The figures of a period with no queries: counts and sums 0, rates and means unknown."""
     zero = Decimal(0)
     return GroupFigures(
         group=None, queries=0, share=0.0, done=0, failed=0, cost=zero, cost_per_query=zero,
-        top_tier_cost=zero, input_tokens=0, output_tokens=0, escalation_rate=0.0,
+        top_tier_cost=zero, kept_input_tokens=0, kept_output_tokens=0, input_tokens=0,
+        output_tokens=0, escalation_rate=0.0,
         judge_verdicts=0, judge_pass_rate=None, judge_mean_score=None, unjudged_share=0.0,
         failed_share=0.0, requests=0, error_rate=None, rate_limited=0, retry_rate=None,
         rated=0, thumbs_down_rate=None, rerun_cost=zero, shadows=0, shadow_cost=zero,
@@ -270,7 +275,7 @@ def _seconds(ms: Any) -> float | None:
 # --- output --------------------------------------------------------------------------------
 
 # (heading, figure, how to show it) for the table; json and csv carry every figure.
-_COLUMNS: Sequence[tuple[str, str, str]] = (
+COLUMNS: Sequence[tuple[str, str, str]] = (
     ("queries", "queries", "int"),
     ("share", "share", "pct"),
     ("$/query", "cost_per_query", "usd"),
@@ -292,7 +297,7 @@ _COLUMNS: Sequence[tuple[str, str, str]] = (
 )
 
 
-def _shown(figures: GroupFigures, figure: str, how: str) -> str:
+def shown(figures: GroupFigures, figure: str, how: str) -> str:
     if how == "tokens":
         return f"{figures.input_tokens:,}/{figures.output_tokens:,}"
     value = getattr(figures, figure)
@@ -312,11 +317,11 @@ def as_tables(report: TrafficReport) -> list[Table]:
     reliability."""
     table = Table(title=f"routeq report by {report.by} (top tier: {report.top_tier})")
     table.add_column(report.by)
-    for heading, _, _ in _COLUMNS:
+    for heading, _, _ in COLUMNS:
         table.add_column(heading, justify="right")
     for figures in [*report.groups, report.total]:
         name = "all" if figures is report.total else (figures.group or "(none)")
-        table.add_row(name, *(_shown(figures, f, how) for _, f, how in _COLUMNS))
+        table.add_row(name, *(shown(figures, f, how) for _, f, how in COLUMNS))
     tables = [table]
     if report.shadow_pairs:
         tables.append(_shadow_table(report.shadow_pairs))
@@ -339,9 +344,9 @@ def _shadow_table(pairs: Sequence[ShadowPair]) -> Table:
             pair.judge,
             f"{pair.shadows:,}",
             f"{pair.compared:,}",
-            _interval(pair.as_good, "pct"),
-            _interval(pair.quality_gain, "signed"),
-            _interval(pair.judge_agreement, "pct"),
+            interval_text(pair.as_good, "pct"),
+            interval_text(pair.quality_gain, "signed"),
+            interval_text(pair.judge_agreement, "pct"),
             f"${pair.cost:.6f}",
         )
     return table
@@ -358,13 +363,13 @@ def _judge_table(judges: Sequence[JudgeReliability]) -> Table:
             judge.judge,
             f"{judge.answers:,}",
             f"{judge.unjudged_share:.1%}",
-            _interval(judge.feedback_agreement, "pct"),
-            _interval(judge.shadow_agreement, "pct"),
+            interval_text(judge.feedback_agreement, "pct"),
+            interval_text(judge.shadow_agreement, "pct"),
         )
     return table
 
 
-def _interval(estimate: Estimate | None, how: str) -> str:
+def interval_text(estimate: Estimate | None, how: str) -> str:
     """``92.0% [85.1-96.0%] n=50``; ``-`` when nothing was measured."""
     if estimate is None:
         return "-"

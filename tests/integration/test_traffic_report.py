@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from audit import ledger_rows
+from PIL import Image
 from stack import FAST_RETRY, judge, ladder
 from test_reporting_agreement import flaky_ladder
 
@@ -362,8 +367,11 @@ def test_alert_rules_read_the_reports_totals(written: Any) -> None:
         max_error_rate=None,
         max_unjudged_share=None,
         max_failed_share=None,
+        max_shadow_quality_drop=None,  # the shadow sample is drawn by query id: it varies
     )
-    lenient = AlertsConfig(max_escalation_rate=1, max_error_rate=1, max_unjudged_share=1)
+    lenient = AlertsConfig(
+        max_escalation_rate=1, max_error_rate=1, max_unjudged_share=1, max_shadow_quality_drop=1
+    )
     crossed = breaches(total.figures(), total.queries, strict)
     assert [b.rule for b in crossed] == ["escalation_rate"]
     assert breaches(total.figures(), total.queries, lenient) == []
@@ -371,7 +379,13 @@ def test_alert_rules_read_the_reports_totals(written: Any) -> None:
 
 def rates_at_most(**limits: float) -> AlertsConfig:
     """[alerts] with every rate off (1 never alerts) but ``limits``."""
-    rates = ("max_escalation_rate", "max_error_rate", "max_unjudged_share", "max_failed_share")
+    rates = (
+        "max_escalation_rate",
+        "max_error_rate",
+        "max_unjudged_share",
+        "max_failed_share",
+        "max_shadow_quality_drop",
+    )
     return AlertsConfig(**{**dict.fromkeys(rates, 1.0), **limits})
 
 
@@ -418,3 +432,98 @@ def test_the_cli_prints_json_and_csv_and_check_exits_non_zero_naming_the_limit(
 
     bad = run_cli(settings, folder, migrated_url, "--by", "colour")
     assert bad.returncode == 2 and "--by 'colour'" in bad.stderr
+
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
+PLOTS = ("cost-by-day", "traffic-share", "escalation-rate", "latency-distribution", "cost-quality")
+
+
+def chromium() -> str:
+    """The headless browser; CI installs it (.ci/run), elsewhere its absence skips."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run installs Debian's chromium")
+        pytest.skip("chromium is not installed (apt install chromium)")
+    return found
+
+
+def browse(page: Path, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = folder / f"chromium-{len(list(folder.glob('chromium-*')))}"
+    return subprocess.run(
+        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@contextmanager
+def spread_over_days(engine: Any, days: int) -> Iterator[None]:
+    """Move each submitted query (with its pieces, shadows and re-runs) back by 0 to days-1
+    whole days, and back again after: the plots then have days to draw."""
+    shift = """
+        WITH shift AS (
+            SELECT id, abs(hashtext(id::text)) % :days AS back
+            FROM queries WHERE role IN ('answer', 'document'))
+        UPDATE queries q
+        SET created_at = q.created_at + :sign * s.back * interval '1 day',
+            finished_at = q.finished_at + :sign * s.back * interval '1 day'
+        FROM shift s WHERE s.id = coalesce(q.parent_id, q.shadow_of, q.rerun_of, q.id)
+    """
+    with engine.begin() as conn:
+        conn.execute(sa.text(shift), {"days": days, "sign": -1})
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(shift), {"days": days, "sign": 1})
+
+
+def test_the_html_report_is_one_page_with_its_plots_rendered_by_headless_chromium(
+    written: Any, migrated_url: str
+) -> None:
+    settings, engine, folder = written
+    # When the report is asked for as HTML, over traffic spread across five days
+    with spread_over_days(engine, 5):
+        made = run_cli(settings, folder, migrated_url, "--format", "html", "--by", "user")
+    assert made.returncode == 0, made.stderr
+    page = folder / "report.html"
+    page.write_text(made.stdout)
+    # Then it is self-contained: nothing to fetch, no script
+    assert "<script" not in made.stdout and "http://" not in made.stdout.replace(
+        'xmlns="http://www.w3.org/2000/svg"', ""
+    )
+    # and a real browser parses it into the five plots, each drawn, and the tables
+    dom = browse(page, folder, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr
+    for plot in PLOTS:
+        assert f'id="{plot}"' in dom.stdout, plot
+    report = read_report(engine, "user", Period(), settings.top_tier)
+    assert dom.stdout.count("<rect") > 20 and "<polyline" in dom.stdout
+    assert "Shadow A/B" in dom.stdout and f"{report.total.queries:,}" in dom.stdout
+    # the plane has today's routing and both estimates
+    for label in ("routeq today", "all on frontier (est.)", "all on cheap (est.)"):
+        assert label in dom.stdout, label
+    # and its screenshot shows them in colour (each tier's bars and lines)
+    shot = folder / "report.png"
+    taken = browse(page, folder, "--window-size=1360,2400", f"--screenshot={shot}")
+    assert taken.returncode == 0 and shot.exists(), taken.stderr
+    with Image.open(shot) as image:
+        pixels = image.convert("RGB")
+        counts = {colour: n for n, colour in pixels.getcolors(1 << 24) or []}
+        tier_blue = counts.get((0x1F, 0x77, 0xB4), 0)
+        assert image.size == (1360, 2400) and tier_blue > 500
+        keep = os.environ.get("REPORT_SCREENSHOT_TO")
+        if keep:  # how docs/report-screenshot.png was made
+            pixels.save(keep)
