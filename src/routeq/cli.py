@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -1038,6 +1038,104 @@ def report(
                 f"{len(crossed)} alert limit(s) crossed", [b.message for b in crossed]
             )
         err_console.print(f"alerts: no limit crossed ({found.total.queries} queries)")
+
+
+@app.command()
+def replay(
+    policy: Annotated[str, typer.Option(help="the candidate: a [routing.policy] name")],
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="KEY=VALUE of the candidate's section (values read as JSON)"),
+    ] = None,
+    default_tier: Annotated[
+        str | None, typer.Option(help="routing.default_tier for the candidate")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="from this ISO date or time (UTC)")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="up to, not including, this date or time")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many queries")] = None,
+    scratch_url: Annotated[
+        str | None,
+        typer.Option(
+            help="a database to replay in (default: one created and dropped beside "
+            "the ledger, which needs CREATEDB)"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """What a candidate policy would have done with past traffic: re-run the ledger's answer
+    queries through the real steps in process, answered from the recorded calls, and compare
+    its cost, top-tier share and escalations with what happened (README "Replay")."""
+    from contextlib import nullcontext
+
+    from pydantic import ValidationError
+
+    from routeq.ledger import make_engine
+    from routeq.ledger_access import database_url
+    from routeq.ledger_outcomes import parse_since
+    from routeq.replay import candidate_settings, read_past_queries, replay_past, scratch_database
+
+    start = None if since is None else parse_since(since)
+    end = None if until is None else parse_since(until, "--until")
+    settings = _settings()
+    try:
+        candidate, _ = candidate_settings(
+            settings, policy, _set_options(option or []), default_tier
+        )
+    except (ValidationError, ValueError) as error:
+        raise UsageError(f"--policy {policy}: {_first_error(error)}") from None
+    with database_url(settings) as url:
+        engine = make_engine(url, pool_size=1)
+        try:
+            past = read_past_queries(engine, start, end, limit)
+        finally:
+            engine.dispose()
+        if not past:
+            raise UsageError("no finished answer queries in the period to replay")
+        err_console.print(f"replaying {len(past)} queries with {policy} ...")
+        with nullcontext(scratch_url) if scratch_url else scratch_database(url) as scratch:
+            result = replay_past(candidate, scratch, past)
+    if as_json:
+        from dataclasses import asdict
+
+        from routeq.jsonout import plain
+
+        typer.echo(json.dumps(plain(asdict(result)), indent=2))
+    else:
+        from routeq.replay import as_table
+
+        console.print(as_table(result, settings.top_tier.name))
+    if result.flagged_queries:
+        err_console.print(
+            f"{result.flagged_queries} of {result.actual.queries} queries needed an answer the "
+            f"ledger does not have ({result.flagged_calls} calls): their cost is estimated and "
+            "their verdicts assumed to pass"
+        )
+
+
+def _set_options(pairs: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs; a value is JSON when it parses (0.3, true, ["a"]), else text."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {pair!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def _first_error(error: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"{where}: {first['msg']}" if where else first["msg"]
+    return str(error)
 
 
 def _batch_id(engine: Engine, name_or_id: str) -> uuid.UUID:
