@@ -88,11 +88,17 @@ def outcome_record(query: JudgedQuery, keyed_by: KeyBy = "tier") -> dict[str, An
     that exploration routed says so in ``explore`` (the tier it drew, the policy's choice and
     the share in force: the random sample that training can weight to). Should one
     key be judged twice on a query (two tiers on one model keyed by model, or a hook that moved
-    a call back down), the later verdict counts."""
+    a call back down), the later verdict counts. The answers of the query's shadows and re-run
+    label the tiers its own answers did not reach."""
     outcomes: dict[str, dict[str, Any]] = {}
-    for answer in sorted(query.answers, key=lambda a: a.seq):
+    own = sorted((a for a in query.answers if a.via is None), key=lambda a: a.seq)
+    for answer in own:
         key = answer.tier if keyed_by == "tier" else (answer.model or answer.tier)
         outcomes[key] = {"score": answer_score(answer), "response": answer.response}
+    for answer in (a for a in query.answers if a.via is not None):
+        # a shadow's or a re-run's answer labels a tier the query itself did not answer
+        key = answer.tier if keyed_by == "tier" else (answer.model or answer.tier)
+        outcomes.setdefault(key, {"score": answer_score(answer), "response": answer.response})
     record: dict[str, Any] = {
         "id": str(query.id),
         "benchmark": BENCHMARK,

@@ -16,7 +16,7 @@ from routeq import Client
 from routeq.errors import UnknownQueryError
 from routeq.ledger import Ledger
 from routeq.ledger.feedback import FeedbackRefusedError
-from routeq.ledger_outcomes import answer_score
+from routeq.ledger_outcomes import answer_score, outcome_record
 from routeq.sim import SimConfig, SimModel
 from routeq.traffic_report import Period, read_report
 
@@ -103,11 +103,19 @@ def test_a_thumbs_down_reruns_one_tier_up_once_and_leaves_the_answer_as_it_was(
     assert agreement is not None and (agreement.n, agreement.value) == (2, 0.5)
     # and the ratings are training labels that outrank the judge's pass
     labelled = {q.id: q for q in Ledger(engine).judged_queries()}
-    [rated_down] = labelled[first.query_id].answers
+    rated_down, rerun_answer = labelled[first.query_id].answers
     [rated_up] = labelled[other.query_id].answers
     assert rated_down.passed and rated_down.rating == "down" and answer_score(rated_down) == 0.0
     assert rated_up.rating == "up" and answer_score(rated_up) == 1.0
     assert rerun.query_id not in labelled  # a re-run is not a user's query of its own
+    # but its answer labels the original's prompt on the tier it ran on
+    assert (rerun_answer.via, rerun_answer.tier, rerun_answer.response) == (
+        "rerun",
+        "mid",
+        rerun.answer,
+    )
+    outcomes = outcome_record(labelled[first.query_id])["outcomes"]
+    assert outcomes["cheap"]["score"] == 0.0 and outcomes["mid"]["response"] == rerun.answer
     engine.dispose()
 
 

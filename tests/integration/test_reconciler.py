@@ -16,6 +16,7 @@ from stack import judge, ladder
 from routeq.config import Settings, WorkerConfig
 from routeq.ledger import HopKind, HopStatus, Ledger, NewQuery, NextHop
 from routeq.queue.app import create_app, queue_names
+from routeq.records import QueryRole
 from routeq.worker.reconcile import hops_with_messages, reconcile
 from routeq.worker.runtime import Runtime, build_runtime
 from routeq.worker.steps import after_exhausted
@@ -248,3 +249,18 @@ def test_each_run_folds_the_metrics_deltas_so_they_stay_small_without_a_scraper(
         ).scalar_one()
     assert after == 0
     assert queued >= 3
+
+
+def test_a_lost_shadow_hop_is_published_again_at_the_shadow_priority(runtime: Runtime) -> None:
+    # Given a shadow whose route hop's message was lost
+    original = submit(runtime.ledger)
+    [shadow] = runtime.ledger.submit(
+        [NewQuery("What is 2 + 2?", 8, role=QueryRole.SHADOW, shadow_of=original)]
+    )
+    # When the reconciler publishes both route hops again
+    republished = {(h.query_id, h.background) for h in reconcile(runtime).republished}
+    # Then the shadow's goes to the route queue's lowest-priority list, behind users' hops
+    assert republished == {(original, False), (shadow.query_id, True)}
+    client = redis.Redis.from_url(runtime.settings.broker_url or "")
+    assert client.llen("route") == 1 and client.llen("route\x06\x169") == 1
+    assert messages(runtime) >= {(original, 1), (shadow.query_id, 1)}

@@ -16,6 +16,7 @@ from stack import running_stack, sim_config
 
 from routeq import Client
 from routeq.config import Settings
+from routeq.ledger import Ledger
 from routeq.queue.app import create_app
 from routeq.queue.publisher import Publisher
 from routeq.records import HopKind, NextHop
@@ -130,6 +131,16 @@ def test_shadows_run_one_tier_up_never_escalate_and_change_no_answer_or_batch_re
     assert pair.as_good is not None and pair.as_good.value == 1.0 and pair.as_good.low < 1.0
     assert pair.quality_gain is not None and pair.quality_gain.value < 0
     assert pair.judge_agreement is not None and pair.judge_agreement.value == 1.0
+
+    # And each shadow's answer labels its original's prompt on the shadow's tier
+    labelled = {q.id: q for q in Ledger(engine).judged_queries()}
+    for answer in answers:
+        own, shadowed = labelled[answer.query_id].answers
+        assert (own.via, own.tier) == (None, "cheap") and (shadowed.via, shadowed.tier) == (
+            "shadow",
+            "mid",
+        )
+        assert shadowed.passed is False
 
     # And the metrics count shadows apart: not as finished queries, nor in latency
     with engine.begin() as conn:

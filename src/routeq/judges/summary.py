@@ -16,6 +16,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator
 
+from routeq.judges.grounding import grounding_failure
 from routeq.summary_spec import LANGUAGES, SummarySpec
 
 COPY_RUN_WORDS = 30
@@ -232,12 +233,20 @@ def summary_failure(
         _numbers_failure(source, text),
         _entities_failure(spec, source, text),
         _language_failure(spec, body),
+        _grounding_failure(spec, source, body),
     ]
     failed = [reason for reason in reasons if reason is not None]
     return "; ".join(failed) if failed else None
 
 
 # -- the checks ------------------------------------------------------------------------------------
+
+
+def _grounding_failure(spec: SummarySpec, source: str, body: str) -> str | None:
+    """A summary must be about its source; a translation is not checked (no shared words)."""
+    if spec.language is not None and detect_language(source) not in (None, spec.language):
+        return None
+    return grounding_failure(source, body)
 
 
 def _format_failure(spec: SummarySpec, text: str) -> str | None:

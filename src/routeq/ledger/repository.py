@@ -70,6 +70,7 @@ class JudgedAnswer:
     judge_score: float | None
     source: str
     rating: str | None = None  # a person's feedback on it: "down", "up", or None
+    via: str | None = None  # "shadow" or "rerun": given by that query of the same prompt
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ def _judged_answer(answer: dict[str, Any]) -> JudgedAnswer:
         judge_score=None if score is None else float(score),
         source=answer["source"] or "",
         rating=answer.get("rating"),
+        via=answer.get("via"),
     )
 
 
@@ -633,11 +635,12 @@ class Ledger:
         """Live hops untouched for ``grace_s`` seconds, oldest first: the ones whose message may
         be lost. A combine hop still waiting for live pieces is left out (it is published by
         the last piece to finish). Served by the partial index on live hops."""
+        pieces = queries.alias("pieces")  # not the hop's own query, joined below
         pieces_live = (
-            select(queries.c.id)
+            select(pieces.c.id)
             .where(
-                queries.c.parent_id == hops.c.query_id,
-                queries.c.status.not_in(FINAL_QUERY_STATUSES),
+                pieces.c.parent_id == hops.c.query_id,
+                pieces.c.status.not_in(FINAL_QUERY_STATUSES),
             )
             .exists()
         )

@@ -7,6 +7,9 @@
 -- The route hop says whether exploration chose the first tier (routing.explore_share).
 -- ``rating`` is a person's feedback on the kept answer (its tier is the query's final tier):
 -- 'down' when any rating of it was a thumbs-down, 'up' when all were thumbs-up, else NULL.
+-- The answers of the query's shadows (shadow A/B) and of the re-run a thumbs-down bought are
+-- answers to the same prompt on another tier, judged the same way: they are labels of this
+-- query too, after its own (``via``: 'shadow' or 'rerun'; NULL for its own answers).
 -- The lateral subquery reads one query's own hops through the (query_id, seq) index; OFFSET 0
 -- keeps the planner from folding the kind filter in (as in the query_journeys view).
 SELECT q.id AS query_id,
@@ -37,14 +40,20 @@ CROSS JOIN LATERAL (
                    'passed', j.passed,
                    'judge_score', j.judge_score,
                    'source', j.details ->> 'source',
+                   'via', j.via,
                    'rating', (SELECT CASE WHEN count(*) = 0 THEN NULL
                                           WHEN bool_or(f.thumbs_down) THEN 'down' ELSE 'up' END
                               FROM feedback f WHERE f.query_id = q.id AND f.tier = c.tier
-                                AND c.tier = q.final_tier)
+                                AND c.tier = q.final_tier AND j.via IS NULL)
                )
-               ORDER BY c.seq
+               ORDER BY j.via NULLS FIRST, c.seq
            ) AS answers
-    FROM (SELECT * FROM hops WHERE hops.query_id = q.id OFFSET 0) j
+    FROM (SELECT h.*, NULL::text AS via FROM hops h WHERE h.query_id = q.id
+          UNION ALL
+          SELECT h.*, related.role FROM queries related JOIN hops h ON h.query_id = related.id
+          WHERE (related.shadow_of = q.id OR related.rerun_of = q.id)
+            AND related.role IN ('shadow', 'rerun')
+          OFFSET 0) j
     JOIN hops c ON c.query_id = j.query_id AND c.seq = j.seq - 1
     WHERE j.kind = 'judge'
       AND j.status = 'done'
