@@ -36,9 +36,12 @@ from routeq.ledger.sql import named
 from routeq.pricing import counterfactual_cost
 from routeq.traffic_report import (
     COLUMNS,
+    JUDGE_HEADINGS,
+    SHADOW_HEADINGS,
     Period,
     TrafficReport,
-    interval_text,
+    judge_rows,
+    shadow_rows,
     shown,
 )
 
@@ -335,67 +338,25 @@ def _shadow_section(report: TrafficReport) -> str:
             "<h2>Shadow A/B</h2><p>No shadow samples in this period ([shadow] enabled = true "
             "measures how often the cheaper answer was as good).</p>"
         )
-    rows = [
-        (
-            p.original_tier or "-",
-            p.shadow_tier or "-",
-            p.judge,
-            f"{p.shadows:,}",
-            f"{p.compared:,}",
-            interval_text(p.as_good, "pct"),
-            interval_text(p.quality_gain, "signed"),
-            interval_text(p.judge_agreement, "pct"),
-            f"${p.cost:.6f}",
-        )
-        for p in report.shadow_pairs
-    ]
     return _table(
         "Shadow A/B",
         "Accepted answers answered again on a stronger tier, with 95% intervals: how often the "
         "kept answer was as good, the shadow's quality gain (0-1), and how often the judge's "
         "side-by-side verdict agreed with its own scores.",
-        (
-            "answered on",
-            "shadow on",
-            "judge",
-            "shadows",
-            "compared",
-            "as good",
-            "quality gain",
-            "judge agrees",
-            "shadow cost",
-        ),
-        rows,
+        SHADOW_HEADINGS,
+        shadow_rows(report.shadow_pairs),
     )
 
 
 def _judge_section(report: TrafficReport) -> str:
     if not report.judges:
         return ""
-    rows = [
-        (
-            j.tier or "-",
-            j.judge,
-            f"{j.answers:,}",
-            f"{j.unjudged_share:.1%}",
-            interval_text(j.feedback_agreement, "pct"),
-            interval_text(j.shadow_agreement, "pct"),
-        )
-        for j in report.judges
-    ]
     return _table(
         "The judge",
         "Per tier and judge: answers kept although the judge failed (unjudged), and its "
         "agreement with people's feedback and with itself on shadows.",
-        (
-            "tier",
-            "judge",
-            "answers",
-            "unjudged",
-            "agrees with feedback",
-            "agrees with itself on shadows",
-        ),
-        rows,
+        JUDGE_HEADINGS,
+        judge_rows(report.judges),
     )
 
 

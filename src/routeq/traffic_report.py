@@ -330,15 +330,16 @@ def as_tables(report: TrafficReport) -> list[Table]:
     return tables
 
 
-def _shadow_table(pairs: Sequence[ShadowPair]) -> Table:
-    table = Table(
-        title="shadow A/B: accepted answers answered again on a stronger tier (95% intervals)"
-    )
-    for heading in ("answered on", "shadow on", "judge", "shadows", "compared", "as good",
-                    "quality gain", "judge agrees", "shadow cost"):  # fmt: skip
-        table.add_column(heading, justify="left" if heading in ("judge",) else "right")
-    for pair in pairs:
-        table.add_row(
+SHADOW_HEADINGS = ("answered on", "shadow on", "judge", "shadows", "compared", "as good",
+                   "quality gain", "judge agrees", "shadow cost")  # fmt: skip
+JUDGE_HEADINGS = ("tier", "judge", "answers", "unjudged", "agrees with feedback",
+                  "agrees with itself on shadows")  # fmt: skip
+
+
+def shadow_rows(pairs: Sequence[ShadowPair]) -> list[tuple[str, ...]]:
+    """The shadow A/B table's rows, as text (the table and the HTML page show the same)."""
+    return [
+        (
             pair.original_tier or "-",
             pair.shadow_tier or "-",
             pair.judge,
@@ -349,16 +350,14 @@ def _shadow_table(pairs: Sequence[ShadowPair]) -> Table:
             interval_text(pair.judge_agreement, "pct"),
             f"${pair.cost:.6f}",
         )
-    return table
+        for pair in pairs
+    ]
 
 
-def _judge_table(judges: Sequence[JudgeReliability]) -> Table:
-    table = Table(title="the judge: answers it could not grade, and its agreement (95% intervals)")
-    for heading in ("tier", "judge", "answers", "unjudged", "agrees with feedback",
-                    "agrees with itself on shadows"):  # fmt: skip
-        table.add_column(heading, justify="left" if heading == "judge" else "right")
-    for judge in judges:
-        table.add_row(
+def judge_rows(judges: Sequence[JudgeReliability]) -> list[tuple[str, ...]]:
+    """The judge table's rows, as text."""
+    return [
+        (
             judge.tier or "-",
             judge.judge,
             f"{judge.answers:,}",
@@ -366,6 +365,26 @@ def _judge_table(judges: Sequence[JudgeReliability]) -> Table:
             interval_text(judge.feedback_agreement, "pct"),
             interval_text(judge.shadow_agreement, "pct"),
         )
+        for judge in judges
+    ]
+
+
+def _shadow_table(pairs: Sequence[ShadowPair]) -> Table:
+    title = "shadow A/B: accepted answers answered again on a stronger tier (95% intervals)"
+    return _text_table(title, SHADOW_HEADINGS, shadow_rows(pairs))
+
+
+def _judge_table(judges: Sequence[JudgeReliability]) -> Table:
+    title = "the judge: answers it could not grade, and its agreement (95% intervals)"
+    return _text_table(title, JUDGE_HEADINGS, judge_rows(judges))
+
+
+def _text_table(title: str, headings: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
+    table = Table(title=title)
+    for heading in headings:
+        table.add_column(heading, justify="left" if heading == "judge" else "right")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 

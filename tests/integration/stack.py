@@ -106,6 +106,26 @@ def ladder(sim_url: str, **tier_overrides: dict[str, Any]) -> list[TierConfig]:
     return tiers
 
 
+def run_routeq(
+    settings: Settings, folder: Path, database_url: str, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -m routeq ARGS`` with ``settings`` written to a config file in ``folder``, on
+    the ledger at ``database_url`` only (nothing else of the environment)."""
+    config = write_config(settings, folder / "routeq.toml")
+    env = {
+        "ROUTEQ_CONFIG": str(config),
+        "ROUTEQ_DATABASE_URL": database_url,
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "routeq", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def judge(sim_url: str) -> JudgeConfig:
     return JudgeConfig(
         model=ModelEndpoint(

@@ -5,18 +5,16 @@ are those of the recorded answers it would have used, with the ones the ledger l
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from stack import FAST_RETRY, judge, ladder, sim_config
+from stack import FAST_RETRY, judge, ladder, run_routeq, sim_config
 
 from conftest import emptied_ledger
-from routeq.config import Settings, write_config
+from routeq.config import Settings
 from routeq.pipeline import InProcessPipeline
 from routeq.replay import (
     PLACEHOLDER,
@@ -106,15 +104,7 @@ def test_a_candidate_is_priced_from_recorded_answers_and_flags_the_ones_it_lacks
 
 
 def run_replay(settings: Settings, folder: Path, url: str, *args: str) -> Any:
-    config = write_config(settings, folder / "routeq.toml")
-    env = {"ROUTEQ_CONFIG": str(config), "ROUTEQ_DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", "routeq", "replay", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_routeq(settings, folder, url, "replay", *args)
 
 
 def test_routeq_replay_prints_both_sides_and_refuses_a_bad_candidate(

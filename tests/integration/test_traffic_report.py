@@ -9,7 +9,6 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,12 +21,12 @@ import pytest
 import sqlalchemy as sa
 from audit import ledger_rows
 from PIL import Image
-from stack import FAST_RETRY, judge, ladder
+from stack import FAST_RETRY, judge, ladder, run_routeq
 from test_reporting_agreement import flaky_ladder
 
 from conftest import emptied_ledger
 from routeq.alerts import breaches
-from routeq.config import AlertsConfig, Settings, write_config
+from routeq.config import AlertsConfig, Settings
 from routeq.pipeline import InProcessPipeline
 from routeq.pricing import counterfactual_cost
 from routeq.records import NewQuery, QueryRole
@@ -392,15 +391,7 @@ def rates_at_most(**limits: float) -> AlertsConfig:
 def run_cli(
     settings: Settings, folder: Path, url: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    config = write_config(settings, folder / "routeq.toml")
-    env = {"ROUTEQ_CONFIG": str(config), "ROUTEQ_DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", "routeq", "report", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_routeq(settings, folder, url, "report", *args, timeout=120)
 
 
 def test_the_cli_prints_json_and_csv_and_check_exits_non_zero_naming_the_limit(
