@@ -211,13 +211,14 @@ def running_stack(
     tier_overrides: dict[str, dict[str, Any]] | None = None,
     worker: WorkerConfig | None = None,
     retry: RetryConfig = FAST_RETRY,
+    judge_overrides: dict[str, Any] | None = None,
     **settings_extra: Any,
 ) -> Iterator[tuple[Stack, SimServer]]:
     with SimServer(sim) as server:
         settings = Settings(
             **settings_extra,
             tiers=ladder(server.url, **(tier_overrides or {})),
-            judge=judge(server.url),
+            judge=judge(server.url).model_copy(update=judge_overrides or {}),
             retry=retry,
             worker=worker or WorkerConfig(),
             state_dir=tmp_path / "state",
