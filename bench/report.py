@@ -6,11 +6,14 @@ Creates a scratch database (``routeq_bench_report``, dropped at the end), migrat
 fills it set-based with a synthetic ledger: a quarter as many queries as hops, each a route
 hop, a call on a tier (cheap, mid or frontier by the query's number), a judge hop, and for a
 third of them an escalated call; one or two provider requests per call; users, tags, days and
-two policy versions spread over the queries; a thumbs-down on one query in fifty. The metrics
+two policy versions spread over the queries; a thumbs-down on one query in fifty; a shadow
+(route, call and judge on the top tier, with a pairwise verdict) for about 5% of the answers
+kept below the top tier, as ``[shadow] share = 0.05`` would make. The metrics
 triggers are switched off while loading (``session_replication_role = replica``: the rollup is
 not what is measured) and the tables are analysed, as autovacuum would. Then every grouping of
-the report is timed over the whole ledger and over its last day, three runs each (median
-reported), and written to ``OUT.json`` and ``OUT.md``.
+the report, and the HTML page (the tier report and its plots' series), is timed over the whole
+ledger and over its last day, three runs each (median reported), and written to ``OUT.json``
+and ``OUT.md``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from routeq.config import Settings
+from routeq.html_report import read_plot_data
 from routeq.ledger import make_engine
 from routeq.ledger.migrate import upgrade
 from routeq.traffic_report import GROUPINGS, Period, read_report
@@ -73,6 +77,36 @@ SELECT h.id, 1, 1, 'model', 'ok', 200, h.input_tokens, h.output_tokens, 1, 1, h.
 FROM h WHERE h.kind IN ('call', 'judge')
 """
 
+SHADOWS = """
+WITH s AS (
+    INSERT INTO queries (id, text, input_tokens, status, final_tier, final_model, total_cost,
+                         role, shadow_of, created_at, finished_at)
+    SELECT md5('shadow-' || o.id)::uuid, o.text, 40, 'done', 'frontier', 'model-2', 0.0004,
+           'shadow', o.id, o.finished_at, o.finished_at + interval '4 s'
+    FROM queries o
+    WHERE o.role = 'answer' AND o.final_tier <> 'frontier'
+      AND get_byte(decode(md5(o.id::text), 'hex'), 2) < 13  -- about 5% of them
+    RETURNING id
+), h AS (
+    INSERT INTO hops (query_id, seq, kind, tier, status, input_tokens, output_tokens, cost,
+                      latency_ms, passed, judge_score, details)
+    SELECT s.id, v.seq, v.kind, 'frontier', 'done', v.tokens, v.tokens, v.cost, v.latency,
+           v.passed, v.score,
+           CASE WHEN v.kind = 'judge' THEN '{"source": "llm", "pairwise": "shadow"}'::jsonb
+                ELSE '{}'::jsonb END
+    FROM s, (VALUES (1, 'route', NULL::int, 0, NULL::int, NULL::boolean, NULL::numeric),
+                    (2, 'call', 30, 0.0003, 900, NULL, NULL),
+                    (3, 'judge', 10, 0.00005, 200, true, 9)) AS v (seq, kind, tokens, cost,
+                                                                  latency, passed, score)
+    RETURNING id, kind, input_tokens, output_tokens, cost
+)
+INSERT INTO provider_requests (hop_id, delivery, try_number, model, outcome, http_status,
+                               input_tokens, output_tokens, input_price_per_mtok,
+                               output_price_per_mtok, cost, latency_ms)
+SELECT h.id, 1, 1, 'model', 'ok', 200, h.input_tokens, h.output_tokens, 1, 1, h.cost, 400
+FROM h WHERE h.kind IN ('call', 'judge')
+"""
+
 FEEDBACK = """
 INSERT INTO feedback (query_id, thumbs_down, tier)
 SELECT md5('bench-' || i)::uuid, true, 'cheap' FROM generate_series(1, CAST(:queries AS int), 50) i
@@ -107,21 +141,28 @@ def load(engine: sa.Engine, hops: int) -> dict[str, Any]:
     with engine.begin() as conn:
         conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
         conn.execute(sa.text(FEEDBACK), {"queries": queries})
+        conn.execute(sa.text(SHADOWS))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE"))
         counted = {
             table: int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
             for table in ("queries", "hops", "provider_requests", "feedback")
         }
+        counted["shadows"] = int(
+            conn.execute(sa.text("SELECT count(*) FROM queries WHERE role = 'shadow'")).scalar_one()
+        )
     return {"rows": counted, "load_s": round(time.perf_counter() - started, 1)}
 
 
 def timed(engine: sa.Engine, by: str, period: Period, runs: int = 3) -> dict[str, Any]:
+    """``by`` is a grouping, or "html": the tier report and the HTML page's plot series."""
     top = Settings().top_tier
     seconds = []
     for _ in range(runs):
         started = time.perf_counter()
-        report = read_report(engine, by, period, top)  # type: ignore[arg-type]
+        report = read_report(engine, "tier" if by == "html" else by, period, top)  # type: ignore[arg-type]
+        if by == "html":
+            read_plot_data(engine, period)
         seconds.append(time.perf_counter() - started)
     return {
         "by": by,
@@ -143,7 +184,8 @@ def render(result: dict[str, Any]) -> str:
         "",
         f"Machine: {result['machine']}. Ledger: {rows['queries']:,} queries, {rows['hops']:,} "
         f"hops, {rows['provider_requests']:,} provider requests, {rows['feedback']:,} feedback "
-        f"rows, spread over 30 days (loaded in {result['load']['load_s']} s). Median of 3 runs "
+        f"rows, {rows['shadows']:,} of the queries shadows, spread over 30 days (loaded in "
+        f"{result['load']['load_s']} s). Median of 3 runs "
         "of `routeq.traffic_report.read_report` (the SQL and the arithmetic; the CLI adds about "
         "1 s of Python start-up).",
         "",
@@ -181,8 +223,8 @@ def main() -> None:
             "machine": f"{platform.machine()}, Python {platform.python_version()}, "
             f"{os.cpu_count()} cores",
             "load": loaded,
-            "all": [timed(engine, by, Period()) for by in GROUPINGS],
-            "day": [timed(engine, by, last_day) for by in GROUPINGS],
+            "all": [timed(engine, by, Period()) for by in (*GROUPINGS, "html")],
+            "day": [timed(engine, by, last_day) for by in (*GROUPINGS, "html")],
         }
         engine.dispose()
     finally:
