@@ -46,7 +46,7 @@ SUMMARY_CHECKS = {
 
 
 def load() -> list[dict[str, Any]]:
-    labels = json.loads(LABELS.read_text())
+    labels = {k: v for k, v in json.loads(LABELS.read_text()).items() if not k.startswith("_")}
     items = [json.loads(line) for line in SET.read_text().splitlines() if line.strip()]
     for item in items:
         if item["origin"] == "swapped":
@@ -74,6 +74,8 @@ def flags(item: dict[str, Any]) -> dict[str, bool | None]:
         **by_check,
         "all free checks": free,
         "LLM judge": judge,
+        # a reply with no score is a judge failure: fail closed escalates it (flags it)
+        "LLM judge, failing closed": judge is not False,
         "free checks + judge": free or bool(judge),
     }
 
@@ -131,7 +133,14 @@ def percent(value: float | None) -> str:
 
 def main() -> None:
     items = load()
-    names = ["heuristics", *SUMMARY_CHECKS, "all free checks", "LLM judge", "free checks + judge"]
+    names = [
+        "heuristics",
+        *SUMMARY_CHECKS,
+        "all free checks",
+        "LLM judge",
+        "LLM judge, failing closed",
+        "free checks + judge",
+    ]
     table = [scores(items, name) for name in names]
     counts = {
         "items": len(items),

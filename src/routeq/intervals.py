@@ -32,7 +32,9 @@ def wilson(successes: int, n: int) -> Estimate | None:
     z2 = Z_95 * Z_95
     centre = (share + z2 / (2 * n)) / (1 + z2 / n)
     half = Z_95 * math.sqrt(share * (1 - share) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return Estimate(share, max(0.0, centre - half), min(1.0, centre + half), n)
+    # the bounds hold the share itself: at 0 or n successes rounding can leave it a hair outside
+    low, high = max(0.0, min(share, centre - half)), min(1.0, max(share, centre + half))
+    return Estimate(share, low, high, n)
 
 
 def mean_interval(total: float, square_total: float, n: int) -> Estimate | None:

@@ -96,6 +96,11 @@ def test_intervals_hold_the_value_and_narrow_as_the_sample_grows() -> None:
     perfect = wilson(12, 12)
     assert perfect is not None and perfect.value == 1.0 and perfect.high == 1.0 < perfect.low + 0.3
     assert wilson(0, 0) is None
+    # every share of every small sample lies inside its own interval, 0 and 1 included
+    for n in range(1, 60):
+        for successes in range(n + 1):
+            found = wilson(successes, n)
+            assert found is not None and 0.0 <= found.low <= found.value <= found.high <= 1.0
     # a mean from its sums: values 0.1, 0.3, 0.2 -> 0.2 with a symmetric interval
     mean = mean_interval(0.6, 0.01 + 0.09 + 0.04, 3)
     assert mean is not None and mean.value == pytest.approx(0.2)
