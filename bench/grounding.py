@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,22 +79,27 @@ def flags(item: dict[str, Any]) -> dict[str, bool | None]:
     }
 
 
-def scores(items: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    """Precision and recall of ``name`` at flagging the bad items; items it could not decide
-    (the judge gave no score) are counted apart and left out."""
-    decided = [(item, flags(item)[name]) for item in items]
-    undecided = sum(flag is None for _, flag in decided)
+def scores(
+    items: list[dict[str, Any]], flagged_by: list[dict[str, Any]], name: str
+) -> dict[str, Any]:
+    """Precision and recall of ``name`` at flagging the bad items (``flagged_by``: each item's
+    flags); items it could not decide (the judge gave no score) are counted apart, left out."""
+    decided = [(item, flags[name]) for item, flags in zip(items, flagged_by, strict=True)]
     pairs = [(item["label"] == "bad", bool(flag)) for item, flag in decided if flag is not None]
+    undecided = sum(flag is None for _, flag in decided)
+    return {"check": name, **rates(pairs), "undecided": undecided}
+
+
+def rates(pairs: list[tuple[bool, bool]]) -> dict[str, Any]:
+    """From (is bad, is flagged) pairs: how many flagged, precision, recall, good ones failed."""
     true_pos = sum(bad and flagged for bad, flagged in pairs)
     flagged = sum(flagged for _, flagged in pairs)
     bad = sum(bad for bad, _ in pairs)
     return {
-        "check": name,
         "flagged": flagged,
         "precision": true_pos / flagged if flagged else None,
         "recall": true_pos / bad if bad else None,
         "good_failed": flagged - true_pos,
-        "undecided": undecided,
     }
 
 
@@ -115,15 +119,14 @@ def share_table(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def sweep(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for threshold in (0.3, 0.4, 0.5, 0.6, 0.7):
-        flagged: Callable[[dict[str, Any]], bool] = lambda i, t=threshold: (  # noqa: E731
-            grounding_failure(i["source"], i["summary"], t) is not None
-        )
-        pairs = [(i["label"] == "bad", flagged(i)) for i in items]
-        hits = sum(b and f for b, f in pairs)
-        marked = sum(f for _, f in pairs)
-        bad = sum(b for b, _ in pairs)
-        rows.append({"threshold": threshold, "precision": hits / marked if marked else None,
-                     "recall": hits / bad if bad else None})  # fmt: skip
+        pairs = [
+            (
+                i["label"] == "bad",
+                grounding_failure(i["source"], i["summary"], threshold) is not None,
+            )
+            for i in items
+        ]
+        rows.append({"threshold": threshold, **rates(pairs)})
     return rows
 
 
@@ -141,7 +144,8 @@ def main() -> None:
         "LLM judge, failing closed",
         "free checks + judge",
     ]
-    table = [scores(items, name) for name in names]
+    flagged_by = [flags(item) for item in items]  # every check run once per item
+    table = [scores(items, flagged_by, name) for name in names]
     counts = {
         "items": len(items),
         "good": sum(i["label"] == "good" for i in items),

@@ -1080,9 +1080,7 @@ def replay(
     end = None if until is None else parse_since(until, "--until")
     settings = _settings()
     try:
-        candidate, _ = candidate_settings(
-            settings, policy, _set_options(option or []), default_tier
-        )
+        candidate = candidate_settings(settings, policy, _set_options(option or []), default_tier)
     except (ValidationError, ValueError) as error:
         raise UsageError(f"--policy {policy}: {_first_error(error)}") from None
     with database_url(settings) as url:
@@ -1097,8 +1095,6 @@ def replay(
         with nullcontext(scratch_url) if scratch_url else scratch_database(url) as scratch:
             result = replay_past(candidate, scratch, past)
     if as_json:
-        from dataclasses import asdict
-
         from routeq.jsonout import plain
 
         typer.echo(json.dumps(plain(asdict(result)), indent=2))

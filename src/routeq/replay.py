@@ -33,7 +33,7 @@ import httpx
 from rich.table import Table
 from sqlalchemy import Engine, create_engine, make_url, text
 
-from routeq.config import NamedConfig, Settings, component_config
+from routeq.config import Settings, component_config
 from routeq.ledger import Ledger, make_engine
 from routeq.ledger.migrate import upgrade
 from routeq.ledger.sql import named
@@ -72,15 +72,9 @@ class PastQuery:
     metadata: dict[str, Any]
     user: str | None
     cost: Decimal
-    routed_tier: str | None
     called: list[str]  # tiers called, in order (gated calls excluded)
     escalations: int
     calls: dict[str, RecordedCall] = field(default_factory=dict)  # by tier
-
-    @property
-    def prompt(self) -> str:
-        """What a call's last user turn carries: the text of a single-turn query."""
-        return self.text
 
 
 def read_past_queries(
@@ -101,7 +95,6 @@ def read_past_queries(
             metadata=dict(row.metadata or {}),
             user=row.user_id,
             cost=Decimal(row.total_cost),
-            routed_tier=row.routed_tier,
             called=list(row.called or []),
             escalations=int(row.escalations),
             calls={call["tier"]: _recorded(call) for call in row.calls or []},
@@ -129,11 +122,11 @@ class ReplayTransport(httpx.BaseTransport):
         self._tier_of = {tier.model: tier.name for tier in settings.tiers}
         self._judge_model = settings.judge.model.model if settings.judge.model else None
         self._threshold = settings.judge.pass_threshold
-        self._answers: dict[tuple[str, str], tuple[PastQuery, RecordedCall]] = {}
-        for query in past:
-            for tier, call in query.calls.items():
-                self._answers[(tier, query.prompt)] = (query, call)
-        self._by_prompt = {query.prompt: query for query in past}
+        # a call's last user turn is its query's text (a chat query's text is its last turn)
+        self._answers = {
+            (tier, query.text): call for query in past for tier, call in query.calls.items()
+        }
+        self._by_prompt = {query.text: query for query in past}
         self._judged: dict[str, RecordedCall] = {}
         self.flagged: set[tuple[str, str]] = set()  # (prompt, tier) with no recorded answer
         self.unanswerable = 0  # requests the ledger has nothing for (a feature call, say)
@@ -151,9 +144,8 @@ class ReplayTransport(httpx.BaseTransport):
 
     def _answer(self, tier: str, messages: list[dict[str, str]]) -> httpx.Response:
         prompt = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        found = self._answers.get((tier, prompt))
-        if found is not None:
-            _, call = found
+        call = self._answers.get((tier, prompt))
+        if call is not None:
             self._judged[call.output] = call
             return _reply(call.output, call.finish_reason, call.input_tokens, call.output_tokens)
         self.flagged.add((prompt, tier))
@@ -238,7 +230,7 @@ class ReplayResult:
 
 def candidate_settings(
     settings: Settings, policy: str, options: dict[str, Any], default_tier: str | None
-) -> tuple[Settings, NamedConfig]:
+) -> Settings:
     """The settings to replay with: the candidate policy section (validated by its config
     class), no exploration and no shadows, so the replay is the policy's alone."""
     section = component_config("policy", {"name": policy, **options})
@@ -255,7 +247,7 @@ def candidate_settings(
         }
     )
     shadow = settings.shadow.model_copy(update={"enabled": False})
-    return settings.model_copy(update={"routing": routing, "shadow": shadow}), section
+    return settings.model_copy(update={"routing": routing, "shadow": shadow})
 
 
 def replay_past(
@@ -280,12 +272,12 @@ def replay_past(
     top = settings.top_tier.name
     flagged_prompts = {prompt for prompt, _ in transport.flagged}
     return ReplayResult(
-        policy=f"{settings.routing.policy.name}",
+        policy=settings.routing.policy.name,
         actual=_figures([(q.cost, q.called, q.escalations) for q in past], top),
         replayed=_figures(
             [(Decimal(r.cost), list(r.called or []), int(r.escalations)) for r in rows], top
         ),
-        flagged_queries=sum(1 for q in past if q.prompt in flagged_prompts),
+        flagged_queries=sum(1 for q in past if q.text in flagged_prompts),
         flagged_calls=len(transport.flagged),
         unanswerable_requests=transport.unanswerable,
     )

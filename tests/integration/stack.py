@@ -43,6 +43,17 @@ def sim_config(seed: int = 7, **models: SimModel) -> SimConfig:
     return SimConfig(seed=seed, models=defaults)
 
 
+def sim_qualities(**qualities: float) -> SimConfig:
+    """``sim_config`` with the named models' quality set (``small=0.1`` for sim-small),
+    answering in a millisecond: a ladder whose verdicts a test decides."""
+    return sim_config(
+        **{
+            f"sim-{size}": SimModel(f"sim-{size}", quality=quality, latency_ms=1)
+            for size, quality in qualities.items()
+        }
+    )
+
+
 def bad_tiers_sim(latency_ms: int = 3) -> SimConfig:
     """The 200-query scenario's ladder: cheap and mid answer badly often and fail sometimes
     (500s on cheap, 429s with Retry-After on mid), and the judge sometimes replies garbage."""

@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from stack import running_stack, sim_config
+from stack import running_stack, sim_qualities
 
 from routeq import Client
-from routeq.sim import SimModel
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +40,7 @@ def test_a_cheap_tier_that_escalates_most_queries_fails_the_check(
     tmp_path: Path, migrated_url: str, broker_url: str, ledger: object
 ) -> None:
     # Given a cheap tier whose answers the judge fails, and a mid tier it accepts
-    sim = sim_config(
-        **{
-            "sim-small": SimModel("sim-small", quality=0.1, latency_ms=1),
-            "sim-medium": SimModel("sim-medium", quality=1.0, latency_ms=1),
-        }
-    )
+    sim = sim_qualities(small=0.1, medium=1.0)
     with running_stack(tmp_path, migrated_url, broker_url, sim) as (stack, _):
         stack.start_worker("-c", "2")
         # When 20 chit-chat queries (routed cheap) are answered
@@ -63,12 +57,7 @@ def test_accepted_answers_that_lose_to_their_shadows_fail_the_check(
 ) -> None:
     # Given a lenient judge (pass at 2 of 10) that accepts the cheap tier's poor answers
     # (scored 2-5), and a mid tier whose answers are good (7-10)
-    sim = sim_config(
-        **{
-            "sim-small": SimModel("sim-small", quality=0.0, latency_ms=1),
-            "sim-medium": SimModel("sim-medium", quality=1.0, latency_ms=1),
-        }
-    )
+    sim = sim_qualities(small=0.0, medium=1.0)
     sampling = running_stack(
         tmp_path,
         migrated_url,
@@ -109,7 +98,7 @@ def test_accepted_answers_that_lose_to_their_shadows_fail_the_check(
 def test_traffic_within_the_limits_passes_the_check(
     tmp_path: Path, migrated_url: str, broker_url: str, ledger: object
 ) -> None:
-    sim = sim_config(**{"sim-small": SimModel("sim-small", quality=1.0, latency_ms=1)})
+    sim = sim_qualities(small=1.0)
     with running_stack(tmp_path, migrated_url, broker_url, sim) as (stack, _):
         stack.start_worker("-c", "2")
         answer_all(stack, 20)

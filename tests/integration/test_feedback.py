@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from stack import running_stack, sim_config
+from stack import running_stack, sim_qualities
 
 from routeq import Client
 from routeq.errors import UnknownQueryError
 from routeq.ledger import Ledger
 from routeq.ledger.feedback import FeedbackRefusedError
 from routeq.ledger_outcomes import answer_score, outcome_record
-from routeq.sim import SimConfig, SimModel
+from routeq.sim import SimConfig
 from routeq.traffic_report import Period, read_report
 
 pytestmark = pytest.mark.integration
@@ -25,9 +25,7 @@ pytestmark = pytest.mark.integration
 
 def accepting() -> SimConfig:
     """A ladder whose cheap and mid answers the judge always accepts."""
-    return sim_config(
-        **{name: SimModel(name, quality=1.0, latency_ms=1) for name in ("sim-small", "sim-medium")}
-    )
+    return sim_qualities(small=1.0, medium=1.0)
 
 
 def test_a_thumbs_down_reruns_one_tier_up_once_and_leaves_the_answer_as_it_was(

@@ -54,7 +54,7 @@ def test_replaying_the_policy_that_routed_the_traffic_gives_back_what_happened(
 ) -> None:
     settings, _, past = recorded
     assert len(past) == 40 and any(q.escalations for q in past)
-    candidate, _ = candidate_settings(settings, "rules", {}, None)
+    candidate = candidate_settings(settings, "rules", {}, None)
     with scratch_database(migrated_url) as scratch:
         result = replay_past(candidate, scratch, past)
     assert result.flagged_queries == 0 and result.unanswerable_requests == 0
@@ -66,7 +66,7 @@ def test_a_candidate_is_priced_from_recorded_answers_and_flags_the_ones_it_lacks
 ) -> None:
     settings, _, past = recorded
     # When every query the rules do not place is sent to the top tier instead of mid
-    candidate, _ = candidate_settings(settings, "rules", {}, "frontier")
+    candidate = candidate_settings(settings, "rules", {}, "frontier")
     with scratch_database(migrated_url) as scratch:
         result = replay_past(candidate, scratch, past)
         engine = sa.create_engine(scratch)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from stack import running_stack, sim_config
+from stack import running_stack, sim_qualities
 
 from routeq import Client
 from routeq.config import Settings
@@ -20,7 +20,7 @@ from routeq.ledger import Ledger
 from routeq.queue.app import create_app
 from routeq.queue.publisher import Publisher
 from routeq.records import HopKind, NextHop
-from routeq.sim import SimConfig, SimModel
+from routeq.sim import SimConfig
 from routeq.traffic_report import Period, read_report
 
 pytestmark = pytest.mark.integration
@@ -31,12 +31,7 @@ SHADOW = {"enabled": True, "share": 1.0, "tier": "next", "pairwise": True}
 def cheap_good_mid_bad() -> SimConfig:
     """The judge accepts every cheap answer and fails every mid one: a mid answer would be
     escalated to the frontier, were it not a shadow's."""
-    return sim_config(
-        **{
-            "sim-small": SimModel("sim-small", quality=1.0, latency_ms=1),
-            "sim-medium": SimModel("sim-medium", quality=0.05, latency_ms=1),
-        }
-    )
+    return sim_qualities(small=1.0, medium=0.05)
 
 
 def shadows_done(engine: sa.Engine, expected: int, timeout: float = 60) -> list[Any]:

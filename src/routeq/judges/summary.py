@@ -243,10 +243,12 @@ def summary_failure(
 
 
 def _grounding_failure(spec: SummarySpec, source: str, body: str) -> str | None:
-    """A summary must be about its source; a translation is not checked (no shared words)."""
-    if spec.language is not None and detect_language(source) not in (None, spec.language):
+    """A summary must be about its source; a translation is not checked (no shared words).
+    The source's language is read only for a summary that fails, not for every summary."""
+    failure = grounding_failure(source, body)
+    if failure is None or detect_language(source) not in (None, spec.language):
         return None
-    return grounding_failure(source, body)
+    return failure
 
 
 def _format_failure(spec: SummarySpec, text: str) -> str | None:

@@ -1,9 +1,9 @@
 -- routeq replay: the finished answer queries submitted in [:since, :until) (NULL: no bound),
 -- oldest first, at most :limit (NULL: all), with what happened to them (cost, the tiers
--- called in order, escalations, the routed tier) and, as JSON, each done call's answer and
+-- called in order, escalations) and, as JSON, each done call's answer and
 -- tokens with the reply the judge gave it (the judge hop right after it, when it made a call).
 SELECT q.id, q.text, q.input_tokens, q.messages, q.params, q.metadata, q.user_id,
-       q.total_cost, j.tier_path AS called, j.escalations, route.tier AS routed_tier,
+       q.total_cost, j.tier_path AS called, j.escalations,
        (SELECT json_agg(json_build_object(
                    'tier', c.tier, 'output', c.output, 'finish_reason', c.finish_reason,
                    'input_tokens', c.input_tokens, 'output_tokens', c.output_tokens,
@@ -15,7 +15,6 @@ SELECT q.id, q.text, q.input_tokens, q.messages, q.params, q.metadata, q.user_id
           AND NOT c.details ? 'gate') AS calls
 FROM queries q
 JOIN query_journeys j ON j.query_id = q.id
-LEFT JOIN hops route ON route.query_id = q.id AND route.seq = 1
 WHERE q.role = 'answer' AND q.status IN ('done', 'failed')
   AND (CAST(:since AS timestamptz) IS NULL OR q.created_at >= CAST(:since AS timestamptz))
   AND (CAST(:until AS timestamptz) IS NULL OR q.created_at < CAST(:until AS timestamptz))
