@@ -82,6 +82,12 @@ class ModelEndpoint(_Strict):
     output_price_per_mtok: Decimal = Field(ge=0, description="USD per million output tokens")
     timeout_s: float = Field(default=60.0, gt=0)
     max_output_tokens: int = Field(default=1024, gt=0)
+    # The provider's limits for this model, shared by every worker (``worker.guard``): work is
+    # held back instead of being sent into 429s. Unset: no limit of routeq's own.
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    tokens_per_minute: int | None = Field(
+        default=None, gt=0, description="prompt tokens plus the output allowance, per minute"
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -111,11 +117,32 @@ class TierConfig(ModelEndpoint):
     )
     max_concurrency: int = Field(default=4, gt=0, description="worker processes for this queue")
     judge: bool = Field(default=True, description="judge this tier's answers (False accepts them)")
-    judge_fail_mode: Literal["open", "closed"] = Field(
+    judge_fail_mode: Literal["open", "closed", "wait"] = Field(
         default="open",
-        description="when the judge itself fails: 'open' accepts the answer, 'closed' escalates",
+        description="when the judge itself fails: 'open' accepts the answer, 'closed' escalates, "
+        "'wait' holds the answer until the judge is back (at most protection.wait_deadline_s, "
+        "then escalates)",
     )
     system_prompt: str | None = None
+    fallbacks: list[ModelEndpoint] = Field(
+        default_factory=list,
+        description="endpoints of similar strength tried, in order, when this one's breaker is "
+        "open or its call failed, before the query escalates",
+    )
+    balance: Literal["order", "price"] = Field(
+        default="order",
+        description="'order': the tier's own endpoint first, then the fallbacks as listed; "
+        "'price': the cheapest first",
+    )
+
+    @property
+    def endpoints(self) -> list[ModelEndpoint]:
+        """The tier's endpoints in the order a call tries them."""
+        own = ModelEndpoint.model_validate(self.model_dump(include=set(ModelEndpoint.model_fields)))
+        chain = [own, *self.fallbacks]
+        if self.balance == "price":
+            chain.sort(key=lambda e: e.input_price_per_mtok + e.output_price_per_mtok)
+        return chain
 
     @property
     def queue(self) -> str:
@@ -382,6 +409,26 @@ class ShadowConfig(_Strict):
     )
 
 
+class ProtectionConfig(_Strict):
+    """Circuit breakers and waiting (docs/reliability.md, "Protecting providers").
+
+    An endpoint whose attempts fail ``breaker_failures`` times in a row (connection errors,
+    timeouts, 5xx) is left alone for ``breaker_open_s``; then one call probes it. A hop whose
+    endpoints are all unavailable (breakers open, rate limits spent, a ``Retry-After`` running)
+    waits without using a delivery, for at most ``wait_deadline_s`` from its creation; past
+    that it goes on as after a failed call."""
+
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_open_s: float = Field(default=30.0, gt=0)
+    wait_deadline_s: float = Field(default=600.0, ge=0)
+    max_inline_wait_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="a claimed call waits this long at most for rate-limit capacity before "
+        "trying its next endpoint",
+    )
+
+
 class WorkerConfig(_Strict):
     """Leases, Celery's time limits and the reconciler (docs/reliability.md).
 
@@ -531,6 +578,7 @@ class Settings(BaseSettings):
     summarize: SummarizeConfig = Field(default_factory=SummarizeConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     shadow: ShadowConfig = Field(default_factory=ShadowConfig)
+    protection: ProtectionConfig = Field(default_factory=ProtectionConfig)
     config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod
@@ -618,14 +666,19 @@ class Settings(BaseSettings):
 
     @property
     def endpoints(self) -> list[ModelEndpoint]:
-        """Every model routeq calls: the tiers, then the judge's model when there is one."""
+        """Every model routeq calls: the tiers and their fallbacks, then the judge's model."""
         judge = [self.judge.model] if self.judge.model is not None else []
-        return [*self.tiers, *judge]
+        return [*(e for tier in self.tiers for e in tier.endpoints), *judge]
 
     def _derived_time_limits(self) -> TimeLimits:
         worker = self.worker
+        judge = [[self.judge.model]] if self.judge.model is not None else []
         return derive_time_limits(
-            self.endpoints, self.retry, worker.step_lease_s, worker.lease_margin_s
+            [*(tier.endpoints for tier in self.tiers), *judge],
+            self.retry,
+            worker.step_lease_s,
+            worker.lease_margin_s,
+            self.protection.max_inline_wait_s,
         )
 
     @property
@@ -651,6 +704,11 @@ class Settings(BaseSettings):
         workers say so when they call. The variables' names are registered with
         ``routeq.secrets`` so that any text scrubbed in this process loses their values."""
         endpoints: list[tuple[str, ModelEndpoint]] = [(f"tier {t.name}", t) for t in self.tiers]
+        endpoints += [
+            (f"tier {t.name} fallback {i}", e)
+            for t in self.tiers
+            for i, e in enumerate(t.fallbacks, start=1)
+        ]
         if self.judge.model is not None:
             endpoints.append(("judge.model", self.judge.model))
         register_secret_env(endpoint.api_key_env for _, endpoint in endpoints)

@@ -90,6 +90,18 @@ class ContextLengthExceededError(PermanentProviderError):
         self.prompt_tokens = prompt_tokens
 
 
+class EndpointUnavailableError(ProviderError):
+    """The endpoint was not tried: its breaker is open, its rate limit is spent, or a
+    ``Retry-After`` is running (``worker.guard``). Nothing was sent, so nothing was paid; the
+    call tries its tier's next endpoint, or the hop waits."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, why: str, wait_s: float) -> None:
+        super().__init__(message, retry_after=wait_s)
+        self.why = why
+
+
 class MalformedResponseError(ProviderError):
     """The provider answered 2xx with a body that is not the protocol's JSON.
 
@@ -104,6 +116,7 @@ __all__ = [
     "ConfigError",
     "ContextLengthExceededError",
     "DeliverySupersededError",
+    "EndpointUnavailableError",
     "InvalidQueryError",
     "MalformedResponseError",
     "PermanentProviderError",

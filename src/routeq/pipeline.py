@@ -30,6 +30,7 @@ from routeq.policies import Policy
 from routeq.records import HopKind, NewQuery, NextHop
 from routeq.tokens import count_tokens
 from routeq.worker import steps
+from routeq.worker.guard import ProcessGuard
 from routeq.worker.runtime import Runtime, new_http_client, runtime_for
 from routeq.worker.slots import ProcessSlots
 
@@ -102,6 +103,7 @@ class InProcessPipeline:
             hooks=hooks,
             node=node,
             slots=ProcessSlots(),
+            guard=ProcessGuard(settings.protection),
         )
 
     def submit(self, items: Iterable[str | NewQuery]) -> list[uuid.UUID]:

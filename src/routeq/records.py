@@ -230,6 +230,7 @@ class HopResult:
     policy_version: str | None = None
     policy_score: float | None = None
     details: dict[str, Any] | None = None
+    model: str | None = None  # a call answered by a fallback endpoint: the model that answered
 
     def columns(self) -> dict[str, Any]:
         """The hop columns this result sets."""
@@ -237,6 +238,7 @@ class HopResult:
             "reason": self.reason,
             "error": self.error,
             "tier": self.tier,
+            "model": self.model,
             "passed": self.passed,
             "judge_score": self.judge_score,
             "policy": self.policy,

@@ -15,7 +15,7 @@ one attempt's window.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,19 +70,25 @@ class TimeLimits:
 
 
 def derive_time_limits(
-    endpoints: Iterable[_Endpoint],
+    chains: Iterable[Sequence[_Endpoint]],
     retry: _Retry,
     step_lease_s: float,
     lease_margin_s: float,
+    inline_wait_s: float = 0.0,
 ) -> TimeLimits:
-    """The default limits for a ladder: the slowest endpoint's worst delivery, plus margins.
+    """The default limits for a ladder: the slowest chain's worst delivery, plus margins.
+    A chain is the endpoints one delivery may try in turn (a tier and its fallbacks); a delivery
+    may also wait up to ``inline_wait_s`` in all for rate-limit capacity.
 
     The visibility timeout must outlast the hard limit *and* the longest countdown a message
     may carry (Redis holds a message with a countdown as unacked until it runs): a busy hop is
     retried when its lease ends, an unexpected error after at most ``MAX_ERROR_COUNTDOWN_S``.
     """
-    endpoints = list(endpoints)
-    worst = max(delivery_worst_case_s(e, retry) for e in endpoints)
+    chains = [list(chain) for chain in chains]
+    endpoints = [e for chain in chains for e in chain]
+    worst = inline_wait_s + max(
+        sum(delivery_worst_case_s(e, retry) for e in chain) for chain in chains
+    )
     claim = max(claim_lease_s(step_lease_s, e) for e in endpoints)
     longest_lease = max(
         claim,

@@ -30,7 +30,9 @@ import redis
 import sqlalchemy as sa
 
 from routeq.config import (
+    ProtectionConfig,
     RetryConfig,
+    RoutingConfig,
     Settings,
     WorkerConfig,
     load_settings,
@@ -52,6 +54,10 @@ FAULT_WORKER = WorkerConfig(
     reconcile_interval_s=1.0,
     reconcile_grace_s=2.0,
     shutdown_grace_s=1.0,
+)
+# Breakers that open after 3 failures and probe again after 2 s; a wait deadline of 2 minutes.
+FAULT_PROTECTION = ProtectionConfig(
+    breaker_failures=3, breaker_open_s=2.0, wait_deadline_s=120.0, max_inline_wait_s=2.0
 )
 
 
@@ -254,7 +260,15 @@ class SimProcess:
             self.process.wait()
 
     def received(self) -> list[str]:
-        return self.log.read_text().split() if self.log.exists() else []
+        """The request ids the server received, in order."""
+        return [line.split()[0] for line in self._lines()]
+
+    def arrivals(self, model: str) -> list[float]:
+        """When the server received each request for ``model`` (Unix seconds)."""
+        return [float(line.split()[2]) for line in self._lines() if line.split()[1] == model]
+
+    def _lines(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
 
 
 def _connects(port: int) -> bool:
@@ -392,11 +406,17 @@ def _descendants(pid: int) -> list[int]:
 
 
 def fault_settings(
-    sim_url: str, *, tier_overrides: dict[str, dict[str, Any]] | None = None, workdir: Path
+    sim_url: str,
+    *,
+    tier_overrides: dict[str, dict[str, Any]] | None = None,
+    workdir: Path,
+    routing: RoutingConfig | None = None,
+    judge_url: str | None = None,
 ) -> Settings:
     """The test ladder (``stack.ladder``/``stack.judge``) with every model's key in
     ``ROUTEQ_FAULT_KEY``, at most 4 concurrent calls per tier, and the fault suite's short
-    retries, leases and reconciler."""
+    retries, leases, reconciler and breakers. ``judge_url``: the judge's server, when it is
+    not the tiers'."""
     from audit import TIERS
     from stack import judge, ladder
 
@@ -404,13 +424,15 @@ def fault_settings(
     overrides = {name: {"max_concurrency": 4, **given.get(name, {})} for name in TIERS}
     keyed = {"api_key_env": "ROUTEQ_FAULT_KEY"}
     tiers = [tier.model_copy(update=keyed) for tier in ladder(sim_url, **overrides)]
-    judging = judge(sim_url)
+    judging = judge(judge_url or sim_url)
     assert judging.model is not None
     return Settings(
         tiers=tiers,
         judge=judging.model_copy(update={"model": judging.model.model_copy(update=keyed)}),
+        routing=routing or RoutingConfig(),
         retry=FAULT_RETRY,
         worker=FAULT_WORKER,
+        protection=FAULT_PROTECTION,
         state_dir=workdir / "state",
     )
 
@@ -424,12 +446,20 @@ def fault_stack(
     models: dict[str, dict[str, Any]] | None = None,
     tier_overrides: dict[str, dict[str, Any]] | None = None,
     start_workers: bool = True,
+    routing: RoutingConfig | None = None,
+    judge_url: str | None = None,
 ) -> Iterator[FaultStack]:
     redis_server = RedisServer(tmp_path)
     postgres = PostgresCluster(tmp_path) if own_postgres else None
     sim = SimProcess(tmp_path, models or default_models())
     sim.env["ROUTEQ_FAULT_KEY"] = PLANTED_KEY
-    settings = fault_settings(sim.url, tier_overrides=tier_overrides, workdir=tmp_path)
+    settings = fault_settings(
+        sim.url,
+        tier_overrides=tier_overrides,
+        workdir=tmp_path,
+        routing=routing,
+        judge_url=judge_url,
+    )
     config_path = write_config(settings, tmp_path / "routeq.toml")
     stack: FaultStack | None = None
     try:  # everything started below is stopped, however far the start got
@@ -553,7 +583,12 @@ def report(case: str, recovery_s: float, counts: dict[str, Any], **extra: Any) -
         out.write(json.dumps(row) + "\n")
 
 
-def submit_load(stack: FaultStack, count: int, prefix: str) -> list[Any]:
+def submit_load(
+    stack: FaultStack,
+    count: int,
+    prefix: str,
+    metadata: Callable[[int], dict[str, Any]] | None = None,
+) -> list[Any]:
     from routeq import Client
 
     with Client(stack.settings) as client:
@@ -562,6 +597,7 @@ def submit_load(stack: FaultStack, count: int, prefix: str) -> list[Any]:
                 {
                     "text": f"Explain {prefix} topic number {i} in two sentences.",
                     "idempotency_key": f"{prefix}-{i}",
+                    **({"metadata": metadata(i)} if metadata else {}),
                 }
                 for i in range(count)
             ]

@@ -114,7 +114,7 @@ def test_workers_stop_warm_within_the_derived_hard_time_limit() -> None:
     from routeq.config import load_settings
 
     limits = load_settings(CONFIG_FILE).time_limits
-    assert (limits.soft_s, limits.hard_s, limits.visibility_s) == (450, 480, 635)
+    assert (limits.soft_s, limits.hard_s, limits.visibility_s) == (455, 485, 640)
     for name, service in worker_services().items():
         grace = duration_s(service["stop_grace_period"])
         assert grace >= limits.hard_s, f"{name}: warm shutdown cut short ({grace} s)"

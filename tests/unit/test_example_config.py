@@ -19,5 +19,5 @@ def test_example_config_loads_with_all_sections() -> None:
     assert settings.summarize.max_chunk_tokens == 3000
     assert settings.summarize.spec.max_words == 120
     limits = settings.time_limits  # derived from the example ladder (60 s tiers)
-    assert (limits.soft_s, limits.hard_s, limits.visibility_s) == (450, 480, 635)
+    assert (limits.soft_s, limits.hard_s, limits.visibility_s) == (455, 485, 640)
     assert settings.worker.reconcile_interval_s == 10

@@ -640,7 +640,7 @@ def test_configmap_derives_the_time_limits_and_the_grace_covers_them(settings: A
     assert worker.visibility_timeout_s is None
     limits = settings.time_limits
     # timeout_s 10 for every endpoint, the default retry policy: 4 x 10 + 3 x 60 + 30 lease.
-    assert (limits.soft_s, limits.hard_s, limits.visibility_s) == (250, 280, 385)
+    assert (limits.soft_s, limits.hard_s, limits.visibility_s) == (255, 285, 390)
     graces = {
         name: _pod_spec(d)["terminationGracePeriodSeconds"]
         for name, d in _worker_deployments().items()

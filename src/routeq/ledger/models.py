@@ -163,6 +163,8 @@ class Hop(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default=HopStatus.QUEUED.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Deliveries that only waited for provider capacity (migration 0011): not counted by the cap.
+    waits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     input_tokens: Mapped[int | None] = mapped_column(Integer)
     output_tokens: Mapped[int | None] = mapped_column(Integer)
     tokens_estimated: Mapped[bool] = mapped_column(default=False, server_default="false")

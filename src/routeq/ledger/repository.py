@@ -365,7 +365,9 @@ class Ledger:
                     lease_expires_at=func.now() + _seconds(lease_s),
                     claimed_by=worker,
                 )
-                .returning(hops.c.id, hops.c.kind, hops.c.tier, hops.c.model, hops.c.attempts)
+                .returning(
+                    hops.c.id, hops.c.kind, hops.c.tier, hops.c.model, hops.c.attempts, hops.c.waits
+                )
             ).one_or_none()
             if claimed is None:
                 return self._why_not_claimed(conn, query_id, seq)
@@ -379,7 +381,7 @@ class Ledger:
                 delivery=claimed.attempts,
             )
             _mark_unknown(conn, requests.c.hop_id == hop.id, requests.c.delivery < hop.delivery)
-            if hop.delivery > max_deliveries:
+            if hop.delivery - claimed.waits > max_deliveries:
                 conn.execute(
                     update(hops)
                     .where(hops.c.id == hop.id)
@@ -412,12 +414,14 @@ class Ledger:
             return Claim(ClaimState.BUSY, retry_in=max(1.0, float(row.remaining or 0) + 0.5))
         return Claim(ClaimState.FINISHED)
 
-    def release(self, hop: ClaimedHop) -> bool:
+    def release(self, hop: ClaimedHop, *, waited: bool = False) -> bool:
         """Hand a running hop back to the queue after an unexpected error in its step, so the
         retried delivery can claim it at once instead of waiting out the lease. Fenced: only
         while this delivery still owns the hop (a stale delivery failing must not hand back a
         hop another worker is running). The delivery count is kept: the cap on deliveries
-        still bounds a hop that fails every time."""
+        still bounds a hop that fails every time. ``waited``: the delivery only waited for
+        provider capacity, and is not counted by the cap (``hops.waits``)."""
+        extra = {"waits": hops.c.waits + 1} if waited else {}
         with self.engine.begin() as conn:
             released = conn.execute(
                 update(hops)
@@ -426,7 +430,7 @@ class Ledger:
                     hops.c.attempts == hop.delivery,
                     hops.c.status == HopStatus.RUNNING.value,
                 )
-                .values(status=HopStatus.QUEUED.value, lease_expires_at=None)
+                .values(status=HopStatus.QUEUED.value, lease_expires_at=None, **extra)
                 .returning(hops.c.id)
             ).one_or_none()
             if released is not None:
@@ -551,6 +555,23 @@ class Ledger:
                     select(queries.c.final_answer).where(queries.c.id == query_id)
                 ).scalar_one_or_none(),
             )
+
+    def hop_age(self, query_id: uuid.UUID, seq: int) -> tuple[str | None, float] | None:
+        """A hop's tier and how long ago it was created (seconds, on the database's clock):
+        how long it has waited for its provider. None for a hop that does not exist."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(hops.c.tier, func.extract("epoch", func.now() - hops.c.created_at)).where(
+                    hops.c.query_id == query_id, hops.c.seq == seq
+                )
+            ).one_or_none()
+        return None if row is None else (row[0], float(row[1]))
+
+    def renew(self, hop: ClaimedHop, lease_s: float) -> bool:
+        """Extend this delivery's lease (while it waits for provider capacity); False when a
+        newer delivery owns the hop."""
+        with self.engine.begin() as conn:
+            return self._renew(conn, hop, lease_s)
 
     def hop_tier(self, query_id: uuid.UUID, seq: int) -> str | None:
         """The tier a hop calls (None for a hop that does not exist)."""

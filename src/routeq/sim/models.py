@@ -141,6 +141,9 @@ class SimModel:
     echo_auth: bool = False  # error bodies quote the request's credentials, as some APIs do
     context_window: int | None = None  # see context_overflow; None: any prompt is accepted
     replies: tuple[tuple[str, str], ...] = ()
+    # The provider's own rate limit: more requests than this in the last second are refused
+    # with 429 and ``Retry-After: retry_after_s``, as a real provider's limiter does. 0: none.
+    rate_limit_rps: float = 0.0
 
     def __post_init__(self) -> None:
         """Reject impossible settings early, naming the offending field."""
@@ -162,6 +165,8 @@ class SimModel:
             raise ValueError(f"field 'output_tokens': must be >= 1, got {self.output_tokens!r}")
         if self.retry_after_s < 0:
             raise ValueError(f"field 'retry_after_s': must be >= 0, got {self.retry_after_s!r}")
+        if self.rate_limit_rps < 0:
+            raise ValueError(f"field 'rate_limit_rps': must be >= 0, got {self.rate_limit_rps!r}")
         for name in _PROB_FIELDS:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -247,7 +252,9 @@ def default_sim_config(seed: int = 0) -> SimConfig:
 
 # --------------------------------------------------------------------------- config loading
 
-_FLOAT_FIELDS = frozenset({"quality", "latency_ms", "retry_after_s", *_PROB_FIELDS})
+_FLOAT_FIELDS = frozenset(
+    {"quality", "latency_ms", "retry_after_s", "rate_limit_rps", *_PROB_FIELDS}
+)
 _INT_FIELDS = frozenset({"output_tokens", "context_window"})
 _BOOL_FIELDS = frozenset({"judge", "omit_usage", "echo_special", "echo_auth"})
 _STR_FIELDS = frozenset({"name"})

@@ -12,6 +12,7 @@ Prompts are never logged: the default per-request logging of
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import secrets
@@ -26,6 +27,7 @@ from typing import Any, cast
 from routeq.sim.identity import IDENTITY_PATH, SERVICE
 from routeq.sim.models import (
     SimConfig,
+    SimModel,
     SimOutcome,
     complete,
     context_overflow,
@@ -99,6 +101,10 @@ class SimServer(ThreadingHTTPServer):
         # sees, so tests can check that a tier's max_concurrency held across its workers.
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
+        # Per model, when its requests of the last second arrived (``rate_limit_rps``), and how
+        # many it refused for going over it.
+        self._recent: dict[str, collections.deque[float]] = {}
+        self.rate_limited: dict[str, int] = {}
         self._request_log = request_log.open("a", encoding="utf-8") if request_log else None
 
     # ------------------------------------------------------------------ lifecycle
@@ -139,14 +145,30 @@ class SimServer(ThreadingHTTPServer):
             self._request_log.close()
             self._request_log = None
 
-    def note_request(self, request_id: str) -> None:
+    def note_request(self, request_id: str, model: str = "-") -> None:
         """Remember a received chat request (and append it to the request log, flushed at once
-        so that a killed server's log is complete up to the kill)."""
+        so that a killed server's log is complete up to the kill). A log line is the request
+        id, the model and the time it arrived (Unix seconds)."""
         with self._attempts_lock:
             self.received.append(request_id)
             if self._request_log is not None:
-                self._request_log.write(request_id + "\n")
+                self._request_log.write(f"{request_id} {model} {time.time():.4f}\n")
                 self._request_log.flush()
+
+    def over_rate_limit(self, model: SimModel) -> bool:
+        """Count a request against the model's ``rate_limit_rps``; True when it is over."""
+        if model.rate_limit_rps <= 0:
+            return False
+        now = time.monotonic()
+        with self._attempts_lock:
+            recent = self._recent.setdefault(model.name, collections.deque())
+            while recent and recent[0] <= now - 1.0:
+                recent.popleft()
+            if len(recent) >= model.rate_limit_rps:
+                self.rate_limited[model.name] = self.rate_limited.get(model.name, 0) + 1
+                return True
+            recent.append(now)
+            return False
 
     def __enter__(self) -> SimServer:
         return self.start()
@@ -178,6 +200,15 @@ class SimServer(ThreadingHTTPServer):
         """Forget all attempt counters, so the next run replays from attempt 0."""
         with self._attempts_lock:
             self._attempts.clear()
+
+
+def _model_of(body: bytes) -> str:
+    """The model a request body names, for the request log ("-" when it names none)."""
+    try:
+        model = json.loads(body).get("model")
+    except (ValueError, AttributeError):
+        return "-"
+    return model if isinstance(model, str) and model.isprintable() and " " not in model else "-"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -267,7 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
             if path != "/v1/chat/completions":
                 raise _RequestError(404, f"Unknown path {path!r}")
-            self.sim.note_request(self.headers.get(_REQUEST_ID_HEADER) or "-")
+            self.sim.note_request(self.headers.get(_REQUEST_ID_HEADER) or "-", _model_of(body))
             self._chat_completions(body)
         except _RequestError as err:
             self._send_error_json(err.status, err.message, err.error_type)
@@ -350,6 +381,14 @@ class _Handler(BaseHTTPRequestHandler):
         overflow = context_overflow(model, messages, max_tokens)
         if overflow is not None:  # refused before any work, as real servers validate first
             self._send_json(400, overflow)
+            return
+        if self.sim.over_rate_limit(model):
+            self._send_error_json(
+                429,
+                f"Rate limit of {model.rate_limit_rps:g} requests per second reached (simulated)",
+                "rate_limit_error",
+                {"Retry-After": _decimal(model.retry_after_s)},
+            )
             return
         attempt = self.sim.next_attempt(model_name, messages)
 

@@ -26,6 +26,7 @@ from routeq.policies import EscalationPolicy, Policy, Router, build_escalation, 
 from routeq.policies.escalation import NextTier
 from routeq.providers import Provider, provider_for
 from routeq.records import ClaimedHop, NextHop
+from routeq.worker.guard import ProviderGuard, RedisGuard
 from routeq.worker.slots import Slots, TierSlots
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class Runtime:
     call_slot: tuple[str, str] | None = None
     # The hop the current step claimed, if any: released (fenced) when the step fails.
     claimed: ClaimedHop | None = None
+    # What is left of the current delivery's time to wait for rate-limit capacity.
+    inline_wait_left_s: float = 0.0
     escalation: EscalationPolicy = field(default_factory=NextTier)
     hooks: tuple[Hook, ...] = ()
     # The trained verifier of cheap answers ([judge.verifier]), if configured.
@@ -67,6 +70,14 @@ class Runtime:
     _providers: dict[str, Provider] = field(default_factory=dict)
     _broker: redis.Redis | None = None
     _slots: Slots | None = None
+    _guard: ProviderGuard | None = None
+
+    @property
+    def guard(self) -> ProviderGuard:
+        """Rate limits, Retry-After and circuit breakers shared by every worker (Redis)."""
+        if self._guard is None:
+            self._guard = RedisGuard(self.broker, self.settings.protection)
+        return self._guard
 
     @property
     def slots(self) -> Slots:
@@ -167,6 +178,7 @@ def runtime_for(
     broker_url: str | None = None,
     node: str | None = None,
     slots: Slots | None = None,
+    guard: ProviderGuard | None = None,
 ) -> Runtime:
     """A runtime with what the settings configure: the router (``policy`` overrides the
     configured policy), the escalation policy, the hooks (``None``: the registered ones) and
@@ -184,6 +196,7 @@ def runtime_for(
         broker_url=broker_url,
         node=node,
         _slots=slots,
+        _guard=guard,
     )
 
 

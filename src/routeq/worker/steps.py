@@ -10,6 +10,7 @@ combine step joins their summaries once all of them are finished).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
@@ -20,7 +21,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 
 from routeq.config import ModelEndpoint, TierConfig
-from routeq.errors import ProviderError
+from routeq.errors import DeliverySupersededError, EndpointUnavailableError, ProviderError
 from routeq.hooks import Allow, CallContext, ClosedQuery, Deny, VerdictContext, gate, notify
 from routeq.judges import (
     Accept,
@@ -334,10 +335,14 @@ def call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     A slot of the tier's ``max_concurrency`` is taken first, shared by all of the tier's workers
     (``worker.slots``); when the tier is full the delivery waits and retries, without claiming
     the hop (so waiting does not count against the delivery cap)."""
-    tier_name = rt.ledger.hop_tier(query_id, seq)
-    if tier_name is None:
-        return _call(rt, query_id, seq)
-    tier = rt.settings.tier(tier_name)
+    found = rt.ledger.hop_age(query_id, seq)
+    if found is None or found[0] is None:
+        return _call(rt, query_id, seq, 0.0)
+    tier = rt.settings.tier(found[0])
+    age_s = found[1]
+    waiting = _wait_for_endpoints(rt, tier.endpoints, age_s)
+    if waiting is not None:
+        return waiting
     # One holder per delivery: a duplicate delivery of the same hop must not share (and, on its
     # way out, release) the slot of the delivery that is calling.
     holder = f"{query_id}:{seq}:{uuid.uuid4().hex[:12]}"
@@ -353,14 +358,14 @@ def call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         return StepResult(retry_in=wait, note=f"{tier.name} is at max_concurrency")
     rt.call_slot = (tier.name, holder)
     try:
-        return _call(rt, query_id, seq)
+        return _call(rt, query_id, seq, age_s)
     finally:
         rt.call_slot = None
         with suppress(SlotsUnavailableError):  # the lease frees it anyway
             rt.slots.release(tier.name, holder)
 
 
-def _call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
+def _call(rt: Runtime, query_id: uuid.UUID, seq: int, age_s: float) -> StepResult:
     hop, early = _claim(rt, query_id, seq)
     if hop is None:
         return early
@@ -368,18 +373,27 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     tier = rt.settings.tier(hop.tier)
     query = rt.ledger.query_input(query_id)
     messages = _call_messages(query, tier)
-    endpoint = _with_params(tier, query.params)
-    max_cost = _max_cost(endpoint, messages)
-    allowed = _gate_call(rt, hop, query, endpoint, max_cost)
+    chain = [_with_params(endpoint, query.params) for endpoint in tier.endpoints]
+    max_cost = _max_cost(chain[0], messages)
+    allowed = _gate_call(rt, hop, query, tier.name, chain[0], max_cost)
     if allowed is not None:
         return allowed
-    try:
-        response, latency_ms = _complete(rt, hop, endpoint, messages, query.params, max_cost)
-    except ProviderError as error:
-        step = _after_call_failure(rt, hop, tier.name, short_error(error), query.input_tokens)
+    called = _call_chain(rt, hop, chain, messages, query.params)
+    if called.response is None:
+        if called.only_waited and age_s < rt.settings.protection.wait_deadline_s:
+            return _hand_back_to_wait(rt, hop, called.wait_s, called.error_text())
+        error = called.error_text()
+        step = _after_call_failure(rt, hop, tier.name, error, query.input_tokens)
         step = _kept_on_its_tier(query, step)
-        return _move_on(rt, hop, HopStatus.FAILED, HopResult(error=short_error(error)), step, query)
-    record = HopResult(usage=_usage(response, latency_ms))
+        failed = HopResult(error=error, details=called.details())
+        return _move_on(rt, hop, HopStatus.FAILED, failed, step, query)
+    response, endpoint = called.response, called.endpoint
+    assert endpoint is not None
+    record = HopResult(
+        usage=_usage(response, called.latency_ms),
+        details=called.details(),
+        model=endpoint.model if endpoint is not chain[0] else None,
+    )
     shadow = query.role is QueryRole.SHADOW
     # A shadow is judged even on a tier that is trusted unjudged: it exists to be compared.
     if not (rt.settings.judge.enabled and (tier.judge or shadow)):
@@ -400,6 +414,97 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     return _finish(rt, hop, HopStatus.DONE, record, judge, None)
 
 
+@dataclass
+class _Called:
+    """What calling a tier's endpoints in turn came to."""
+
+    response: ChatResponse | None = None
+    latency_ms: int = 0
+    endpoint: ModelEndpoint | None = None
+    # The endpoints passed over before the one that answered (or all of them), and why.
+    passed_over: list[tuple[str, str]] = field(default_factory=list)
+    # Nothing failed for good: every endpoint was unavailable or rate limited, so the call can
+    # wait for capacity instead of escalating.
+    only_waited: bool = True
+    wait_s: float = 0.0
+
+    def error_text(self) -> str:
+        if len(self.passed_over) == 1:
+            return self.passed_over[0][1]
+        tried = "; ".join(f"{model}: {why}" for model, why in self.passed_over)
+        return f"every endpoint of the tier failed ({tried})"[:500]
+
+    def details(self) -> dict[str, Any] | None:
+        """On the hop: which endpoint answered, and which were passed over and why."""
+        if not self.passed_over:
+            return None
+        details: dict[str, Any] = {
+            "passed_over": [{"model": model, "why": why} for model, why in self.passed_over]
+        }
+        if self.endpoint is not None:
+            details["endpoint"] = self.endpoint.model
+        return details
+
+
+def _call_chain(
+    rt: Runtime,
+    hop: ClaimedHop,
+    chain: list[ModelEndpoint],
+    messages: list[dict[str, str]],
+    params: dict[str, Any] | None,
+) -> _Called:
+    """Call the tier's endpoints in turn until one answers. An endpoint is passed over when its
+    breaker is open or its rate limit cannot be met soon (nothing is sent), or when its call
+    failed after its retries."""
+    called = _Called()
+    waits: list[float] = []
+    for endpoint in chain:
+        try:
+            called.response, called.latency_ms = _complete(rt, hop, endpoint, messages, params)
+        except ProviderError as error:
+            unavailable = isinstance(error, EndpointUnavailableError)
+            if unavailable or error.status_code == 429:  # capacity, not a failure: wait it out
+                waits.append(error.retry_after or 1.0)
+            else:
+                called.only_waited = False
+            called.passed_over.append((endpoint.model, short_error(error)))
+            continue
+        called.endpoint = endpoint
+        return called
+    called.wait_s = min(waits, default=1.0)
+    return called
+
+
+def _wait_for_endpoints(
+    rt: Runtime, endpoints: list[ModelEndpoint], age_s: float
+) -> StepResult | None:
+    """Before a claim: when no endpoint can take a call now (breakers open, rate limits spent,
+    a Retry-After running) and the hop has waited less than ``wait_deadline_s``, retry the
+    delivery later without claiming, so waiting uses no delivery. None: go ahead."""
+    if age_s >= rt.settings.protection.wait_deadline_s:
+        return None
+    admissions = [rt.guard.admit(endpoint, 0, take=False) for endpoint in endpoints]
+    if any(admission.granted for admission in admissions):
+        return None
+    wait = min(admission.wait_s for admission in admissions)
+    why = ", ".join(sorted({admission.why for admission in admissions}))
+    return StepResult(retry_in=_jittered(rt, wait), note=f"waiting for the provider ({why})")
+
+
+def _hand_back_to_wait(rt: Runtime, hop: ClaimedHop, wait_s: float, why: str) -> StepResult:
+    """Give the claimed hop back, not counted against its delivery cap, and retry it later:
+    every endpoint was unavailable, and the hop is still within its wait deadline."""
+    rt.ledger.release(hop, waited=True)
+    rt.claimed = None
+    return StepResult(retry_in=_jittered(rt, wait_s), note=f"waiting for the provider: {why}")
+
+
+def _jittered(rt: Runtime, wait_s: float) -> float:
+    """A wait, capped so a long block is re-checked, and spread so waiters do not all return
+    in the same instant."""
+    return max(0.05, min(wait_s, 5.0)) * (0.75 + 0.5 * rt.rng.random())
+
+
 def _max_hops(rt: Runtime) -> int:
     """A bound on a query's hops beyond which hooks may no longer move its calls: a route, and
     per tier a call, a judge and a move, twice over. Two hooks moving a call back and forth
@@ -418,19 +523,20 @@ def _call_messages(query: QueryInput, tier: TierConfig) -> list[dict[str, str]]:
     return [*system, *(dict(turn) for turn in turns)]
 
 
-def _with_params(tier: TierConfig, params: dict[str, Any] | None) -> TierConfig:
-    """The tier with the query's ``max_tokens`` applied (never above the tier's own cap)."""
+def _with_params(endpoint: ModelEndpoint, params: dict[str, Any] | None) -> ModelEndpoint:
+    """The endpoint with the query's ``max_tokens`` applied (never above its own cap)."""
     wanted = (params or {}).get("max_tokens")
-    if wanted is None or wanted >= tier.max_output_tokens:
-        return tier
-    return tier.model_copy(update={"max_output_tokens": int(wanted)})
+    if wanted is None or wanted >= endpoint.max_output_tokens:
+        return endpoint
+    return endpoint.model_copy(update={"max_output_tokens": int(wanted)})
 
 
 def _gate_call(
     rt: Runtime,
     hop: ClaimedHop,
     query: QueryInput,
-    endpoint: TierConfig,
+    tier: str,
+    endpoint: ModelEndpoint,
     max_cost: Decimal,
 ) -> StepResult | None:
     """Ask the hooks about the call: None to go ahead, or the step's result when a hook denied
@@ -440,7 +546,7 @@ def _gate_call(
     context = CallContext(
         query_id=hop.query_id,
         seq=hop.seq,
-        tier=endpoint.name,
+        tier=tier,
         model=endpoint.model,
         role=query.role,
         input_tokens=query.input_tokens,
@@ -452,7 +558,7 @@ def _gate_call(
     if isinstance(decision, Allow):
         return None
     if isinstance(decision, Deny):
-        reason = f"call on {endpoint.name} denied: {decision.reason}"
+        reason = f"call on {tier} denied: {decision.reason}"
         step = _earlier_answer_or(rt, hop, Fail(reason))
         gated = HopResult(reason=reason, details={"gate": "denied"})
         return _move_on(rt, hop, HopStatus.DONE, gated, step, query)
@@ -463,9 +569,9 @@ def _gate_call(
         gated = HopResult(reason=reason, details={"gate": "denied"})
         return _move_on(rt, hop, HopStatus.DONE, gated, Fail(reason), query)
     target = fit_to_context(rt.settings, decision.tier, query.input_tokens)
-    if target is None or target.name == endpoint.name:
+    if target is None or target.name == tier:
         return None  # nowhere else to go: make the call as planned
-    reason = f"moved from {endpoint.name} to {target.name}: {decision.reason}"
+    reason = f"moved from {tier} to {target.name}: {decision.reason}"
     move = Escalate(target.name, reason)
     gated = HopResult(reason=reason, details={"gate": "moved", "to": target.name})
     return _move_on(rt, hop, HopStatus.DONE, gated, move, query)
@@ -475,7 +581,21 @@ def _gate_call(
 
 
 def judge(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
-    """Score the previous hop's answer; accept it, or escalate as the escalation policy says."""
+    """Score the previous hop's answer; accept it, or escalate as the escalation policy says.
+
+    A tier whose ``judge_fail_mode`` is ``wait`` holds its answers while the judge is
+    unavailable (its breaker open, its rate limit spent, or its calls failing), for at most
+    ``protection.wait_deadline_s`` from the judge hop's creation; then it fails closed."""
+    age_s = 0.0
+    if any(tier.judge_fail_mode == "wait" for tier in rt.settings.tiers):
+        found = rt.ledger.hop_age(query_id, seq)
+        judge_model = rt.settings.judge.model
+        if found is not None and found[0] is not None and judge_model is not None:
+            age_s = found[1]
+            if rt.settings.tier(found[0]).judge_fail_mode == "wait":
+                waiting = _wait_for_endpoints(rt, [judge_model], age_s)
+                if waiting is not None:
+                    return waiting
     hop, early = _claim(rt, query_id, seq)
     if hop is None:
         return early
@@ -483,7 +603,13 @@ def judge(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     answer = rt.ledger.call_output(query_id, seq - 1)
     assert answer.tier is not None
     tier = rt.settings.tier(answer.tier)
-    verdict, usage = _verdict(rt, hop, tier, query, answer.output, answer.finish_reason)
+    try:
+        verdict, usage = _verdict(rt, hop, tier, query, answer.output, answer.finish_reason)
+    except _JudgeUnavailableError as unavailable:
+        if age_s < rt.settings.protection.wait_deadline_s:
+            return _hand_back_to_wait(rt, hop, unavailable.wait_s, unavailable.reason)
+        waited = f"the judge was unavailable for {age_s:.0f} s: {unavailable.reason}"
+        verdict, usage = Verdict(False, waited, "judge-error"), None
     step = after_verdict(rt.settings, tier.name, verdict, query.input_tokens, rt.escalation)
     step = _kept_on_its_tier(query, step)
     details: dict[str, Any] = {"source": verdict.source}
@@ -570,11 +696,26 @@ def _verdict(
         usage = _usage(response, latency_ms)
         scored = parse_judge_reply(response.content, truncated=response.finish_reason == "length")
     except (ProviderError, JudgeError) as error:
+        detail = judge_error_detail(error, short_error(error))
+        waitable = isinstance(error, ProviderError) and (
+            isinstance(error, EndpointUnavailableError) or error.retryable
+        )
+        if tier.judge_fail_mode == "wait" and waitable:
+            assert isinstance(error, ProviderError)
+            raise _JudgeUnavailableError(detail, error.retry_after or 1.0) from error
         accept = tier.judge_fail_mode == "open"
-        return Verdict(accept, judge_error_detail(error, short_error(error)), "judge-error"), usage
+        return Verdict(accept, detail, "judge-error"), usage
     passed = scored.score >= config.pass_threshold
     reason = f"score {scored.score}/10 (pass >= {config.pass_threshold}): {scored.reason}"
     return Verdict(passed, with_fit_notes(reason, prompt.notes), "llm", float(scored.score)), usage
+
+
+class _JudgeUnavailableError(Exception):
+    """The judge could not be called or failed transiently, for a tier that waits for it."""
+
+    def __init__(self, reason: str, wait_s: float) -> None:
+        super().__init__(reason)
+        self.reason, self.wait_s = reason, wait_s
 
 
 def _after_verdict_hooks(
@@ -677,6 +818,7 @@ def _claim(rt: Runtime, query_id: uuid.UUID, seq: int) -> tuple[ClaimedHop | Non
     )
     if claim.state is ClaimState.CLAIMED:
         rt.claimed = claim.hop  # what the task hands back if the step then fails
+        rt.inline_wait_left_s = settings.protection.max_inline_wait_s
         return claim.hop, StepResult()
     if claim.state is ClaimState.BUSY:
         return None, StepResult(retry_in=claim.retry_in, note="another delivery owns the hop")
@@ -762,11 +904,13 @@ def _complete(
         max_tokens=endpoint.max_output_tokens,
         temperature=None if temperature is None else float(temperature),
     )
+    prompt_tokens = count_message_tokens(messages)
     if max_cost is None:
-        max_cost = _max_cost(endpoint, messages)
+        max_cost = call_cost(endpoint, prompt_tokens, endpoint.max_output_tokens)
     request_ids: dict[int, int] = {}
 
     def before(try_number: int, pause_s: float) -> ChatRequest:
+        _take_capacity(rt, hop, endpoint, prompt_tokens + endpoint.max_output_tokens)
         if try_number > 1 and rt.call_slot is not None and hop.kind is HopKind.CALL:
             # Renew the tier slot for the attempt ahead (the same holder: re-entrant).
             tier_name, holder = rt.call_slot
@@ -810,11 +954,60 @@ def _complete(
             error=short_error(error) if error else None,
             lease_s=None if pause is None else attempt_lease_s(endpoint, pause, margin),
         )
+        _tell_guard(rt, endpoint, error)
 
     response = complete_with_retries(
         rt.provider(endpoint), request, rt.settings.retry, record, before_attempt=before
     )
     return response, latency[-1]
+
+
+def _take_capacity(rt: Runtime, hop: ClaimedHop, endpoint: ModelEndpoint, tokens: int) -> None:
+    """Take a unit of the endpoint's rate limit for the attempt ahead, waiting for it (the
+    hop's lease renewed for the wait) up to ``protection.max_inline_wait_s`` per delivery. An
+    open breaker, or a longer wait, raises ``EndpointUnavailableError``: nothing is sent."""
+    while True:
+        admission = rt.guard.admit(endpoint, tokens)
+        if admission.granted:
+            return
+        if admission.why == "breaker" or admission.wait_s > rt.inline_wait_left_s:
+            raise EndpointUnavailableError(
+                f"{endpoint.model} not tried: {UNAVAILABLE_BECAUSE[admission.why]} "
+                f"(for {admission.wait_s:.1f} s more)",
+                why=admission.why,
+                wait_s=admission.wait_s,
+            )
+        pause = admission.wait_s * (1.0 + 0.1 * rt.rng.random())
+        lease = pause + attempt_lease_s(endpoint, 0.0, rt.settings.worker.lease_margin_s)
+        if not rt.ledger.renew(hop, lease):
+            raise DeliverySupersededError(
+                f"hop {hop.seq} of query {hop.query_id}: delivery {hop.delivery} no longer "
+                "owns it; not calling the model"
+            )
+        time.sleep(pause)
+        rt.inline_wait_left_s -= pause
+
+
+UNAVAILABLE_BECAUSE = {
+    "rate": "its rate limit is spent",
+    "retry-after": "the provider asked to wait (Retry-After)",
+    "breaker": "its circuit breaker is open after repeated failures",
+    "unreachable": "the rate-limit store (Redis) is unreachable",
+    "ok": "no reason",
+}
+
+
+def _tell_guard(rt: Runtime, endpoint: ModelEndpoint, error: ProviderError | None) -> None:
+    """Tell the guard how the attempt went: an answer closes the breaker; a 429 (or a
+    Retry-After on any transient error) blocks the endpoint for every worker; other transient
+    failures count toward opening its breaker. A permanent error is the request's fault, not
+    the endpoint's, and says nothing about its health."""
+    if error is None:
+        rt.guard.report(endpoint, "ok")
+    elif error.status_code == 429 or (error.retryable and error.retry_after is not None):
+        rt.guard.report(endpoint, "limited", error.retry_after)
+    elif error.retryable:
+        rt.guard.report(endpoint, "failed")
 
 
 def _max_cost(endpoint: ModelEndpoint, messages: list[dict[str, str]]) -> Decimal:

@@ -1,0 +1,92 @@
+"""The provider guard in Redis (``worker.guard.RedisGuard``) keeps ``EndpointState``'s rules
+for every process at once: its Lua scripts, on the real server's clock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+import redis
+
+from routeq.config import ModelEndpoint, ProtectionConfig
+from routeq.worker.guard import RedisGuard
+
+pytestmark = pytest.mark.integration
+
+
+def endpoint(name: str, **limits: int) -> ModelEndpoint:
+    return ModelEndpoint(
+        provider="openai",
+        base_url="http://user:secret@127.0.0.1:9/v1",
+        model=name,
+        input_price_per_mtok=Decimal(1),
+        output_price_per_mtok=Decimal(1),
+        timeout_s=0.5,
+        **limits,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def client(broker_url: str) -> redis.Redis:
+    return redis.Redis.from_url(broker_url)
+
+
+def test_concurrent_workers_never_exceed_the_rate(client: redis.Redis) -> None:
+    guard = RedisGuard(client, ProtectionConfig(), prefix="test:guard:rate:")
+    limited = endpoint("rate", requests_per_minute=1200)  # one every 50 ms
+    client.delete(guard.key(limited))
+    granted_at: list[float] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + 2.0
+
+    def hammer() -> None:
+        own = redis.Redis(connection_pool=client.connection_pool)
+        mine = RedisGuard(own, ProtectionConfig(), prefix="test:guard:rate:")
+        while time.monotonic() < stop:
+            if mine.admit(limited, 1).granted:
+                with lock:
+                    granted_at.append(time.monotonic())
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # 2 s at 20 a second: 40, plus two; paced: any three span one interval (Redis's clock,
+    # seen here with the slack of a thread switch)
+    assert 36 <= len(granted_at) <= 42, len(granted_at)
+    spans = [granted_at[i + 2] - granted_at[i] for i in range(len(granted_at) - 2)]
+    assert sorted(spans)[len(spans) // 10] > 0.04
+
+
+def test_breaker_retry_after_and_peek_as_specified(client: redis.Redis) -> None:
+    protection = ProtectionConfig(breaker_failures=2, breaker_open_s=0.3)
+    guard = RedisGuard(client, protection, prefix="test:guard:breaker:")
+    down = endpoint("down")
+    client.delete(guard.key(down))
+    assert "secret" not in guard.key(down) and "127.0.0.1" not in guard.key(down)
+    guard.report(down, "failed")
+    assert guard.admit(down, 1).granted
+    guard.report(down, "failed")
+    refused = guard.admit(down, 1)
+    assert refused.why == "breaker" and 0.2 < refused.wait_s <= 0.3
+    time.sleep(0.35)
+    assert guard.admit(down, 1, take=False).granted  # a peek does not take the probe
+    assert guard.admit(down, 1).granted  # the probe
+    assert guard.admit(down, 1).why == "breaker"  # the others wait for it
+    guard.report(down, "ok")
+    assert guard.admit(down, 1).granted
+    guard.report(down, "limited", 0.4)
+    blocked = guard.admit(down, 1)
+    assert blocked.why == "retry-after" and 0.3 < blocked.wait_s <= 0.4
+    assert client.pttl(guard.key(down)) > 0  # an idle endpoint's state expires
+
+
+def test_an_unreachable_redis_holds_calls_back() -> None:
+    dead = redis.Redis(port=1, socket_connect_timeout=0.2)
+    guard = RedisGuard(dead, ProtectionConfig())
+    admission = guard.admit(endpoint("x"), 1)
+    assert (admission.granted, admission.why) == (False, "unreachable")
+    guard.report(endpoint("x"), "failed")  # dropped, without raising
