@@ -86,7 +86,7 @@ def emptied_ledger(database_url: str) -> Ledger:
         conn.execute(
             sa.text(
                 "TRUNCATE batches, batch_documents, queries, hops, provider_requests, "
-                "reconciler_stats RESTART IDENTITY CASCADE"
+                "reconciler_stats, budget_use RESTART IDENTITY CASCADE"
             )
         )
     return Ledger(engine)

@@ -246,13 +246,16 @@ class Client:
         metadata: Mapping[str, Any] | None = None,
         user: str | None = None,
         idempotency_key: str | None = None,
+        api_key_id: str | None = None,
     ) -> QueryHandle:
         """Enqueue one query: a ``text``, or a chat's ``messages`` (``{"role", "content"}``
         turns, routed on the last user turn), with optional generation parameters. With an
-        ``idempotency_key`` a resubmission returns the original."""
+        ``idempotency_key`` a resubmission returns the original. ``api_key_id``: the id of the
+        API key the query came with (a gateway's; never the key), for budgets by key."""
         item: dict[str, Any] = {
             "metadata": metadata,
             "user": user,
+            "api_key_id": api_key_id,
             "idempotency_key": idempotency_key,
             "temperature": temperature,
             "max_tokens": max_tokens,
@@ -336,6 +339,14 @@ class Client:
             raise InvalidQueryError(
                 f"{where}: user must be a non-empty string of at most {_MAX_KEY_LENGTH} characters"
             )
+        key_id = fields.get("api_key_id")
+        if key_id is not None and not (
+            isinstance(key_id, str) and 0 < len(key_id) <= _MAX_KEY_LENGTH and key_id.isprintable()
+        ):
+            raise InvalidQueryError(
+                f"{where}: api_key_id must be a printable string of at most {_MAX_KEY_LENGTH} "
+                "characters (the key's id, not the key)"
+            )
         return NewQuery(
             text=text,
             input_tokens=tokens,
@@ -344,6 +355,7 @@ class Client:
             idempotency_key=key,
             messages=chat.messages if chat is not None else None,
             params=params,
+            api_key_id=key_id,
         )
 
     # -- batches ---------------------------------------------------------------------------------

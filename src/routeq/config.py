@@ -429,6 +429,53 @@ class ProtectionConfig(_Strict):
     )
 
 
+class BudgetConfig(_Strict):
+    """``[[spend.budgets]]``: a spend limit over a period for one scope (docs/budgets.md).
+
+    ``scope`` says whose spend: a ``user``'s, a metadata ``tag``'s (the value of metadata key
+    ``tag``), an ``api_key``'s (the id a gateway submits with) or a ``batch``'s. With
+    ``subject`` set, only that user, tag value, key or batch is limited; unset, each one has its
+    own limit. A call is reserved at its worst-case cost before it is sent and settled at its
+    real cost after, so concurrent queries cannot overspend."""
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    scope: Literal["user", "tag", "api_key", "batch"]
+    tag: str | None = Field(default=None, min_length=1, description="the metadata key (tag)")
+    subject: str | None = Field(default=None, min_length=1)
+    limit_usd: Decimal = Field(gt=0)
+    period: Literal["day", "week", "month", "total"] = "day"
+    on_exceed: Literal["fail", "cheaper"] = Field(
+        default="fail",
+        description="'fail': the call is refused and the query fails (keeping an earlier "
+        "answer, if it has one); 'cheaper': the call moves to the strongest cheaper tier whose "
+        "worst case fits what is left",
+    )
+
+    @model_validator(mode="after")
+    def _tag_for_tags(self) -> BudgetConfig:
+        if (self.scope == "tag") != (self.tag is not None):
+            raise ValueError("'tag' names the metadata key of a budget with scope = \"tag\" (only)")
+        return self
+
+
+class SpendConfig(_Strict):
+    """``[spend]``: budgets and the most one query may cost. Off until configured."""
+
+    max_cost_per_query: Decimal | None = Field(
+        default=None, gt=0, description="USD: a call that could take a query past it is refused"
+    )
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+
+    @field_validator("budgets")
+    @classmethod
+    def _unique_names(cls, budgets: list[BudgetConfig]) -> list[BudgetConfig]:
+        names = [budget.name for budget in budgets]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"budget names must be unique; repeated: {', '.join(repeated)}")
+        return budgets
+
+
 class WorkerConfig(_Strict):
     """Leases, Celery's time limits and the reconciler (docs/reliability.md).
 
@@ -579,6 +626,7 @@ class Settings(BaseSettings):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     shadow: ShadowConfig = Field(default_factory=ShadowConfig)
     protection: ProtectionConfig = Field(default_factory=ProtectionConfig)
+    spend: SpendConfig = Field(default_factory=SpendConfig)
     config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod

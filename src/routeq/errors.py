@@ -6,6 +6,8 @@ retryability (as httpx splits transport errors) so the retry loop needs one ``is
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 
 class RouteqError(Exception):
     """Base class of every error routeq raises on purpose."""
@@ -102,6 +104,18 @@ class EndpointUnavailableError(ProviderError):
         self.why = why
 
 
+class BudgetExceededError(ProviderError):
+    """The call was not sent: its worst-case cost would take a budget (``[[spend.budgets]]``)
+    or the query's ``max_cost_per_query`` past its limit. Nothing was paid; the message says
+    which budget, whose, and what is left."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, budget: str, remaining: Decimal) -> None:
+        super().__init__(message)
+        self.budget, self.remaining = budget, remaining
+
+
 class MalformedResponseError(ProviderError):
     """The provider answered 2xx with a body that is not the protocol's JSON.
 
@@ -113,6 +127,7 @@ class MalformedResponseError(ProviderError):
 
 
 __all__ = [
+    "BudgetExceededError",
     "ConfigError",
     "ContextLengthExceededError",
     "DeliverySupersededError",

@@ -41,6 +41,9 @@ Metric names (the Grafana dashboard in ops/grafana is built on these):
 - ``routeq_queue_depth{queue}``: messages waiting in each Celery queue
 - ``routeq_batch_documents{status}``: batch documents by state
 - ``routeq_provider_requests{outcome}``: provider requests by outcome (gauge)
+- ``routeq_budget_limit_usd``, ``routeq_budget_spent_usd``, ``routeq_budget_reserved_usd`` and
+  ``routeq_budget_refused_calls`` ``{budget,subject}``: each budget's use in its current period
+  (``[[spend.budgets]]``; a budget per user has a series per user)
 - ``routeq_up{component}``: 1 when the database / broker answered this scrape
 """
 
@@ -146,6 +149,8 @@ class Snapshot:
     batch_documents: list[tuple[str, int]] = field(default_factory=list)
     reconciler: list[tuple[str, int]] = field(default_factory=list)  # (total name, value)
     oldest_live_hop_s: list[tuple[str, float]] = field(default_factory=list)  # (status, age)
+    # (budget, subject, limit, spent, reserved, refused) in each budget's current period
+    budgets: list[tuple[str, str, float, float, float, int]] = field(default_factory=list)
     requests: list[tuple[str, int]] = field(default_factory=list)  # (outcome, count)
     provider_errors: list[tuple[str, str, str, str, int]] = field(default_factory=list)
     tokens: list[tuple[str, str, str, int]] = field(default_factory=list)  # kind, tier, direction
@@ -202,6 +207,7 @@ def read_snapshot(
                 totals[name][tuple(labels)] = Decimal(value)
             reconciler = conn.execute(named("metrics_reconciler")).all()
             oldest = conn.execute(named("metrics_oldest_live_hop")).all()
+            budgets = conn.execute(named("budget_use")).all()
         snapshot.database_up = True
     except Exception as error:  # a scrape must answer even when the database does not
         log.warning("metrics: database unavailable: %s", type(error).__name__)
@@ -211,6 +217,10 @@ def read_snapshot(
             names = ("runs", "republished", "settled", "unknown_requests")
             snapshot.reconciler = [(n, int(value)) for n, value in zip(names, stats, strict=True)]
         snapshot.oldest_live_hop_s = [(r[0], float(r[1])) for r in oldest if r[1] is not None]
+        snapshot.budgets = [
+            (r.budget, r.subject, float(r.limit_usd), float(r.spent), float(r.reserved), r.refused)
+            for r in budgets
+        ]
     try:
         pipe = broker.pipeline()
         for queue in queues:
@@ -458,6 +468,15 @@ def metric_families(snapshot: Snapshot) -> Iterator[Metric]:
         ["outcome"],
         snapshot.requests,
     )
+    budget_series = (
+        ("routeq_budget_limit_usd", "A budget's limit in its current period", 2),
+        ("routeq_budget_spent_usd", "Spent against a budget in its current period", 3),
+        ("routeq_budget_reserved_usd", "Worst case of calls in flight against a budget", 4),
+        ("routeq_budget_refused_calls", "Calls a budget refused in its current period", 5),
+    )
+    for name, documentation, column in budget_series:
+        rows = [(use[0], use[1], use[column]) for use in snapshot.budgets]
+        yield _gauge(name, documentation, ["budget", "subject"], rows)
 
 
 def _buckets(

@@ -91,6 +91,7 @@ class NewQuery:
     params: dict[str, Any] | None = None  # generation parameters: temperature, max_tokens
     shadow_of: uuid.UUID | None = None
     rerun_of: uuid.UUID | None = None
+    api_key_id: str | None = None  # the id of the API key it came with (never the key)
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ class QueryInput:
     rerun_of: uuid.UUID | None = None
     # a re-run's or a shadow's: the tier that gave the answer it repeats
     original_tier: str | None = None
+    api_key_id: str | None = None
 
 
 @dataclass(frozen=True)

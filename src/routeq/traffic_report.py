@@ -14,7 +14,7 @@ import io
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -123,6 +123,23 @@ class JudgeReliability:
 
 
 @dataclass(frozen=True)
+class BudgetFigures:
+    """One budget's use by one subject in its current period (``[[spend.budgets]]``)."""
+
+    budget: str
+    subject: str
+    period_start: datetime | None  # None: a budget over all time
+    limit_usd: Decimal
+    spent: Decimal
+    reserved: Decimal
+    refused: int
+
+    @property
+    def used_share(self) -> float:
+        return float((self.spent + self.reserved) / self.limit_usd)
+
+
+@dataclass(frozen=True)
 class TrafficReport:
     by: str
     period: Period
@@ -131,6 +148,7 @@ class TrafficReport:
     groups: list[GroupFigures]
     shadow_pairs: list[ShadowPair]
     judges: list[JudgeReliability]
+    budgets: list[BudgetFigures] = field(default_factory=list)
 
 
 def read_report(engine: Engine, by: Grouping, period: Period, top: TierConfig) -> TrafficReport:
@@ -145,6 +163,7 @@ def read_report(engine: Engine, by: Grouping, period: Period, top: TierConfig) -
         found = conn.execute(named("traffic_report"), params).all()
         pair_rows = conn.execute(named("shadow_pairs"), params).all()
         judge_rows = conn.execute(named("judge_reliability"), params).all()
+        budget_rows = conn.execute(named("budget_use")).all()
     rows = [row for row in found if not row.is_total]
     total = next((row for row in found if row.is_total), None)
     queries = int(total.queries) if total is not None else 0
@@ -157,6 +176,7 @@ def read_report(engine: Engine, by: Grouping, period: Period, top: TierConfig) -
         groups=[_figures(row, queries, top, row.grp) for row in rows],
         shadow_pairs=pairs,
         judges=[_judge(row, pair_rows) for row in judge_rows],
+        budgets=[BudgetFigures(*row) for row in budget_rows],
     )
 
 
@@ -327,6 +347,9 @@ def as_tables(report: TrafficReport) -> list[Table]:
         tables.append(_shadow_table(report.shadow_pairs))
     if report.judges:
         tables.append(_judge_table(report.judges))
+    if report.budgets:
+        title = "budgets: spend against each limit in its current period"
+        tables.append(_text_table(title, BUDGET_HEADINGS, budget_rows(report.budgets)))
     return tables
 
 
@@ -334,6 +357,27 @@ SHADOW_HEADINGS = ("answered on", "shadow on", "judge", "shadows", "compared", "
                    "quality gain", "judge agrees", "shadow cost")  # fmt: skip
 JUDGE_HEADINGS = ("tier", "judge", "answers", "unjudged", "agrees with feedback",
                   "agrees with itself on shadows")  # fmt: skip
+
+
+BUDGET_HEADINGS = ("budget", "subject", "period from", "limit", "spent", "reserved", "used",
+                   "calls refused")  # fmt: skip
+
+
+def budget_rows(budgets: Sequence[BudgetFigures]) -> list[tuple[str, ...]]:
+    """The budget table's rows, as text."""
+    return [
+        (
+            use.budget,
+            use.subject,
+            "all time" if use.period_start is None else f"{use.period_start:%Y-%m-%d}",
+            f"${use.limit_usd:.6f}",
+            f"${use.spent:.6f}",
+            f"${use.reserved:.6f}",
+            f"{use.used_share:.1%}",
+            f"{use.refused:,}",
+        )
+        for use in budgets
+    ]
 
 
 def shadow_rows(pairs: Sequence[ShadowPair]) -> list[tuple[str, ...]]:
@@ -406,6 +450,7 @@ def as_json(report: TrafficReport) -> str:
         "groups": [g.figures() for g in report.groups],
         "shadow_pairs": [asdict(pair) for pair in report.shadow_pairs],
         "judges": [asdict(judge) for judge in report.judges],
+        "budgets": [asdict(use) for use in report.budgets],
     }
     return json.dumps(plain(document), indent=2)
 

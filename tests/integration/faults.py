@@ -412,6 +412,7 @@ def fault_settings(
     workdir: Path,
     routing: RoutingConfig | None = None,
     judge_url: str | None = None,
+    **extra: Any,
 ) -> Settings:
     """The test ladder (``stack.ladder``/``stack.judge``) with every model's key in
     ``ROUTEQ_FAULT_KEY``, at most 4 concurrent calls per tier, and the fault suite's short
@@ -434,6 +435,7 @@ def fault_settings(
         worker=FAULT_WORKER,
         protection=FAULT_PROTECTION,
         state_dir=workdir / "state",
+        **extra,
     )
 
 
@@ -448,7 +450,10 @@ def fault_stack(
     start_workers: bool = True,
     routing: RoutingConfig | None = None,
     judge_url: str | None = None,
+    **settings_extra: Any,
 ) -> Iterator[FaultStack]:
+    """routeq deployed on servers the test owns; ``settings_extra``: more settings sections
+    (``spend``, ``privacy``) for the workers and the client."""
     redis_server = RedisServer(tmp_path)
     postgres = PostgresCluster(tmp_path) if own_postgres else None
     sim = SimProcess(tmp_path, models or default_models())
@@ -459,6 +464,7 @@ def fault_stack(
         workdir=tmp_path,
         routing=routing,
         judge_url=judge_url,
+        **settings_extra,
     )
     config_path = write_config(settings, tmp_path / "routeq.toml")
     stack: FaultStack | None = None

@@ -26,7 +26,8 @@ from faults import (
     wait_for,
 )
 
-from routeq.config import ModelEndpoint, RoutingConfig, RuleConfig
+from routeq import Client
+from routeq.config import BudgetConfig, ModelEndpoint, RoutingConfig, RuleConfig, SpendConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -250,6 +251,51 @@ def test_a_judge_that_is_down_is_handled_per_tier_counted_and_alerted(
         accepted_unjudged=outcomes.get("accepted_unjudged", 0),
         failed_closed=outcomes.get("failed_closed", 0),
         frontier_unjudged=0,
+    )
+
+
+def test_concurrent_queries_never_overspend_a_budget(
+    tmp_path: Path, migrated_url: str, ledger: object
+) -> None:
+    """200 queries of one user race for a daily budget that affords some of them: each
+    call reserves its worst case before it is sent and settles its real cost after, so the
+    budget is never exceeded, and each refused query says which budget refused it."""
+    limit = Decimal("0.0060")
+    spend = SpendConfig(budgets=[BudgetConfig(name="alice-daily", scope="user", limit_usd=limit)])
+    with fault_stack(tmp_path, shared_database_url=migrated_url, spend=spend) as stack:
+        with Client(stack.settings) as client:
+            client.submit_many(
+                [
+                    {"text": f"Explain budget topic {i} in two sentences.", "user": "alice"}
+                    for i in range(LOAD)
+                ]
+            )
+        recovery = wait_all_final(stack, RECOVERY_LIMIT_S)
+        counts = audit(stack, LOAD)
+        engine = stack.engine()
+        (used,) = rows(engine, "SELECT spent, reserved, refused FROM budget_use")
+        paid = rows(engine, "SELECT coalesce(sum(cost), 0) FROM provider_requests")[0][0]
+        reasons = [
+            r for (r,) in rows(engine, "SELECT final_reason FROM queries WHERE status = 'failed'")
+        ]
+        kept = rows(
+            engine,
+            "SELECT count(*) FROM queries WHERE status = 'done' "
+            "AND final_reason LIKE '%cannot afford%accepted the earlier answer%'",
+        )[0][0]
+        engine.dispose()
+    assert paid <= limit, f"spent ${paid} of a ${limit} budget"
+    assert used.spent == paid and used.reserved == 0
+    assert counts["done"] > 0 and counts["failed"] > 0, counts
+    assert all("budget 'alice-daily' for 'alice' cannot afford this call" in r for r in reasons)
+    report(
+        f"budget: 200 queries of one user against ${limit} a day",
+        recovery,
+        counts,
+        budget_spent=str(used.spent),
+        budget_limit=str(limit),
+        refused_calls=used.refused,
+        refused_but_kept_an_earlier_answer=kept,
     )
 
 

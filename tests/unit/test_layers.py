@@ -23,7 +23,15 @@ def loaded_after(statement: str) -> set[str]:
 
 @pytest.mark.parametrize(
     "module",
-    ["routeq", "routeq.policies", "routeq.judges", "routeq.pricing", "routeq.hooks", "routeq.chat"],
+    [
+        "routeq",
+        "routeq.policies",
+        "routeq.judges",
+        "routeq.pricing",
+        "routeq.budgets",
+        "routeq.hooks",
+        "routeq.chat",
+    ],
 )
 def test_pure_modules_load_no_broker_database_or_http_machinery(module: str) -> None:
     loaded = loaded_after(f"import {module}")

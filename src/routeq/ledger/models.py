@@ -52,6 +52,8 @@ __all__ = [
     "Base",
     "Batch",
     "BatchDocument",
+    "BudgetReservation",
+    "BudgetUse",
     "Hop",
     "HopKind",
     "HopStatus",
@@ -81,6 +83,7 @@ class Query(Base):
         "metadata", JSONB, default=dict, server_default=sql("'{}'::jsonb")
     )
     user_id: Mapped[str | None] = mapped_column(String(200))
+    api_key_id: Mapped[str | None] = mapped_column(String(200))  # the key's id, never the key
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     status: Mapped[str] = mapped_column(String(16), default=QueryStatus.QUEUED.value)
     final_answer: Mapped[str | None] = mapped_column(Text)
@@ -268,6 +271,39 @@ class Feedback(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (Index("ix_feedback_query", "query_id"),)
+
+
+class BudgetUse(Base):
+    """Spend reserved and spent against one budget, subject and period (migration 0012)."""
+
+    __tablename__ = "budget_use"
+
+    budget: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    limit_usd: Mapped[Decimal] = mapped_column(Money)
+    reserved: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
+    spent: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
+    refused: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("reserved >= 0 AND spent >= 0", name="budget_use_nonnegative"),
+    )
+
+
+class BudgetReservation(Base):
+    """An attempt's open reservation against a budget, settled when the attempt finishes."""
+
+    __tablename__ = "budget_reservations"
+
+    request_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("provider_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    budget: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    amount: Mapped[Decimal] = mapped_column(Money)
 
 
 class ReconcilerStats(Base):

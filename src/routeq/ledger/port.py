@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any, Protocol
 
+from routeq.budgets import Charge
 from routeq.records import (
     CallOutput,
     ChildQuery,
@@ -58,6 +59,8 @@ class StepLedger(Protocol):
 
     def renew(self, hop: ClaimedHop, lease_s: float) -> bool: ...
 
+    def batch_of(self, document_id: int) -> str | None: ...
+
     def release(self, hop: ClaimedHop, *, waited: bool = False) -> bool: ...
 
     def hop_id(self, query_id: uuid.UUID, seq: int) -> int: ...
@@ -85,8 +88,12 @@ class StepLedger(Protocol):
         output_price: Decimal,
         max_cost: Decimal | None = None,
         lease_s: float | None = None,
+        charges: Sequence[Charge] = (),
+        reserve: Decimal = ...,
+        max_query_cost: Decimal | None = None,
     ) -> int:
-        """Record a provider request as pending before it is sent; renew the lease."""
+        """Record a provider request as pending before it is sent; renew the lease; reserve
+        its worst case against its budgets (all or none: ``BudgetExceededError``)."""
         ...
 
     def finish_request(
@@ -103,8 +110,10 @@ class StepLedger(Protocol):
         http_status: int | None = None,
         error: str | None = None,
         lease_s: float | None = None,
+        settle_budgets: bool = False,
     ) -> None:
-        """Complete a request with its cost (not fenced: money spent is spent)."""
+        """Complete a request with its cost (not fenced: money spent is spent), settling its
+        budget reservations."""
         ...
 
     def finish_hop(

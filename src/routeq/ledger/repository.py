@@ -16,12 +16,34 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, and_, func, insert, or_, select, text, tuple_, update
+import sqlalchemy as sa
+from sqlalchemy import (
+    Engine,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
-from routeq.errors import DeliverySupersededError, UnknownQueryError
-from routeq.ledger.models import Hop, ProviderRequest, Query, ReconcilerStats
+from routeq.budgets import Charge
+from routeq.errors import BudgetExceededError, DeliverySupersededError, UnknownQueryError
+from routeq.ledger.models import (
+    BatchDocument,
+    BudgetReservation,
+    BudgetUse,
+    Hop,
+    ProviderRequest,
+    Query,
+    ReconcilerStats,
+)
 from routeq.ledger.sql import named
 from routeq.records import (
     FINAL_QUERY_STATUSES,
@@ -54,6 +76,92 @@ queries = cast(Table, Query.__table__)
 hops = cast(Table, Hop.__table__)
 requests = cast(Table, ProviderRequest.__table__)
 reconciler_stats = cast(Table, ReconcilerStats.__table__)
+budget_use = cast(Table, BudgetUse.__table__)
+batch_documents = cast(Table, BatchDocument.__table__)
+budget_reservations = cast(Table, BudgetReservation.__table__)
+
+# The name a refusal by ``[spend] max_cost_per_query`` carries in place of a budget's.
+MAX_COST_PER_QUERY = "max_cost_per_query"
+
+
+def _period_start(period: str) -> Any:
+    """The start of a budget's current period on the database's clock (UTC)."""
+    if period == "total":
+        return sa.literal("-infinity", sa.DateTime(timezone=True))
+    utc = func.timezone("UTC", func.now())
+    return func.timezone("UTC", func.date_trunc(period, utc))
+
+
+def _budget_row(charge: Charge) -> list[Any]:
+    return [
+        budget_use.c.budget == charge.budget,
+        budget_use.c.subject == charge.subject,
+        budget_use.c.period_start == _period_start(charge.period),
+    ]
+
+
+def _reserve(conn: Connection, charge: Charge, amount: Decimal) -> Any:
+    """Reserve ``amount`` against the budget's current period, only if it stays within the
+    limit; the period's start, or ``BudgetExceededError``. The row lock taken by the update
+    makes concurrent reservations queue, so two cannot both take what is left."""
+    conn.execute(
+        pg_insert(budget_use)
+        .values(
+            budget=charge.budget,
+            subject=charge.subject,
+            period_start=_period_start(charge.period),
+            limit_usd=charge.limit_usd,
+        )
+        .on_conflict_do_nothing()
+    )
+    row = conn.execute(
+        update(budget_use)
+        .where(*_budget_row(charge))
+        .values(
+            reserved=budget_use.c.reserved + amount,
+            limit_usd=charge.limit_usd,  # a changed limit applies from the next call
+            updated_at=func.now(),
+        )
+        .returning(budget_use.c.period_start, budget_use.c.spent, budget_use.c.reserved)
+    ).one()
+    if row.spent + row.reserved <= charge.limit_usd:
+        return row.period_start
+    left = charge.limit_usd - row.spent - (row.reserved - amount)
+    raise BudgetExceededError(
+        f"budget {charge.budget!r} for {charge.subject!r} cannot afford this call: "
+        f"${row.spent:.6f} spent and ${row.reserved - amount:.6f} reserved of "
+        f"${charge.limit_usd:.6f} this {charge.period if charge.period != 'total' else 'budget'}"
+        f"; the call could cost up to ${amount:.6f}",
+        budget=charge.budget,
+        remaining=max(left, Decimal(0)),
+    )  # the transaction rolls back: the reservation above is undone
+
+
+def _check_query_cost(
+    conn: Connection, query_id: uuid.UUID, amount: Decimal, limit: Decimal
+) -> None:
+    spent = conn.execute(select(queries.c.total_cost).where(queries.c.id == query_id)).scalar_one()
+    if spent + amount > limit:
+        raise BudgetExceededError(
+            f"max_cost_per_query (${limit:.6f}) cannot afford this call: the query has spent "
+            f"${spent:.6f} and the call could cost up to ${amount:.6f}",
+            budget=MAX_COST_PER_QUERY,
+            remaining=max(limit - spent, Decimal(0)),
+        )
+
+
+def _settle(conn: Connection, request_id: int, cost: Decimal) -> None:
+    """Move a finished attempt's reservations to its real cost."""
+    conn.execute(
+        sa.text(
+            "UPDATE budget_use b SET reserved = b.reserved - r.amount, spent = b.spent + :cost, "
+            "updated_at = now() FROM budget_reservations r WHERE r.request_id = :request "
+            "AND b.budget = r.budget AND b.subject = r.subject "
+            "AND b.period_start = r.period_start"
+        ),
+        {"cost": cost, "request": request_id},
+    )
+    conn.execute(delete(budget_reservations).where(budget_reservations.c.request_id == request_id))
 
 
 @dataclass(frozen=True)
@@ -175,6 +283,7 @@ def _query_vocabulary(item: NewQuery) -> dict[str, Any]:
         "params": item.params,
         "shadow_of": item.shadow_of,
         "rerun_of": item.rerun_of,
+        "api_key_id": item.api_key_id,
     }
 
 
@@ -482,6 +591,7 @@ class Ledger:
                     queries.c.params,
                     queries.c.shadow_of,
                     queries.c.rerun_of,
+                    queries.c.api_key_id,
                 ).where(queries.c.id == query_id)
             ).one_or_none()
             original = None if row is None else (row.rerun_of or row.shadow_of)
@@ -508,6 +618,7 @@ class Ledger:
             shadow_of=row.shadow_of,
             rerun_of=row.rerun_of,
             original_tier=original_tier,
+            api_key_id=row.api_key_id,
         )
 
     def children(self, parent_id: uuid.UUID) -> list[ChildQuery]:
@@ -572,6 +683,14 @@ class Ledger:
         newer delivery owns the hop."""
         with self.engine.begin() as conn:
             return self._renew(conn, hop, lease_s)
+
+    def batch_of(self, document_id: int) -> str | None:
+        """The id of the batch a batch document belongs to (for budgets by batch)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(batch_documents.c.batch_id).where(batch_documents.c.id == document_id)
+            ).scalar_one_or_none()
+        return None if found is None else str(found)
 
     def hop_tier(self, query_id: uuid.UUID, seq: int) -> str | None:
         """The tier a hop calls (None for a hop that does not exist)."""
@@ -824,30 +943,85 @@ class Ledger:
         output_price: Decimal,
         max_cost: Decimal | None = None,
         lease_s: float | None = None,
+        charges: Sequence[Charge] = (),
+        reserve: Decimal = Decimal(0),
+        max_query_cost: Decimal | None = None,
     ) -> int:
         """Put a provider request on the ledger *before* it is sent, as ``pending``, and renew
         the hop's lease for the attempt. Returns the request's id (sent as a header, so the
-        provider's logs and the ledger can be matched)."""
-        with self.engine.begin() as conn:
-            if lease_s is not None and not self._renew(conn, hop, lease_s):
-                raise DeliverySupersededError(
-                    f"hop {hop.seq} of query {hop.query_id}: delivery {hop.delivery} no longer "
-                    "owns it; not calling the model again"
-                )
-            request_id = conn.execute(
-                insert(requests)
-                .values(
-                    hop_id=hop.id,
-                    delivery=hop.delivery,
-                    try_number=try_number,
-                    model=model,
-                    outcome=RequestOutcome.PENDING.value,
-                    input_price_per_mtok=input_price,
-                    output_price_per_mtok=output_price,
-                    max_cost=max_cost,
-                )
-                .returning(requests.c.id)
-            ).scalar_one()
+        provider's logs and the ledger can be matched).
+
+        With ``charges`` (budgets) or ``max_query_cost``, the attempt first reserves
+        ``reserve`` (its worst case) against each budget and checks the query's spend, in the
+        same transaction: all or nothing. When one cannot afford it, nothing is written but the
+        budget's ``refused`` count, and ``BudgetExceededError`` says which and what is left."""
+        try:
+            with self.engine.begin() as conn:
+                return self._begin_request(
+                    conn, hop, try_number, model, input_price, output_price, max_cost, lease_s,
+                    charges, reserve, max_query_cost,
+                )  # fmt: skip
+        except BudgetExceededError as refused:
+            for charge in charges:
+                if charge.budget == refused.budget:
+                    with self.engine.begin() as conn:
+                        conn.execute(
+                            update(budget_use)
+                            .where(*_budget_row(charge))
+                            .values(refused=budget_use.c.refused + 1)
+                        )
+            raise
+
+    def _begin_request(
+        self,
+        conn: Connection,
+        hop: ClaimedHop,
+        try_number: int,
+        model: str,
+        input_price: Decimal,
+        output_price: Decimal,
+        max_cost: Decimal | None,
+        lease_s: float | None,
+        charges: Sequence[Charge],
+        reserve: Decimal,
+        max_query_cost: Decimal | None,
+    ) -> int:
+        if lease_s is not None and not self._renew(conn, hop, lease_s):
+            raise DeliverySupersededError(
+                f"hop {hop.seq} of query {hop.query_id}: delivery {hop.delivery} no longer "
+                "owns it; not calling the model again"
+            )
+        if max_query_cost is not None:
+            _check_query_cost(conn, hop.query_id, reserve, max_query_cost)
+        reserved = [_reserve(conn, charge, reserve) for charge in charges]
+        request_id = conn.execute(
+            insert(requests)
+            .values(
+                hop_id=hop.id,
+                delivery=hop.delivery,
+                try_number=try_number,
+                model=model,
+                outcome=RequestOutcome.PENDING.value,
+                input_price_per_mtok=input_price,
+                output_price_per_mtok=output_price,
+                max_cost=max_cost,
+            )
+            .returning(requests.c.id)
+        ).scalar_one()
+        if reserved:
+            conn.execute(
+                insert(budget_reservations),
+                [
+                    {
+                        "request_id": request_id,
+                        "budget": charge.budget,
+                        "subject": charge.subject,
+                        "period_start": period_start,
+                        "amount": reserve,
+                    }
+                    for charge, period_start in zip(charges, reserved, strict=True)
+                ],
+            )
         return int(request_id)
 
     def finish_request(
@@ -864,8 +1038,11 @@ class Ledger:
         http_status: int | None = None,
         error: str | None = None,
         lease_s: float | None = None,
+        settle_budgets: bool = False,
     ) -> None:
         """Complete a request's row and add its cost to the hop and the query, atomically.
+        ``settle_budgets``: the attempt reserved against budgets; its reservations become its
+        real cost, in the same transaction.
 
         Not fenced: money spent is spent, even by a delivery that has been superseded (or whose
         request the reconciler already marked ``unknown``). ``lease_s`` renews the hop's lease
@@ -896,6 +1073,8 @@ class Ledger:
                 )
             if lease_s is not None:
                 self._renew(conn, hop, lease_s)
+            if settle_budgets:
+                _settle(conn, request_id, cost)
 
     @staticmethod
     def _renew(conn: Connection, hop: ClaimedHop, lease_s: float) -> bool:

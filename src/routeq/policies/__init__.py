@@ -12,6 +12,7 @@ from routeq.policies.escalation import EscalationPolicy, build_escalation, regis
 from routeq.policies.features import Feature, ModelCalls, ModelReply, TokenCount
 from routeq.policies.ladder import (
     fit_to_context,
+    fits,
     rerun_tier,
     shadow_sampled,
     shadow_tier,
@@ -55,6 +56,7 @@ __all__ = [
     "build_router",
     "default_tier",
     "fit_to_context",
+    "fits",
     "middle_tier",
     "register_escalation",
     "register_policy",

@@ -20,8 +20,14 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from routeq.budgets import Charge, charges, needs_batch, on_exceed, reservation
 from routeq.config import ModelEndpoint, TierConfig
-from routeq.errors import DeliverySupersededError, EndpointUnavailableError, ProviderError
+from routeq.errors import (
+    BudgetExceededError,
+    DeliverySupersededError,
+    EndpointUnavailableError,
+    ProviderError,
+)
 from routeq.hooks import Allow, CallContext, ClosedQuery, Deny, VerdictContext, gate, notify
 from routeq.judges import (
     Accept,
@@ -47,6 +53,7 @@ from routeq.policies import (
     QueryView,
     default_tier,
     fit_to_context,
+    fits,
     rerun_tier,
     shadow_sampled,
     shadow_tier,
@@ -321,6 +328,7 @@ def _children(query: QueryInput, pieces: list[Piece]) -> list[NewQuery]:
             cache_key=piece_cache_key(piece),
             batch_document_id=query.batch_document_id,
             role=QueryRole(piece.task.role),
+            api_key_id=query.api_key_id,
         )
         for piece in pieces
     ]
@@ -378,11 +386,15 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int, age_s: float) -> StepResul
     allowed = _gate_call(rt, hop, query, tier.name, chain[0], max_cost)
     if allowed is not None:
         return allowed
-    called = _call_chain(rt, hop, chain, messages, query.params)
+    called = _call_chain(rt, hop, chain, messages, query)
     if called.response is None:
         if called.only_waited and age_s < rt.settings.protection.wait_deadline_s:
             return _hand_back_to_wait(rt, hop, called.wait_s, called.error_text())
         error = called.error_text()
+        if called.refused is not None:
+            step = _over_budget(rt, hop, tier.name, query, messages, called.refused)
+            refused = HopResult(error=error, details={"budget": called.refused.budget})
+            return _move_on(rt, hop, HopStatus.FAILED, refused, step, query)
         step = _after_call_failure(rt, hop, tier.name, error, query.input_tokens)
         step = _kept_on_its_tier(query, step)
         failed = HopResult(error=error, details=called.details())
@@ -427,6 +439,7 @@ class _Called:
     # wait for capacity instead of escalating.
     only_waited: bool = True
     wait_s: float = 0.0
+    refused: BudgetExceededError | None = None  # a budget could not afford the call
 
     def error_text(self) -> str:
         if len(self.passed_over) == 1:
@@ -451,16 +464,24 @@ def _call_chain(
     hop: ClaimedHop,
     chain: list[ModelEndpoint],
     messages: list[dict[str, str]],
-    params: dict[str, Any] | None,
+    query: QueryInput,
 ) -> _Called:
     """Call the tier's endpoints in turn until one answers. An endpoint is passed over when its
     breaker is open or its rate limit cannot be met soon (nothing is sent), or when its call
-    failed after its retries."""
+    failed after its retries. A budget that cannot afford the call stops the chain: a fallback
+    of similar strength costs about as much."""
     called = _Called()
     waits: list[float] = []
     for endpoint in chain:
         try:
-            called.response, called.latency_ms = _complete(rt, hop, endpoint, messages, params)
+            called.response, called.latency_ms = _complete(
+                rt, hop, endpoint, messages, query.params, query=query
+            )
+        except BudgetExceededError as error:
+            called.refused = error
+            called.only_waited = False
+            called.passed_over.append((endpoint.model, short_error(error)))
+            return called
         except ProviderError as error:
             unavailable = isinstance(error, EndpointUnavailableError)
             if unavailable or error.status_code == 429:  # capacity, not a failure: wait it out
@@ -473,6 +494,28 @@ def _call_chain(
         return called
     called.wait_s = min(waits, default=1.0)
     return called
+
+
+def _over_budget(
+    rt: Runtime,
+    hop: ClaimedHop,
+    tier: str,
+    query: QueryInput,
+    messages: list[dict[str, str]],
+    refused: BudgetExceededError,
+) -> NextStep:
+    """A budget could not afford the call: keep an earlier answer if the query has one;
+    else, for a budget that moves calls to a ``cheaper`` tier, the strongest tier below whose
+    worst case fits what is left; else fail, saying which budget and what is left."""
+    reason = short_error(refused)
+    earlier = rt.ledger.last_answer_seq(hop.query_id, hop.seq)
+    if earlier is None and on_exceed(rt.settings.spend, refused.budget) == "cheaper":
+        names = rt.settings.tier_names
+        tokens = count_message_tokens(messages)
+        for lower in reversed(rt.settings.tiers[: names.index(tier)]):
+            if fits(lower, query.input_tokens) and reservation(lower, tokens) <= refused.remaining:
+                return Escalate(lower.name, f"{reason}; moved to the cheaper {lower.name}")
+    return _earlier_answer_or(rt, hop, Fail(reason))
 
 
 def _wait_for_endpoints(
@@ -692,7 +735,7 @@ def _verdict(
         prompt = fit_judge_messages(
             rubric, question, answer or "", budget, question_label="source" if task else "question"
         )
-        response, latency_ms = _complete(rt, hop, config.model, prompt.messages)
+        response, latency_ms = _complete(rt, hop, config.model, prompt.messages, query=query)
         usage = _usage(response, latency_ms)
         scored = parse_judge_reply(response.content, truncated=response.finish_reason == "length")
     except (ProviderError, JudgeError) as error:
@@ -891,11 +934,13 @@ def _complete(
     messages: list[dict[str, str]],
     params: dict[str, Any] | None = None,
     max_cost: Decimal | None = None,
+    query: QueryInput | None = None,
 ) -> tuple[ChatResponse, int]:
     """Call a model with retries. Every attempt is on the ledger *before* it is sent (so a
     worker killed mid-call leaves an ``unknown`` request with its possible cost, never a paid
     call with no trace) and is completed with its cost after; each one renews the hop's lease
-    for the attempt (and the pause) ahead."""
+    for the attempt (and the pause) ahead. ``query``: whose budgets the call is charged to
+    (``[spend]``); each attempt reserves its worst case against them before it is sent."""
     latency: list[int] = []
     margin = rt.settings.worker.lease_margin_s
     temperature = (params or {}).get("temperature")
@@ -908,6 +953,9 @@ def _complete(
     if max_cost is None:
         max_cost = call_cost(endpoint, prompt_tokens, endpoint.max_output_tokens)
     request_ids: dict[int, int] = {}
+    charged = _charges(rt, query)
+    limit = rt.settings.spend.max_cost_per_query if query is not None else None
+    reserve = reservation(endpoint, prompt_tokens) if charged or limit else Decimal(0)
 
     def before(try_number: int, pause_s: float) -> ChatRequest:
         _take_capacity(rt, hop, endpoint, prompt_tokens + endpoint.max_output_tokens)
@@ -930,6 +978,9 @@ def _complete(
             output_price=endpoint.output_price_per_mtok,
             max_cost=max_cost,
             lease_s=attempt_lease_s(endpoint, 0.0, margin),
+            charges=charged,
+            reserve=reserve,
+            max_query_cost=limit,
         )
         request_ids[try_number] = request_id
         return replace(request, request_id=str(request_id))
@@ -953,6 +1004,7 @@ def _complete(
             http_status=error.status_code if error else 200,
             error=short_error(error) if error else None,
             lease_s=None if pause is None else attempt_lease_s(endpoint, pause, margin),
+            settle_budgets=bool(charged),
         )
         _tell_guard(rt, endpoint, error)
 
@@ -960,6 +1012,17 @@ def _complete(
         rt.provider(endpoint), request, rt.settings.retry, record, before_attempt=before
     )
     return response, latency[-1]
+
+
+def _charges(rt: Runtime, query: QueryInput | None) -> list[Charge]:
+    """The budgets this query's calls are charged to (none unless ``[spend]`` has budgets)."""
+    spend = rt.settings.spend
+    if query is None or not spend.budgets:
+        return []
+    batch_id = None
+    if needs_batch(spend) and query.batch_document_id is not None:
+        batch_id = rt.ledger.batch_of(query.batch_document_id)
+    return charges(spend, query, batch_id)
 
 
 def _take_capacity(rt: Runtime, hop: ClaimedHop, endpoint: ModelEndpoint, tokens: int) -> None:
@@ -1125,6 +1188,7 @@ def _shadow_query(
         messages=query.messages,
         params=query.params,
         shadow_of=query.id,
+        api_key_id=query.api_key_id,
     )
 
 
