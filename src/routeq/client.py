@@ -30,6 +30,7 @@ from routeq.errors import ConfigError, InvalidQueryError
 from routeq.ledger import HopKind, HopView, Ledger, NewQuery, NextHop, make_engine
 from routeq.ledger.batches import BatchInfo, BatchProgress, BatchStore, DocumentResult
 from routeq.policies.ladder import fits
+from routeq.privacy import private_query
 from routeq.queue.app import create_app
 from routeq.queue.publisher import Publisher
 from routeq.records import FINAL_QUERY_STATUSES
@@ -347,7 +348,7 @@ class Client:
                 f"{where}: api_key_id must be a printable string of at most {_MAX_KEY_LENGTH} "
                 "characters (the key's id, not the key)"
             )
-        return NewQuery(
+        query = NewQuery(
             text=text,
             input_tokens=tokens,
             metadata=metadata,
@@ -357,6 +358,7 @@ class Client:
             params=params,
             api_key_id=key_id,
         )
+        return private_query(self.settings.privacy, query)
 
     # -- batches ---------------------------------------------------------------------------------
 
@@ -389,7 +391,11 @@ class Client:
         info = self.batches.open(name, spec.model_dump(mode="json"))
         spent_at_start = self.batches.spent(info.id)
         prepared = prepare(docs, self.settings.max_query_chars)
-        make_query = document_query(spec, user)
+        make_document = document_query(spec, user)
+
+        def make_query(item: Any, batch_document_id: int) -> NewQuery:
+            return private_query(self.settings.privacy, make_document(item, batch_document_id))
+
         actions: dict[str, int] = {}
         interrupted = False
         for start in range(0, len(prepared), _BATCH_GROUP):

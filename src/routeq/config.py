@@ -413,14 +413,15 @@ class ProtectionConfig(_Strict):
     """Circuit breakers and waiting (docs/reliability.md, "Protecting providers").
 
     An endpoint whose attempts fail ``breaker_failures`` times in a row (connection errors,
-    timeouts, 5xx) is left alone for ``breaker_open_s``; then one call probes it. A hop whose
-    endpoints are all unavailable (breakers open, rate limits spent, a ``Retry-After`` running)
-    waits without using a delivery, for at most ``wait_deadline_s`` from its creation; past
-    that it goes on as after a failed call."""
+    timeouts, 5xx) is left alone for ``breaker_open_s``; then one call probes it. A call whose
+    endpoints are all out of capacity (rate limits spent, a ``Retry-After`` running), or all
+    behind open breakers on the top tier (nothing above to escalate to), waits without using a
+    delivery, for at most ``wait_deadline_s`` from the hop's creation; past that it goes on as
+    after a failed call. Below the top, an open breaker is passed over like a failed call."""
 
     breaker_failures: int = Field(default=5, ge=1)
     breaker_open_s: float = Field(default=30.0, gt=0)
-    wait_deadline_s: float = Field(default=600.0, ge=0)
+    wait_deadline_s: float = Field(default=120.0, ge=0)
     max_inline_wait_s: float = Field(
         default=5.0,
         ge=0,
@@ -474,6 +475,59 @@ class SpendConfig(_Strict):
         if repeated:
             raise ValueError(f"budget names must be unique; repeated: {', '.join(repeated)}")
         return budgets
+
+
+RedactedKind = Literal["email", "key", "number"]
+
+
+def _all_redacted_kinds() -> list[RedactedKind]:
+    return ["email", "key", "number"]
+
+
+class PrivacyTag(_Strict):
+    """``[[privacy.tags]]``: queries whose metadata ``tag`` equals ``value`` use ``mode``."""
+
+    tag: str = Field(min_length=1)
+    value: str
+    mode: Literal["full", "redact", "none"]
+
+
+class PrivacyConfig(_Strict):
+    """``[privacy]``: what of prompts and answers is stored (``routeq.privacy``,
+    docs/privacy.md), and how long texts are kept."""
+
+    mode: Literal["full", "redact", "none"] = "full"
+    redact: list[RedactedKind] = Field(
+        default_factory=_all_redacted_kinds,
+        description="built-in patterns replaced in redact mode",
+    )
+    patterns: list[str] = Field(
+        default_factory=list, description="more regular expressions replaced in redact mode"
+    )
+    tags: list[PrivacyTag] = Field(default_factory=list)
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="texts of queries finished longer ago are erased by the reconciler (their "
+        "hashes, token counts, costs and verdicts are kept); unset: kept",
+    )
+    answer_hold_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="mode none: how long a final answer stays readable after its query closes",
+    )
+
+    @field_validator("patterns")
+    @classmethod
+    def _compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from exc
+            if compiled.match(""):
+                raise ValueError(f"pattern {pattern!r} matches empty text")
+        return patterns
 
 
 class WorkerConfig(_Strict):
@@ -627,6 +681,7 @@ class Settings(BaseSettings):
     shadow: ShadowConfig = Field(default_factory=ShadowConfig)
     protection: ProtectionConfig = Field(default_factory=ProtectionConfig)
     spend: SpendConfig = Field(default_factory=SpendConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     config_file: Path | None = Field(default=None, exclude=True)
 
     @classmethod

@@ -92,6 +92,7 @@ class NewQuery:
     shadow_of: uuid.UUID | None = None
     rerun_of: uuid.UUID | None = None
     api_key_id: str | None = None  # the id of the API key it came with (never the key)
+    privacy: str = "full"  # what of its texts is kept: full, redact or none (routeq.privacy)
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ class QueryInput:
     # a re-run's or a shadow's: the tier that gave the answer it repeats
     original_tier: str | None = None
     api_key_id: str | None = None
+    privacy: str = "full"
 
 
 @dataclass(frozen=True)

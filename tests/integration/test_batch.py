@@ -22,6 +22,10 @@ from routeq.sim import SimModel
 
 pytestmark = pytest.mark.integration
 
+# Every model of these stacks is down: a query at the top tier waits for the provider's breaker
+# (protection.wait_deadline_s) before it fails; these tests are about the failure, not the wait.
+FAIL_AT_ONCE = {"protection": {"wait_deadline_s": 0}}
+
 REPO = Path(__file__).resolve().parents[2]
 FINAL = {"done", "failed", "rejected"}
 
@@ -141,7 +145,12 @@ def test_failed_documents_are_retried_and_summaries_reused_across_batches(
         for name in ("sim-small", "sim-medium", "sim-large")
     }
     # Given a batch whose every model call failed
-    with running_stack(tmp_path, migrated_url, broker_url, sim_config(**broken)) as (stack, _):
+    with running_stack(
+        tmp_path, migrated_url, broker_url, sim_config(**broken), **FAIL_AT_ONCE
+    ) as (
+        stack,
+        _,
+    ):
         stack.start_worker("-c", "2")
         with Client(stack.settings) as client:
             handle = client.submit_batch([notes], name="retry")

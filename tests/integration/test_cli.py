@@ -18,6 +18,10 @@ from routeq.sim import SimModel
 
 pytestmark = pytest.mark.integration
 
+# Every model of these stacks is down: a query at the top tier waits for the provider's breaker
+# (protection.wait_deadline_s) before it fails; these tests are about the failure, not the wait.
+FAIL_AT_ONCE = {"protection": {"wait_deadline_s": 0}}
+
 # Wide, colourless output, so messages are matched as written and never wrapped or styled.
 _PLAIN = {"COLUMNS": "500", "NO_COLOR": "1", "TERM": "dumb"}
 _STYLING = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE")
@@ -108,7 +112,12 @@ def test_a_failed_query_exits_1_with_its_reason(
         name: SimModel(name, quality=0.9, fault_500=1.0)
         for name in ("sim-small", "sim-medium", "sim-large")
     }
-    with running_stack(tmp_path, migrated_url, broker_url, sim_config(**broken)) as (stack, _):
+    with running_stack(
+        tmp_path, migrated_url, broker_url, sim_config(**broken), **FAIL_AT_ONCE
+    ) as (
+        stack,
+        _,
+    ):
         stack.start_worker("--concurrency", "2")
 
         waited = routeq(

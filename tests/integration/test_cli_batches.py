@@ -19,6 +19,10 @@ from routeq.sim import SimModel
 
 pytestmark = pytest.mark.integration
 
+# Every model of these stacks is down: a query at the top tier waits for the provider's breaker
+# (protection.wait_deadline_s) before it fails; these tests are about the failure, not the wait.
+FAIL_AT_ONCE = {"protection": {"wait_deadline_s": 0}}
+
 _PLAIN = {"NO_COLOR": "1", "TERM": "dumb"}
 _STYLING = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE", "COLUMNS")
 
@@ -63,7 +67,12 @@ def test_a_batch_whose_documents_failed_exits_1_and_lists_them(
     tmp_path: Path, migrated_url: str, broker_url: str, ledger: object
 ) -> None:
     folder = notes(tmp_path, 3)
-    with running_stack(tmp_path, migrated_url, broker_url, sim_config(**BROKEN)) as (stack, _):
+    with running_stack(
+        tmp_path, migrated_url, broker_url, sim_config(**BROKEN), **FAIL_AT_ONCE
+    ) as (
+        stack,
+        _,
+    ):
         stack.start_worker("-c", "2")
 
         ran = routeq(stack, "summarize", str(folder), "--out", "out.jsonl", "--name", "broken")

@@ -27,7 +27,15 @@ from faults import (
 )
 
 from routeq import Client
-from routeq.config import BudgetConfig, ModelEndpoint, RoutingConfig, RuleConfig, SpendConfig
+from routeq.config import (
+    BudgetConfig,
+    ModelEndpoint,
+    PrivacyConfig,
+    PrivacyTag,
+    RoutingConfig,
+    RuleConfig,
+    SpendConfig,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -297,6 +305,86 @@ def test_concurrent_queries_never_overspend_a_budget(
         refused_calls=used.refused,
         refused_but_kept_an_earlier_answer=kept,
     )
+
+
+def test_each_privacy_mode_keeps_a_planted_marker_only_where_it_allows(
+    tmp_path: Path, migrated_url: str, ledger: object
+) -> None:
+    """200 queries in flight, a third in each privacy mode (by a metadata tag), each prompt
+    carrying a marker. The ledger holds the markers of ``full`` queries only; a ``redact``
+    query's marker was replaced before it was stored; a ``none`` query's texts were erased when
+    it closed and its answer after the 2 s hold. No marker is in Redis or any log."""
+    modes = ("full", "redact", "none")
+    privacy = PrivacyConfig(
+        tags=[PrivacyTag(tag="privacy", value=mode, mode=mode) for mode in modes],  # type: ignore[arg-type]
+        answer_hold_s=2.0,
+    )
+    with fault_stack(tmp_path, shared_database_url=migrated_url, privacy=privacy) as stack:
+        with Client(stack.settings) as client:
+            client.submit_many(
+                [
+                    {
+                        "text": f"Send the minutes to plantedmarker-{modes[i % 3]}-{i}@example.com "
+                        f"and explain topic {i} in two sentences.",
+                        "metadata": {"privacy": modes[i % 3]},
+                    }
+                    for i in range(LOAD)
+                ]
+            )
+        recovery = wait_all_final(stack, RECOVERY_LIMIT_S)
+        engine = stack.engine()
+        wait_for(
+            lambda: (
+                rows(
+                    engine,
+                    "SELECT count(*) FROM queries "
+                    "WHERE privacy = 'none' AND texts_erased_at IS NULL",
+                )[0][0]
+                == 0
+            ),
+            30,
+            "the held answers erased",
+        )
+        counts = audit(stack, LOAD)
+        found = {mode: _rows_holding(engine, f"plantedmarker-{mode}-") for mode in modes}
+        hashed = rows(
+            engine,
+            "SELECT count(*) FROM queries WHERE privacy = 'none' AND text = '' "
+            "AND length(text_sha256) = 64 AND input_tokens > 0 AND total_cost > 0",
+        )[0][0]
+        engine.dispose()
+        from test_faults import _redis_contents
+
+        elsewhere = {"redis": _redis_contents(stack.redis.client())}
+        for log in stack.logs:
+            elsewhere[log.name] = log.read_text(errors="replace")
+    assert counts["done"] == LOAD
+    assert found["full"] == {"queries": LOAD // 3 + (LOAD % 3 > 0)}, found["full"]
+    assert found["redact"] == {} and found["none"] == {}, found
+    assert hashed == LOAD // 3
+    leaks = [where for where, text in elsewhere.items() if "plantedmarker" in text]
+    assert not leaks, f"a planted marker was found in: {leaks}"
+    report(
+        "privacy: full, redact and none (a third each), a marker in every prompt",
+        recovery,
+        counts,
+        marker_rows_full=sum(found["full"].values()),
+        marker_rows_redact=0,
+        marker_rows_none=0,
+        none_queries_hashed=hashed,
+    )
+
+
+def _rows_holding(engine: sa.Engine, needle: str) -> dict[str, int]:
+    """How many rows of each ledger table mention ``needle`` anywhere (the row as text)."""
+    found = {}
+    for table in ("queries", "hops", "provider_requests", "batch_documents", "feedback"):
+        count = rows(
+            engine, f"SELECT count(*) FROM {table} t WHERE t::text LIKE :n", n=f"%{needle}%"
+        )[0][0]
+        if count:
+            found[table] = int(count)
+    return found
 
 
 def _judge_outcomes(engine: sa.Engine) -> dict[str, int]:

@@ -30,7 +30,8 @@ def rules() -> dict[str, Any]:
 
 
 def exported_names(settings: Settings) -> set[str]:
-    snapshot = Snapshot(database_up=True)
+    # A budget's series exist once a budget is configured and used: one is, here.
+    snapshot = Snapshot(database_up=True, budgets=[("daily", "alice", 1.0, 0.5, 0.1, 0)])
     fill_from_rollup(snapshot, {}, settings)
     registry = CollectorRegistry()
 

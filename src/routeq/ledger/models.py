@@ -122,10 +122,23 @@ class Query(Base):
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The privacy mode decided at submission, and what erasing its texts left (migration 0013).
+    privacy: Mapped[str] = mapped_column(String(8), default="full", server_default="full")
+    text_sha256: Mapped[str | None] = mapped_column(String(64))
+    texts_erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint("status in ('queued', 'running', 'done', 'failed')", name="query_status"),
         CheckConstraint(f"role in {QUERY_ROLES}", name="query_role"),
+        CheckConstraint("privacy in ('full', 'redact', 'none')", name="query_privacy"),
+        Index(
+            "ix_queries_texts_kept", "created_at", postgresql_where=sql("texts_erased_at is null")
+        ),
+        Index(
+            "ix_queries_answer_held",
+            "finished_at",
+            postgresql_where=sql("privacy = 'none' and texts_erased_at is null"),
+        ),
         Index("ix_queries_role", "role", "created_at"),
         Index("ix_queries_shadow_of", "shadow_of", postgresql_where=sql("shadow_of is not null")),
         Index("ix_queries_rerun_of", "rerun_of", postgresql_where=sql("rerun_of is not null")),

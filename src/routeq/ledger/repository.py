@@ -150,6 +150,43 @@ def _check_query_cost(
         )
 
 
+def _text_hash() -> Any:
+    """The SHA-256 of a query's text, kept when the text is erased (hex)."""
+    digest = func.sha256(func.convert_to(queries.c.text, "UTF8"))
+    return func.coalesce(queries.c.text_sha256, func.encode(digest, "hex"))
+
+
+def _erase_family(conn: Connection, root_id: uuid.UUID, answer_seq: int | None) -> None:
+    """Privacy ``none``, as a query closes: erase the prompt and every text of it and its
+    pieces (answers, judge replies and reasons), keeping hashes, token counts and figures.
+    The query's final answer (``answer_seq``'s output) stays for the producer to read, until
+    the reconciler erases it after ``privacy.answer_hold_s``."""
+    family = select(queries.c.id).where(
+        or_(queries.c.id == root_id, queries.c.parent_id == root_id)
+    )
+    conn.execute(
+        update(queries)
+        .where(queries.c.id.in_(family))
+        .values(text_sha256=_text_hash(), text="", messages=None)
+    )
+    conn.execute(
+        update(queries)
+        .where(queries.c.parent_id == root_id)
+        .values(final_answer=None, texts_erased_at=func.now())
+    )
+    kept = and_(hops.c.query_id == root_id, hops.c.seq == (answer_seq or -1))
+    conn.execute(
+        update(hops)
+        .where(hops.c.query_id.in_(family), ~kept, hops.c.output.is_not(None))
+        .values(output=None)
+    )
+    conn.execute(
+        update(hops)
+        .where(hops.c.query_id.in_(family), hops.c.kind == HopKind.JUDGE.value)
+        .values(reason=None)
+    )
+
+
 def _settle(conn: Connection, request_id: int, cost: Decimal) -> None:
     """Move a finished attempt's reservations to its real cost."""
     conn.execute(
@@ -284,6 +321,7 @@ def _query_vocabulary(item: NewQuery) -> dict[str, Any]:
         "shadow_of": item.shadow_of,
         "rerun_of": item.rerun_of,
         "api_key_id": item.api_key_id,
+        "privacy": item.privacy,
     }
 
 
@@ -592,6 +630,7 @@ class Ledger:
                     queries.c.shadow_of,
                     queries.c.rerun_of,
                     queries.c.api_key_id,
+                    queries.c.privacy,
                 ).where(queries.c.id == query_id)
             ).one_or_none()
             original = None if row is None else (row.rerun_of or row.shadow_of)
@@ -619,6 +658,7 @@ class Ledger:
             rerun_of=row.rerun_of,
             original_tier=original_tier,
             api_key_id=row.api_key_id,
+            privacy=row.privacy,
         )
 
     def children(self, parent_id: uuid.UUID) -> list[ChildQuery]:
@@ -884,6 +924,65 @@ class Ledger:
                     .limit(limit)
                 ).scalars()
             )
+
+    def erase_texts(self, *, older_than_days: float | None, held_s: float, limit: int) -> int:
+        """The reconciler's privacy job: erase every text of queries created more than
+        ``older_than_days`` ago (retention; None: off), and the final answers of privacy
+        ``none`` queries closed more than ``held_s`` ago. Hashes, token counts, costs and
+        verdicts stay. At most ``limit`` queries a run, oldest first; how many it erased."""
+        erased: list[uuid.UUID] = []
+        with self.engine.begin() as conn:
+            held = (
+                select(queries.c.id)
+                .where(
+                    queries.c.privacy == "none",
+                    queries.c.texts_erased_at.is_(None),
+                    queries.c.finished_at < func.now() - _seconds(held_s),
+                )
+                .order_by(queries.c.finished_at)
+                .limit(limit)
+            )
+            erased += list(conn.execute(held).scalars())
+            if older_than_days is not None:
+                old = (
+                    select(queries.c.id)
+                    .where(
+                        queries.c.texts_erased_at.is_(None),
+                        queries.c.created_at < func.now() - _seconds(older_than_days * 86400),
+                        queries.c.status.in_(FINAL_QUERY_STATUSES),
+                    )
+                    .order_by(queries.c.created_at)
+                    .limit(limit)
+                )
+                erased += list(conn.execute(old).scalars())
+            if not erased:
+                return 0
+            conn.execute(
+                update(queries)
+                .where(queries.c.id.in_(erased))
+                .values(
+                    text_sha256=_text_hash(),
+                    text="",
+                    messages=None,
+                    final_answer=None,
+                    texts_erased_at=func.now(),
+                )
+            )
+            conn.execute(
+                update(hops)
+                .where(hops.c.query_id.in_(erased), hops.c.output.is_not(None))
+                .values(output=None)
+            )
+            conn.execute(
+                update(hops)
+                .where(hops.c.query_id.in_(erased), hops.c.kind == HopKind.JUDGE.value)
+                .values(reason=None)
+            )
+            conn.execute(
+                text("UPDATE feedback SET comment = NULL WHERE query_id = ANY(:ids)"),
+                {"ids": erased},
+            )
+        return len(set(erased))
 
     def fail_query(self, query_id: uuid.UUID, reason: str) -> Finished:
         """Close an unfinished query as failed with ``reason``, reading nothing of its input, so
@@ -1218,11 +1317,13 @@ class Ledger:
             update(queries)
             .where(queries.c.id == query_id, queries.c.status.not_in(FINAL_QUERY_STATUSES))
             .values(**final)
-            .returning(queries.c.parent_id)
+            .returning(queries.c.parent_id, queries.c.privacy)
         ).one_or_none()
         if closed is None:
             return False, None
         if closed.parent_id is None:
+            if closed.privacy == "none":
+                _erase_family(conn, query_id, outcome.answer_seq)
             return True, None
         return True, _waiting_combine(conn, closed.parent_id)
 

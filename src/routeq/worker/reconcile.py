@@ -18,6 +18,9 @@ beat), or once by hand (``routeq reconcile``; ``routeq recover`` is the same cod
 3. **Orphans.** An unfinished query with no live hop and no live piece (its last hop failed and
    the step that should have moved it on crashed, or the database went away at that moment) is
    moved on as if that hop had just failed, or closed as failed with the reason.
+4. **Privacy.** Texts of queries older than ``privacy.retention_days`` are erased, and the
+   final answers of privacy-``none`` queries closed more than ``privacy.answer_hold_s`` ago;
+   hashes, token counts, costs and verdicts stay (``routeq.privacy``).
 
 One run at a time (a Postgres advisory lock), set-based queries on the partial indexes of live
 hops and queries, at most ``reconcile_batch`` hops and queries per run. Totals are kept in
@@ -67,6 +70,7 @@ class ReconcileReport:
     settled: int = 0
     unknown_requests: int = 0
     scanned_messages: int | None = None  # None: the scan was skipped (Redis unreachable/large)
+    texts_erased: int = 0  # queries whose texts the privacy job erased (retention, mode none)
     duration_ms: int = 0
 
     @property
@@ -177,6 +181,12 @@ def reconcile(
                 for hop in result.publish:
                     rt.publisher.publish(hop)
         if not dry_run:
+            privacy = rt.settings.privacy
+            report.texts_erased = rt.ledger.erase_texts(
+                older_than_days=privacy.retention_days,
+                held_s=privacy.answer_hold_s,
+                limit=config.reconcile_batch,
+            )
             rt.ledger.fold_metrics()
         report.duration_ms = round((time.monotonic() - started) * 1000)
         if not dry_run:

@@ -59,6 +59,7 @@ from routeq.policies import (
     shadow_tier,
 )
 from routeq.pricing import call_cost
+from routeq.privacy import redact, redactor
 from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
 from routeq.records import (
     FINAL_QUERY_STATUSES,
@@ -325,10 +326,12 @@ def _children(query: QueryInput, pieces: list[Piece]) -> list[NewQuery]:
             user=query.user,
             task=piece.task.model_dump(mode="json"),
             parent_id=query.id,
-            cache_key=piece_cache_key(piece),
+            # An erased piece's answer cannot be reused (privacy none).
+            cache_key=piece_cache_key(piece) if query.privacy != "none" else None,
             batch_document_id=query.batch_document_id,
             role=QueryRole(piece.task.role),
             api_key_id=query.api_key_id,
+            privacy=query.privacy,
         )
         for piece in pieces
     ]
@@ -348,7 +351,8 @@ def call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         return _call(rt, query_id, seq, 0.0)
     tier = rt.settings.tier(found[0])
     age_s = found[1]
-    waiting = _wait_for_endpoints(rt, tier.endpoints, age_s)
+    at_top = rt.settings.next_tier(tier.name) is None
+    waiting = _wait_for_endpoints(rt, tier.endpoints, age_s, wait_for_breakers=at_top)
     if waiting is not None:
         return waiting
     # One holder per delivery: a duplicate delivery of the same hop must not share (and, on its
@@ -388,7 +392,11 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int, age_s: float) -> StepResul
         return allowed
     called = _call_chain(rt, hop, chain, messages, query)
     if called.response is None:
-        if called.only_waited and age_s < rt.settings.protection.wait_deadline_s:
+        # Capacity is waited for; an open breaker only at the top, where nothing is left to
+        # escalate to (below it, the query escalates as after a failed call).
+        at_top = rt.settings.next_tier(tier.name) is None
+        waitable = called.only_waited and (at_top or not called.breaker_open)
+        if waitable and age_s < rt.settings.protection.wait_deadline_s:
             return _hand_back_to_wait(rt, hop, called.wait_s, called.error_text())
         error = called.error_text()
         if called.refused is not None:
@@ -423,7 +431,7 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int, age_s: float) -> StepResul
         reason=f"judge the answer from {tier.name}",
         background=shadow,
     )
-    return _finish(rt, hop, HopStatus.DONE, record, judge, None)
+    return _finish(rt, hop, HopStatus.DONE, record, judge, None, query=query)
 
 
 @dataclass
@@ -440,6 +448,7 @@ class _Called:
     only_waited: bool = True
     wait_s: float = 0.0
     refused: BudgetExceededError | None = None  # a budget could not afford the call
+    breaker_open: bool = False  # an endpoint was passed over for its open breaker
 
     def error_text(self) -> str:
         if len(self.passed_over) == 1:
@@ -484,6 +493,8 @@ def _call_chain(
             return called
         except ProviderError as error:
             unavailable = isinstance(error, EndpointUnavailableError)
+            if isinstance(error, EndpointUnavailableError) and error.why == "breaker":
+                called.breaker_open = True
             if unavailable or error.status_code == 429:  # capacity, not a failure: wait it out
                 waits.append(error.retry_after or 1.0)
             else:
@@ -519,15 +530,18 @@ def _over_budget(
 
 
 def _wait_for_endpoints(
-    rt: Runtime, endpoints: list[ModelEndpoint], age_s: float
+    rt: Runtime, endpoints: list[ModelEndpoint], age_s: float, *, wait_for_breakers: bool
 ) -> StepResult | None:
-    """Before a claim: when no endpoint can take a call now (breakers open, rate limits spent,
-    a Retry-After running) and the hop has waited less than ``wait_deadline_s``, retry the
-    delivery later without claiming, so waiting uses no delivery. None: go ahead."""
+    """Before a claim: when no endpoint can take a call now (rate limits spent, a Retry-After
+    running, or breakers open when ``wait_for_breakers``) and the hop has waited less than
+    ``wait_deadline_s``, retry the delivery later without claiming, so waiting uses no
+    delivery. None: go ahead (an open breaker is then passed over like a failed call)."""
     if age_s >= rt.settings.protection.wait_deadline_s:
         return None
     admissions = [rt.guard.admit(endpoint, 0, take=False) for endpoint in endpoints]
     if any(admission.granted for admission in admissions):
+        return None
+    if not wait_for_breakers and any(a.why == "breaker" for a in admissions):
         return None
     wait = min(admission.wait_s for admission in admissions)
     why = ", ".join(sorted({admission.why for admission in admissions}))
@@ -636,7 +650,7 @@ def judge(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         if found is not None and found[0] is not None and judge_model is not None:
             age_s = found[1]
             if rt.settings.tier(found[0]).judge_fail_mode == "wait":
-                waiting = _wait_for_endpoints(rt, [judge_model], age_s)
+                waiting = _wait_for_endpoints(rt, [judge_model], age_s, wait_for_breakers=True)
                 if waiting is not None:
                     return waiting
     hop, early = _claim(rt, query_id, seq)
@@ -1131,7 +1145,10 @@ def _finish(
 ) -> StepResult:
     """Close the hop and take the next step in one transaction; then run ``committed`` (the
     after-verdict hooks) and, when this closed the query, tell the hooks (``query`` is what
-    they are told about)."""
+    they are told about). A ``redact``-mode query's answer, judge reply and reasons are
+    redacted before they are stored."""
+    if query is not None and query.privacy == "redact":
+        record = _redacted(rt, record)
     finished = rt.ledger.finish_hop(
         hop,
         status=status,
@@ -1148,6 +1165,20 @@ def _finish(
     if finished.closed and outcome is not None and query is not None:
         _on_close_hooks(rt, query, outcome)
     return StepResult(publish=finished.publish)
+
+
+def _redacted(rt: Runtime, record: HopResult) -> HopResult:
+    """The hop's texts with the configured patterns replaced (``[privacy] redact``)."""
+    pattern = redactor(rt.settings.privacy)
+    usage = record.usage
+    if usage is not None and usage.output is not None:
+        usage = replace(usage, output=redact(usage.output, pattern))
+    return replace(
+        record,
+        usage=usage,
+        reason=None if record.reason is None else redact(record.reason, pattern),
+        error=None if record.error is None else redact(record.error, pattern),
+    )
 
 
 SHADOWED_ROLES = (QueryRole.ANSWER, QueryRole.DOCUMENT)
@@ -1189,6 +1220,7 @@ def _shadow_query(
         params=query.params,
         shadow_of=query.id,
         api_key_id=query.api_key_id,
+        privacy=query.privacy,
     )
 
 
