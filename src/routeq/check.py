@@ -65,8 +65,12 @@ class CheckResult:
     detail: str
 
 
-def run_checks(settings: Settings, *, timeout_s: float = 5.0) -> list[CheckResult]:
-    """Run every check in order; a failing (or crashing) check never stops the ones after it."""
+def run_checks(
+    settings: Settings, *, timeout_s: float = 5.0, read_only: bool = False
+) -> list[CheckResult]:
+    """Run every check in order; a failing (or crashing) check never stops the ones after it.
+    ``read_only``: also check that the database role cannot write the ledger (a reporting
+    deployment's role, docs/roles.md)."""
     register_settings(settings)  # so every message scrubbed on the way knows the secrets
     results = [_isolated("config", lambda: _check_config(settings))]
     if settings.database_url is not None:
@@ -74,6 +78,9 @@ def run_checks(settings: Settings, *, timeout_s: float = 5.0) -> list[CheckResul
             _isolated("database", lambda: _check_database(settings.database_url, timeout_s))
         )
         results.append(_schema_result(settings.database_url, results[-1], timeout_s))
+        if read_only:
+            url = settings.database_url
+            results.append(_isolated("read-only", lambda: _check_read_only(url, timeout_s)))
     else:
         results.extend(_check_embedded_database(settings, timeout_s))
     if settings.broker_url is not None:
@@ -83,6 +90,28 @@ def run_checks(settings: Settings, *, timeout_s: float = 5.0) -> list[CheckResul
     results.extend(_check_endpoints(settings, timeout_s))
     secrets = _secrets(settings)
     return [replace(result, detail=scrub(result.detail, secrets)) for result in results]
+
+
+def _check_read_only(url: str, timeout_s: float) -> CheckResult:
+    """The role of ``url`` can write no ledger table."""
+    from routeq.ledger.roles import write_privileges
+
+    engine = _engine(url, timeout_s)
+    try:
+        writable = write_privileges(engine)
+    finally:
+        engine.dispose()
+    if writable:
+        shown = ", ".join(writable[:5]) + (
+            f" and {len(writable) - 5} more" if len(writable) > 5 else ""
+        )
+        return CheckResult(
+            "read-only",
+            False,
+            f"this role can write {len(writable)} ledger tables ({shown}); a reporting "
+            "deployment should connect as a member of routeq_reporting (routeq db roles)",
+        )
+    return CheckResult("read-only", True, "the role can read the ledger and write none of it")
 
 
 def print_checks(console: Console, results: list[CheckResult]) -> None:

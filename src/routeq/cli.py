@@ -99,6 +99,34 @@ def db_upgrade(
     console.print("database schema is up to date")
 
 
+@db_app.command("roles")
+def db_roles(
+    prefix: Annotated[str, typer.Option(help="role names start with this")] = "routeq_",
+    apply: Annotated[
+        bool, typer.Option("--apply", help="create them in the database (as its owner)")
+    ] = False,
+) -> None:
+    """Print (or --apply) the SQL of the worker, reporting and gateway roles (docs/roles.md)."""
+    from routeq.ledger import make_engine
+    from routeq.ledger.roles import apply_roles, role_statements
+    from routeq.ledger_access import database_url
+
+    try:
+        statements = role_statements(prefix)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if not apply:
+        typer.echo(";\n".join(statements) + ";")
+        return
+    with database_url(_settings()) as url:
+        engine = make_engine(url, pool_size=1)
+        try:
+            apply_roles(engine, prefix)
+        finally:
+            engine.dispose()
+    console.print(f"roles {prefix}worker, {prefix}reporting and {prefix}gateway are up to date")
+
+
 @app.command()
 def worker(
     queues: Annotated[
@@ -708,11 +736,18 @@ def beat(
 @app.command()
 def check(
     timeout: Annotated[float, typer.Option(help="seconds each check may take")] = 5.0,
+    read_only: Annotated[
+        bool,
+        typer.Option(
+            "--read-only", help="also check that the database role cannot write the ledger"
+        ),
+    ] = False,
 ) -> None:
-    """Validate a deployment: config, database (reachable, migrated), broker, every endpoint."""
+    """Validate a deployment: config, database (reachable, migrated), broker, every endpoint;
+    with --read-only, that the configured database role (a reporting one) cannot write."""
     from routeq.check import print_checks, run_checks
 
-    results = run_checks(_settings(), timeout_s=timeout)
+    results = run_checks(_settings(), timeout_s=timeout, read_only=read_only)
     print_checks(console, results)
     if not all(result.ok for result in results):
         raise SystemExit(1)

@@ -183,3 +183,15 @@ def test_exit_codes_tell_usage_from_runtime_failures() -> None:
     # the embedded servers failing to start, a migration wait timing out: the work failed
     assert code(RouteqError("embedded Redis did not start")) is ExitCode.FAILED
     assert code(ValueError("a bug")) is None  # keeps its traceback
+
+
+def test_db_roles_prints_the_grants_and_refuses_a_bad_prefix(
+    clean_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = run(capsys, monkeypatch, "db", "roles", "--prefix", "acme_")
+    assert code == 0
+    assert "CREATE ROLE acme_reporting NOLOGIN" in out
+    assert "GRANT SELECT ON ALL TABLES IN SCHEMA public, metrics TO acme_reporting;" in out
+    assert "CREATE POLICY acme_own_queries ON queries TO acme_gateway" in out
+    code, _, err = run(capsys, monkeypatch, "db", "roles", "--prefix", "Robert'); DROP")
+    assert code == 2 and "lower-case letters, digits and _ only" in err
