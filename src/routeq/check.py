@@ -465,8 +465,15 @@ def _check_broker(url: str | None, timeout_s: float) -> CheckResult:
 
 
 def _endpoints(settings: Settings) -> list[tuple[str, ModelEndpoint]]:
-    """Every model workers will call: each tier, then the LLM judge when judging uses one."""
-    found: list[tuple[str, ModelEndpoint]] = [(f"tier {t.name}", t) for t in settings.tiers]
+    """Every model workers will call: each tier and its fallbacks, then the LLM judge when
+    judging uses one."""
+    found: list[tuple[str, ModelEndpoint]] = []
+    for tier in settings.tiers:
+        found.append((f"tier {tier.name}", tier))
+        found += [
+            (f"tier {tier.name} fallback {i}", fallback)
+            for i, fallback in enumerate(tier.fallbacks, start=1)
+        ]
     if settings.judge.enabled and settings.judge.model is not None:
         found.append(("judge", settings.judge.model))
     return found

@@ -30,7 +30,7 @@ from routeq.policies import Policy
 from routeq.records import HopKind, NewQuery, NextHop
 from routeq.tokens import count_tokens
 from routeq.worker import steps
-from routeq.worker.guard import ProcessGuard
+from routeq.worker.guard import ProcessGuard, ProviderGuard
 from routeq.worker.runtime import Runtime, new_http_client, runtime_for
 from routeq.worker.slots import ProcessSlots
 
@@ -80,7 +80,8 @@ class InProcessPipeline:
 
     ``policy`` replaces the configured routing policy (the configured rules still run first)
     and ``hooks`` the registered hooks (``None``: the registered ones, as a worker runs them),
-    so a test or an evaluation can try a policy without configuring a plugin."""
+    so a test or an evaluation can try a policy without configuring a plugin. ``guard``: the
+    provider guard (default: rate limits and breakers in this process)."""
 
     def __init__(
         self,
@@ -91,6 +92,7 @@ class InProcessPipeline:
         hooks: Sequence[Hook] | None = None,
         http: httpx.Client | None = None,
         node: str = "in-process",
+        guard: ProviderGuard | None = None,
     ) -> None:
         self.queue = LocalQueue()
         self._own_http = http is None
@@ -103,7 +105,7 @@ class InProcessPipeline:
             hooks=hooks,
             node=node,
             slots=ProcessSlots(),
-            guard=ProcessGuard(settings.protection),
+            guard=guard or ProcessGuard(settings.protection),
         )
 
     def submit(self, items: Iterable[str | NewQuery]) -> list[uuid.UUID]:

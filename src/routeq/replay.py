@@ -41,6 +41,7 @@ from routeq.pipeline import InProcessPipeline
 from routeq.policies.registry import POLICIES
 from routeq.records import NewQuery, QueryRole
 from routeq.tokens import count_message_tokens
+from routeq.worker.guard import OpenGuard
 
 PLACEHOLDER = "[routeq replay: this tier never answered this query]"
 _JUDGE_ANSWER = "Answer to grade:\n"
@@ -262,7 +263,10 @@ def replay_past(
     try:
         with httpx.Client(transport=transport) as http:
             policy = POLICIES.build(settings.routing.policy, settings)
-            with InProcessPipeline(settings, Ledger(engine), policy=policy, http=http) as runner:
+            # Recorded answers reach no provider: nothing to pace or to break.
+            with InProcessPipeline(
+                settings, Ledger(engine), policy=policy, http=http, guard=OpenGuard()
+            ) as runner:
                 runner.submit([_again(query) for query in past])
                 runner.run()
         with engine.connect() as conn:

@@ -91,7 +91,7 @@ class FeedbackStore:
                     ).scalar_one_or_none()
                     == HopStatus.QUEUED.value
                 )
-            elif thumbs_down and below_top:
+            elif thumbs_down and below_top and original.text:  # "": erased (privacy none)
                 rerun = NewQuery(
                     original.text,
                     original.input_tokens,
@@ -101,6 +101,8 @@ class FeedbackStore:
                     params=original.params,
                     role=QueryRole.RERUN,
                     rerun_of=query_id,
+                    api_key_id=original.api_key_id,
+                    privacy=original.privacy,
                 )
                 rerun_id = submit_query(conn, rerun).query_id
                 created = queued = True

@@ -24,6 +24,7 @@ endpoint's identity (never a URL, which may carry credentials) and expire when i
 
 ``ProcessGuard`` keeps the same states in memory for the in-process pipeline; both implement
 the rules of ``EndpointState``, whose methods are the specification the Lua script follows.
+``OpenGuard`` holds nothing back (a replay calls no provider).
 """
 
 from __future__ import annotations
@@ -178,6 +179,19 @@ class ProcessGuard:
         with self._lock:
             state = self._states.setdefault(endpoint_key(endpoint), EndpointState())
             state.report(self._clock() * 1000, limits, outcome, _retry_after_ms(retry_after_s))
+
+
+class OpenGuard:
+    """A guard that holds nothing back: for a replay, whose calls are answered from the
+    ledger and reach no provider."""
+
+    def admit(self, endpoint: ModelEndpoint, tokens: int, *, take: bool = True) -> Admission:
+        return Admission(True)
+
+    def report(
+        self, endpoint: ModelEndpoint, outcome: Outcome, retry_after_s: float | None = None
+    ) -> None:
+        return None
 
 
 def _retry_after_ms(retry_after_s: float | None) -> int:

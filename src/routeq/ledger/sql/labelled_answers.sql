@@ -67,6 +67,7 @@ CROSS JOIN LATERAL (
 ) l
 WHERE q.role = 'answer'
   AND q.status IN ('done', 'failed')
+  AND q.text <> ''  -- an erased prompt (privacy none, retention) is no training example
   AND q.created_at >= coalesce(CAST(:since AS timestamptz), '-infinity')
   AND l.answers IS NOT NULL
 ORDER BY q.created_at, q.id

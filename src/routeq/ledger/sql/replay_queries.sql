@@ -2,6 +2,7 @@
 -- oldest first, at most :limit (NULL: all), with what happened to them (cost, the tiers
 -- called in order, escalations) and, as JSON, each done call's answer and
 -- tokens with the reply the judge gave it (the judge hop right after it, when it made a call).
+-- Queries whose prompt was erased (privacy none, retention) have nothing left to replay.
 SELECT q.id, q.text, q.input_tokens, q.messages, q.params, q.metadata, q.user_id,
        q.total_cost, j.tier_path AS called, j.escalations,
        (SELECT json_agg(json_build_object(
@@ -15,7 +16,7 @@ SELECT q.id, q.text, q.input_tokens, q.messages, q.params, q.metadata, q.user_id
           AND NOT c.details ? 'gate') AS calls
 FROM queries q
 JOIN query_journeys j ON j.query_id = q.id
-WHERE q.role = 'answer' AND q.status IN ('done', 'failed')
+WHERE q.role = 'answer' AND q.status IN ('done', 'failed') AND q.text <> ''
   AND (CAST(:since AS timestamptz) IS NULL OR q.created_at >= CAST(:since AS timestamptz))
   AND (CAST(:until AS timestamptz) IS NULL OR q.created_at < CAST(:until AS timestamptz))
 ORDER BY q.created_at, q.id
