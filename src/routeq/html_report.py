@@ -35,11 +35,13 @@ from routeq.config import TierConfig
 from routeq.ledger.sql import named
 from routeq.pricing import counterfactual_cost
 from routeq.traffic_report import (
+    BUDGET_HEADINGS,
     COLUMNS,
     JUDGE_HEADINGS,
     SHADOW_HEADINGS,
     Period,
     TrafficReport,
+    budget_rows,
     judge_rows,
     shadow_rows,
     shown,
@@ -123,7 +125,12 @@ def render(
         ]
     else:
         body.append('<p class="empty">No queries were submitted in this period.</p>')
-    body += [_groups_table(report), _shadow_section(report), _judge_section(report)]
+    body += [
+        _groups_table(report),
+        _shadow_section(report),
+        _judge_section(report),
+        _budget_section(report),
+    ]
     return _PAGE.format(
         title=escape(f"routeq report {_period_text(report.period)}"), body="\n".join(body)
     )
@@ -357,6 +364,18 @@ def _judge_section(report: TrafficReport) -> str:
         "agreement with people's feedback and with itself on shadows.",
         JUDGE_HEADINGS,
         judge_rows(report.judges),
+    )
+
+
+def _budget_section(report: TrafficReport) -> str:
+    if not report.budgets:
+        return ""
+    return _table(
+        "Budgets",
+        "Each budget and subject in its current period: its limit, what was spent, the worst "
+        "case of calls in flight (reserved), and the calls it refused.",
+        BUDGET_HEADINGS,
+        budget_rows(report.budgets),
     )
 
 

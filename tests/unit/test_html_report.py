@@ -47,3 +47,22 @@ def test_traffic_gets_every_plot_and_the_plane_names_what_it_could_not_measure()
         and "No verdicts on frontier&#x27;s answers" in page
     )
     assert "alert limit 30%" in page and "<script" not in page
+
+
+def test_budgets_get_a_table_when_there_are_any() -> None:
+    from datetime import UTC, datetime
+
+    from routeq.traffic_report import BudgetFigures
+
+    use = BudgetFigures(
+        "per-user-daily",
+        "alice",
+        datetime(2026, 12, 3, tzinfo=UTC),
+        Decimal("2"),
+        Decimal("1.5"),
+        Decimal("0.1"),
+        3,
+    )
+    assert "<h2>Budgets</h2>" not in render(report(0), PlotData(), Settings().tiers, 0.3)
+    page = render(replace(report(0), budgets=[use]), PlotData(), Settings().tiers, 0.3)
+    assert "<h2>Budgets</h2>" in page and "per-user-daily" in page and "80.0%" in page
