@@ -343,9 +343,11 @@ def _children(query: QueryInput, pieces: list[Piece]) -> list[NewQuery]:
 def call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     """Call the hop's tier; on an answer create the judge hop (or accept when judging is off).
 
-    A slot of the tier's ``max_concurrency`` is taken first, shared by all of the tier's workers
-    (``worker.slots``); when the tier is full the delivery waits and retries, without claiming
-    the hop (so waiting does not count against the delivery cap)."""
+    Before the claim, the provider guard is asked whether any of the tier's endpoints can take
+    a call (``worker.guard``), then a slot of the tier's ``max_concurrency`` is taken, shared by
+    all of the tier's workers (``worker.slots``). When the provider or the tier is full the
+    delivery waits and retries without claiming the hop, so waiting does not count against the
+    delivery cap."""
     found = rt.ledger.hop_age(query_id, seq)
     if found is None or found[0] is None:
         return _call(rt, query_id, seq, 0.0)
@@ -392,21 +394,7 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int, age_s: float) -> StepResul
         return allowed
     called = _call_chain(rt, hop, chain, messages, query)
     if called.response is None:
-        # Capacity is waited for; an open breaker only at the top, where nothing is left to
-        # escalate to (below it, the query escalates as after a failed call).
-        at_top = rt.settings.next_tier(tier.name) is None
-        waitable = called.only_waited and (at_top or not called.breaker_open)
-        if waitable and age_s < rt.settings.protection.wait_deadline_s:
-            return _hand_back_to_wait(rt, hop, called.wait_s, called.error_text())
-        error = called.error_text()
-        if called.refused is not None:
-            step = _over_budget(rt, hop, tier.name, query, messages, called.refused)
-            refused = HopResult(error=error, details={"budget": called.refused.budget})
-            return _move_on(rt, hop, HopStatus.FAILED, refused, step, query)
-        step = _after_call_failure(rt, hop, tier.name, error, query.input_tokens)
-        step = _kept_on_its_tier(query, step)
-        failed = HopResult(error=error, details=called.details())
-        return _move_on(rt, hop, HopStatus.FAILED, failed, step, query)
+        return _no_answer(rt, hop, tier, query, messages, called, age_s)
     response, endpoint = called.response, called.endpoint
     assert endpoint is not None
     record = HopResult(
@@ -432,6 +420,33 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int, age_s: float) -> StepResul
         background=shadow,
     )
     return _finish(rt, hop, HopStatus.DONE, record, judge, None, query=query)
+
+
+def _no_answer(
+    rt: Runtime,
+    hop: ClaimedHop,
+    tier: TierConfig,
+    query: QueryInput,
+    messages: list[dict[str, str]],
+    called: _Called,
+    age_s: float,
+) -> StepResult:
+    """No endpoint of the tier answered. Capacity is waited for (the hop handed back, within
+    the wait deadline); so is an open breaker at the top, where nothing is left to escalate
+    to. A budget's refusal goes its own way. Anything else is a failed call: escalate."""
+    at_top = rt.settings.next_tier(tier.name) is None
+    waitable = called.only_waited and (at_top or not called.breaker_open)
+    if waitable and age_s < rt.settings.protection.wait_deadline_s:
+        return _hand_back_to_wait(rt, hop, called.wait_s, called.error_text())
+    error = called.error_text()
+    if called.refused is not None:
+        step = _over_budget(rt, hop, tier.name, query, messages, called.refused)
+        refused = HopResult(error=error, details={"budget": called.refused.budget})
+        return _move_on(rt, hop, HopStatus.FAILED, refused, step, query)
+    step = _after_call_failure(rt, hop, tier.name, error, query.input_tokens)
+    step = _kept_on_its_tier(query, step)
+    failed = HopResult(error=error, details=called.details())
+    return _move_on(rt, hop, HopStatus.FAILED, failed, step, query)
 
 
 @dataclass
