@@ -45,22 +45,22 @@ def mode_for(config: PrivacyConfig, metadata: Mapping[str, Any]) -> str:
     return config.mode
 
 
-def redactor(config: PrivacyConfig) -> re.Pattern[str]:
-    """One pattern matching everything ``config`` redacts, each alternative named for its
-    replacement (``[email]``, ``[key]``, ``[number]``, ``[redacted]``)."""
-    parts = [f"(?P<{name}>{BUILTIN_PATTERNS[name]})" for name in config.redact]
-    parts += [f"(?P<custom{i}>{pattern})" for i, pattern in enumerate(config.patterns)]
-    return re.compile("|".join(parts) or r"(?!x)x")
+Redactor = list[tuple[re.Pattern[str], str]]
 
 
-def redact(text: str, pattern: re.Pattern[str]) -> str:
-    """``text`` with every match of ``pattern`` replaced by ``[its kind]``."""
+def redactor(config: PrivacyConfig) -> Redactor:
+    """What ``config`` redacts: each pattern, compiled on its own (a deployment's patterns may
+    use groups and backreferences of their own), with its replacement (``[email]``, ``[key]``,
+    ``[number]``; ``[redacted]`` for the deployment's patterns). Built-ins first."""
+    found = [(re.compile(BUILTIN_PATTERNS[name]), f"[{name}]") for name in config.redact]
+    return found + [(re.compile(pattern), "[redacted]") for pattern in config.patterns]
 
-    def replacement(match: re.Match[str]) -> str:
-        kind = match.lastgroup or "redacted"
-        return "[redacted]" if kind.startswith("custom") else f"[{kind}]"
 
-    return pattern.sub(replacement, text)
+def redact(text: str, patterns: Redactor) -> str:
+    """``text`` with every match of each pattern replaced, in turn."""
+    for pattern, replacement in patterns:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def private_query(config: PrivacyConfig, item: NewQuery) -> NewQuery:

@@ -182,3 +182,14 @@ def test_budgets_and_their_use_are_in_the_report_and_the_metrics(
     labels = {"budget": "daily", "subject": "alice"}
     assert series["routeq_budget_spent_usd"] == [(labels, float(use.spent))]
     assert series["routeq_budget_refused_calls"] == [(labels, float(use.refused))]
+
+
+def test_a_refusal_is_counted_on_a_budgets_first_call(ledger: Ledger) -> None:
+    spend = SpendConfig(
+        budgets=[BudgetConfig(name="tiny", scope="user", limit_usd=Decimal("0.000001"))]
+    )
+    with pipeline(ledger, good_sim(), spend=spend, routing=rules_to("cheap")) as (runner, _):
+        view = run_one(runner, NewQuery("Any question?", 3, user="alice"))
+    assert view.status is QueryStatus.FAILED
+    row = budget_row(ledger, "tiny")
+    assert (row.spent, row.reserved, row.refused) == (0, 0, 1)

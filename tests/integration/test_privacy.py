@@ -159,3 +159,56 @@ def test_retention_erases_old_texts_and_keeps_the_figures(
         ).one()
     assert texts[old] == "" and MARKER in texts[recent]
     assert tuple(after) == tuple(before)
+
+
+def test_the_pieces_of_an_open_document_keep_their_answers_until_it_closes(
+    ledger: Ledger,
+) -> None:
+    # Given a privacy-none document with a finished piece, and a hold of zero
+    [root] = ledger.submit([NewQuery("the whole document", 4, privacy="none")])
+    [piece] = ledger.submit(
+        [NewQuery("its first part", 3, parent_id=root.query_id, privacy="none", cache_key="k")]
+    )
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE queries SET status = 'done', final_answer = 'part summary', "
+                "finished_at = now() - interval '1 hour' WHERE id = :id"
+            ),
+            {"id": piece.query_id},
+        )
+    # When the privacy job runs while the document is open: the piece is left alone
+    assert ledger.erase_texts(older_than_days=None, held_s=0, limit=100) == 0
+    # Then the document closes: its pieces' texts and cache keys go with it, its own answer
+    # stays for the hold, and the job erases it after
+    ledger.fail_query(root.query_id, "closed for the test")
+    with ledger.engine.connect() as conn:
+        part = conn.execute(
+            sa.text("SELECT text, final_answer, cache_key FROM queries WHERE id = :id"),
+            {"id": piece.query_id},
+        ).one()
+    assert tuple(part) == ("", None, None)
+    assert ledger.erase_texts(older_than_days=None, held_s=0, limit=100) == 1
+    with ledger.engine.connect() as conn:
+        erased = conn.execute(
+            sa.text("SELECT count(*) FROM queries WHERE texts_erased_at IS NOT NULL")
+        ).scalar_one()
+    assert erased == 2
+
+
+def test_retention_leaves_nothing_to_reuse(ledger: Ledger) -> None:
+    [old] = ledger.submit([NewQuery("an old summary's text", 4, cache_key="doc-hash")])
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE queries SET status = 'done', final_answer = 'a summary', "
+                "finished_at = now(), created_at = now() - interval '8 days' WHERE id = :id"
+            ),
+            {"id": old.query_id},
+        )
+    assert ledger.erase_texts(older_than_days=7, held_s=3600, limit=100) == 1
+    with ledger.engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT text, final_answer, cache_key, final_reason FROM queries")
+        ).one()
+    assert tuple(row) == ("", None, None, "texts erased (privacy)")

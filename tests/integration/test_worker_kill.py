@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 # The reconciler runs too, as in production: a message the victim had taken off its queue but
 # not yet recorded as unacked (kombu does that in two steps) is lost to Redis, and only the
 # ledger still knows the hop needs it. The soft limit fits one delivery of the test ladder
-# (4 attempts of 2 s), as the config check requires.
+# (4 attempts of 2 s), as the config check requires; no time is set aside for rate limits.
 SHORT_LIMITS = WorkerConfig(
     task_soft_time_limit_s=10,
     task_time_limit_s=11,
@@ -51,7 +51,12 @@ def test_sigkill_mid_call_every_query_completes_once(
         for name, q in (("sim-small", 0.5), ("sim-medium", 0.8), ("sim-large", 0.97))
     }
     with running_stack(
-        tmp_path, migrated_url, broker_url, sim_config(**slow), worker=SHORT_LIMITS
+        tmp_path,
+        migrated_url,
+        broker_url,
+        sim_config(**slow),
+        worker=SHORT_LIMITS,
+        protection={"max_inline_wait_s": 0},
     ) as (stack, _):
         victim = stack.start_worker("--concurrency", "4", name="victim")
         with Client(stack.settings) as client:

@@ -73,3 +73,12 @@ def test_a_query_kept_in_no_form_gets_no_cache_key_and_full_keeps_everything() -
     erased = private_query(PrivacyConfig(mode="none"), item)
     assert (erased.privacy, erased.cache_key, erased.text) == ("none", None, "summarise this")
     assert private_query(PrivacyConfig(), item) is item
+
+
+def test_patterns_with_groups_of_their_own_each_work() -> None:
+    config = PrivacyConfig(
+        redact=[], patterns=[r"(?P<id>ACCT)-\d+", r"(?P<id>REF)/\d+", r"(\w)\1{3}"]
+    )
+    assert redact("ACCT-12 REF/9 zzzz ok", redactor(config)) == (
+        "[redacted] [redacted] [redacted] ok"
+    )

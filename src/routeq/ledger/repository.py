@@ -167,12 +167,12 @@ def _erase_family(conn: Connection, root_id: uuid.UUID, answer_seq: int | None) 
     conn.execute(
         update(queries)
         .where(queries.c.id.in_(family))
-        .values(text_sha256=_text_hash(), text="", messages=None)
+        .values(text_sha256=_text_hash(), text="", messages=None, cache_key=None)
     )
     conn.execute(
         update(queries)
         .where(queries.c.parent_id == root_id)
-        .values(final_answer=None, texts_erased_at=func.now())
+        .values(final_answer=None, final_reason=ERASED_REASON, texts_erased_at=func.now())
     )
     kept = and_(hops.c.query_id == root_id, hops.c.seq == (answer_seq or -1))
     conn.execute(
@@ -180,15 +180,37 @@ def _erase_family(conn: Connection, root_id: uuid.UUID, answer_seq: int | None) 
         .where(hops.c.query_id.in_(family), ~kept, hops.c.output.is_not(None))
         .values(output=None)
     )
+    _erase_hop_texts(conn, family, outputs=False)
+
+
+ERASED_REASON = "texts erased (privacy)"
+
+
+def _erase_hop_texts(conn: Connection, family: Any, *, outputs: bool = True) -> None:
+    """The free texts of a family's hops: a judge's reply and reasons can quote the prompt
+    or the answer, and they travel on into the next call's reason and errors. Route hops say
+    only which rule or policy decided, and keep their reasons."""
+    values: dict[str, Any] = {"reason": None, "error": None}
+    if outputs:
+        values["output"] = None
     conn.execute(
         update(hops)
-        .where(hops.c.query_id.in_(family), hops.c.kind == HopKind.JUDGE.value)
-        .values(reason=None)
+        .where(hops.c.query_id.in_(family), hops.c.kind != HopKind.ROUTE.value)
+        .values(**values)
     )
 
 
 def _settle(conn: Connection, request_id: int, cost: Decimal) -> None:
-    """Move a finished attempt's reservations to its real cost."""
+    """Move a finished attempt's reservations to its real cost, locking the budget rows in the
+    order reservations lock them."""
+    conn.execute(
+        sa.text(
+            "SELECT 1 FROM budget_use b JOIN budget_reservations r ON b.budget = r.budget "
+            "AND b.subject = r.subject AND b.period_start = r.period_start "
+            "WHERE r.request_id = :request ORDER BY b.budget, b.subject FOR UPDATE OF b"
+        ),
+        {"request": request_id},
+    )
     conn.execute(
         sa.text(
             "UPDATE budget_use b SET reserved = b.reserved - r.amount, spent = b.spent + :cost, "
@@ -932,10 +954,13 @@ class Ledger:
         verdicts stay. At most ``limit`` queries a run, oldest first; how many it erased."""
         erased: list[uuid.UUID] = []
         with self.engine.begin() as conn:
+            # Roots only: a piece's texts go with its document (``_erase_family``), and a
+            # piece of a document still open is still needed by its combine.
             held = (
                 select(queries.c.id)
                 .where(
                     queries.c.privacy == "none",
+                    queries.c.parent_id.is_(None),
                     queries.c.texts_erased_at.is_(None),
                     queries.c.finished_at < func.now() - _seconds(held_s),
                 )
@@ -947,6 +972,7 @@ class Ledger:
                 old = (
                     select(queries.c.id)
                     .where(
+                        queries.c.parent_id.is_(None),
                         queries.c.texts_erased_at.is_(None),
                         queries.c.created_at < func.now() - _seconds(older_than_days * 86400),
                         queries.c.status.in_(FINAL_QUERY_STATUSES),
@@ -957,27 +983,24 @@ class Ledger:
                 erased += list(conn.execute(old).scalars())
             if not erased:
                 return 0
+            family = select(queries.c.id).where(
+                or_(queries.c.id.in_(erased), queries.c.parent_id.in_(erased))
+            )
             conn.execute(
                 update(queries)
-                .where(queries.c.id.in_(erased))
+                .where(queries.c.id.in_(family))
                 .values(
                     text_sha256=_text_hash(),
                     text="",
                     messages=None,
                     final_answer=None,
+                    # the reason may quote the judge, who may have quoted the text
+                    final_reason=ERASED_REASON,
+                    cache_key=None,  # nothing is left to reuse
                     texts_erased_at=func.now(),
                 )
             )
-            conn.execute(
-                update(hops)
-                .where(hops.c.query_id.in_(erased), hops.c.output.is_not(None))
-                .values(output=None)
-            )
-            conn.execute(
-                update(hops)
-                .where(hops.c.query_id.in_(erased), hops.c.kind == HopKind.JUDGE.value)
-                .values(reason=None)
-            )
+            _erase_hop_texts(conn, family)
             conn.execute(
                 text("UPDATE feedback SET comment = NULL WHERE query_id = ANY(:ids)"),
                 {"ids": erased},
@@ -1064,10 +1087,19 @@ class Ledger:
             for charge in charges:
                 if charge.budget == refused.budget:
                     with self.engine.begin() as conn:
-                        conn.execute(
-                            update(budget_use)
-                            .where(*_budget_row(charge))
-                            .values(refused=budget_use.c.refused + 1)
+                        conn.execute(  # the row may be new: its insert was rolled back
+                            pg_insert(budget_use)
+                            .values(
+                                budget=charge.budget,
+                                subject=charge.subject,
+                                period_start=_period_start(charge.period),
+                                limit_usd=charge.limit_usd,
+                                refused=1,
+                            )
+                            .on_conflict_do_update(
+                                index_elements=["budget", "subject", "period_start"],
+                                set_={"refused": budget_use.c.refused + 1},
+                            )
                         )
             raise
 
@@ -1092,6 +1124,9 @@ class Ledger:
             )
         if max_query_cost is not None:
             _check_query_cost(conn, hop.query_id, reserve, max_query_cost)
+        # In one order (settling locks them in the same one): two transactions that lock the
+        # same rows in different orders can deadlock.
+        charges = sorted(charges, key=lambda c: (c.budget, c.subject))
         reserved = [_reserve(conn, charge, reserve) for charge in charges]
         request_id = conn.execute(
             insert(requests)

@@ -53,7 +53,8 @@ _IDLE_EXPIRY_MS = 3_600_000
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
 
 Why = Literal["ok", "rate", "retry-after", "breaker", "unreachable"]
-Outcome = Literal["ok", "failed", "limited"]
+# "unsent": the attempt that took capacity was not sent after all (a budget refused it).
+Outcome = Literal["ok", "failed", "limited", "unsent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,8 @@ class EndpointState:
     def report(self, now: float, limits: Limits, outcome: Outcome, retry_after_ms: int) -> None:
         if outcome == "ok":
             self.failures, self.open_until, self.probe_until = 0, 0.0, 0.0
+        elif outcome == "unsent":
+            self.probe_until = 0.0
         elif outcome == "limited":
             self.blocked_until = max(self.blocked_until, now + retry_after_ms)
         else:
@@ -244,6 +247,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 if outcome == 'ok' then
   redis.call('HSET', key, 'fails', '0', 'open', '0', 'probe', '0')
+elseif outcome == 'unsent' then
+  redis.call('HSET', key, 'probe', '0')
 elseif outcome == 'limited' then
   local blocked = tonumber(redis.call('HGET', key, 'blocked')) or 0
   redis.call('HSET', key, 'blocked', tostring(math.max(blocked, now + retry_ms)))

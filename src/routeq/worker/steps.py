@@ -125,7 +125,7 @@ def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         user_query_count=_earlier_queries(rt, query),
         query_id=str(query_id),
     )
-    calls = _FeatureCalls(rt, hop)
+    calls = _FeatureCalls(rt, hop, query)
     try:
         decision = (
             _rerun_decision(rt, query)
@@ -251,8 +251,8 @@ def _fallback_decision(rt: Runtime, why: str) -> Decision:
 class _FeatureCalls:
     """Model calls made for a policy's features, recorded on the route hop like any call."""
 
-    def __init__(self, rt: Runtime, hop: ClaimedHop) -> None:
-        self._rt, self._hop = rt, hop
+    def __init__(self, rt: Runtime, hop: ClaimedHop, query: QueryInput) -> None:
+        self._rt, self._hop, self._query = rt, hop, query
         self._input_tokens = self._output_tokens = self._latency_ms = 0
         self._estimated = False
         self._calls = 0
@@ -265,7 +265,9 @@ class _FeatureCalls:
             update={"max_output_tokens": min(max_tokens, endpoint.max_output_tokens)}
         )
         try:
-            response, latency_ms = _complete(self._rt, self._hop, limited, messages)
+            response, latency_ms = _complete(
+                self._rt, self._hop, limited, messages, query=self._query
+            )
         except ProviderError:
             raise  # the feature failed: routed by the default tier
         except Exception as error:
@@ -400,7 +402,7 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int, age_s: float) -> StepResul
     record = HopResult(
         usage=_usage(response, called.latency_ms),
         details=called.details(),
-        model=endpoint.model if endpoint is not chain[0] else None,
+        model=endpoint.model if endpoint.model != tier.model else None,
     )
     shadow = query.role is QueryRole.SHADOW
     # A shadow is judged even on a tier that is trusted unjudged: it exists to be compared.
@@ -553,7 +555,11 @@ def _wait_for_endpoints(
     delivery. None: go ahead (an open breaker is then passed over like a failed call)."""
     if age_s >= rt.settings.protection.wait_deadline_s:
         return None
-    admissions = [rt.guard.admit(endpoint, 0, take=False) for endpoint in endpoints]
+    # A request costs at least its output allowance: a meter that could not let that through
+    # could not let this call through.
+    admissions = [
+        rt.guard.admit(endpoint, endpoint.max_output_tokens, take=False) for endpoint in endpoints
+    ]
     if any(admission.granted for admission in admissions):
         return None
     if not wait_for_breakers and any(a.why == "breaker" for a in admissions):
@@ -988,8 +994,9 @@ def _complete(
 
     def before(try_number: int, pause_s: float) -> ChatRequest:
         _take_capacity(rt, hop, endpoint, prompt_tokens + endpoint.max_output_tokens)
-        if try_number > 1 and rt.call_slot is not None and hop.kind is HopKind.CALL:
-            # Renew the tier slot for the attempt ahead (the same holder: re-entrant).
+        if rt.call_slot is not None and hop.kind is HopKind.CALL:
+            # Renew the tier slot for the attempt ahead (the same holder: re-entrant), sized
+            # for the endpoint about to be called: a fallback may be slower than the first.
             tier_name, holder = rt.call_slot
             with suppress(SlotsUnavailableError):
                 rt.slots.acquire(
@@ -999,18 +1006,22 @@ def _complete(
                     # through this attempt and the longest pause after it
                     attempt_lease_s(endpoint, longest_pause_s(rt.settings.retry), margin),
                 )
-        request_id = rt.ledger.begin_request(
-            hop,
-            try_number=try_number,
-            model=endpoint.model,
-            input_price=endpoint.input_price_per_mtok,
-            output_price=endpoint.output_price_per_mtok,
-            max_cost=max_cost,
-            lease_s=attempt_lease_s(endpoint, 0.0, margin),
-            charges=charged,
-            reserve=reserve,
-            max_query_cost=limit,
-        )
+        try:
+            request_id = rt.ledger.begin_request(
+                hop,
+                try_number=try_number,
+                model=endpoint.model,
+                input_price=endpoint.input_price_per_mtok,
+                output_price=endpoint.output_price_per_mtok,
+                max_cost=max_cost,
+                lease_s=attempt_lease_s(endpoint, 0.0, margin),
+                charges=charged,
+                reserve=reserve,
+                max_query_cost=limit,
+            )
+        except BudgetExceededError:
+            rt.guard.report(endpoint, "unsent")  # a probe it held is free for another call
+            raise
         request_ids[try_number] = request_id
         return replace(request, request_id=str(request_id))
 
@@ -1164,6 +1175,11 @@ def _finish(
     redacted before they are stored."""
     if query is not None and query.privacy == "redact":
         record = _redacted(rt, record)
+        pattern = redactor(rt.settings.privacy)
+        if outcome is not None:
+            outcome = replace(outcome, reason=redact(outcome.reason, pattern))
+        if next_hop is not None and next_hop.reason is not None:
+            next_hop = replace(next_hop, reason=redact(next_hop.reason, pattern))
     finished = rt.ledger.finish_hop(
         hop,
         status=status,
