@@ -332,7 +332,6 @@ def test_each_privacy_mode_keeps_a_planted_marker_only_where_it_allows(
                 ]
             )
         recovery = wait_all_final(stack, RECOVERY_LIMIT_S)
-        counts = audit(stack, LOAD)  # before the held answers (and their reasons) are erased
         engine = stack.engine()
         wait_for(
             lambda: (
@@ -346,6 +345,7 @@ def test_each_privacy_mode_keeps_a_planted_marker_only_where_it_allows(
             30,
             "the held answers erased",
         )
+        counts = audit(stack, LOAD)
         found = {mode: _rows_holding(engine, f"plantedmarker-{mode}-") for mode in modes}
         hashed = rows(
             engine,
