@@ -508,7 +508,7 @@ class PrivacyConfig(_Strict):
     retention_days: float | None = Field(
         default=None,
         gt=0,
-        description="texts of queries finished longer ago are erased by the reconciler (their "
+        description="texts of queries created longer ago are erased by the reconciler (their "
         "hashes, token counts, costs and verdicts are kept); unset: kept",
     )
     answer_hold_s: float = Field(

@@ -100,20 +100,22 @@ def _budget_row(charge: Charge) -> list[Any]:
     ]
 
 
+def _budget_period(charge: Charge, **values: Any) -> Any:
+    """The insert of the budget's row for its current period (with ``values``)."""
+    return pg_insert(budget_use).values(
+        budget=charge.budget,
+        subject=charge.subject,
+        period_start=_period_start(charge.period),
+        limit_usd=charge.limit_usd,
+        **values,
+    )
+
+
 def _reserve(conn: Connection, charge: Charge, amount: Decimal) -> Any:
     """Reserve ``amount`` against the budget's current period, only if it stays within the
     limit; the period's start, or ``BudgetExceededError``. The row lock taken by the update
     makes concurrent reservations queue, so two cannot both take what is left."""
-    conn.execute(
-        pg_insert(budget_use)
-        .values(
-            budget=charge.budget,
-            subject=charge.subject,
-            period_start=_period_start(charge.period),
-            limit_usd=charge.limit_usd,
-        )
-        .on_conflict_do_nothing()
-    )
+    conn.execute(_budget_period(charge).on_conflict_do_nothing())
     row = conn.execute(
         update(budget_use)
         .where(*_budget_row(charge))
@@ -1088,15 +1090,7 @@ class Ledger:
                 if charge.budget == refused.budget:
                     with self.engine.begin() as conn:
                         conn.execute(  # the row may be new: its insert was rolled back
-                            pg_insert(budget_use)
-                            .values(
-                                budget=charge.budget,
-                                subject=charge.subject,
-                                period_start=_period_start(charge.period),
-                                limit_usd=charge.limit_usd,
-                                refused=1,
-                            )
-                            .on_conflict_do_update(
+                            _budget_period(charge, refused=1).on_conflict_do_update(
                                 index_elements=["budget", "subject", "period_start"],
                                 set_={"refused": budget_use.c.refused + 1},
                             )
