@@ -6,7 +6,7 @@ Create Date: 2026-12-03 07:00:00
 
 ``budget_use`` has one row per configured budget (``[[spend.budgets]]``), subject (the user, tag
 value, API key or batch it limits) and period (its start: the day, ISO week or month, UTC, or
-``-infinity`` for a budget over all time). A provider attempt reserves its worst-case cost in
+1970-01-01 for a budget over all time). A provider attempt reserves its worst-case cost in
 the row, in the transaction that records the attempt as pending, and only while
 ``spent + reserved`` stays within ``limit_usd``; finishing the attempt moves its reservation to
 ``spent`` at the real cost. ``budget_reservations`` holds each open reservation by request, so

@@ -127,6 +127,7 @@ def test_a_cheaper_budget_moves_the_call_down(ledger: Ledger) -> None:
                 scope="tag",
                 tag="team",
                 limit_usd=Decimal("0.005"),
+                period="total",
                 on_exceed="cheaper",
             )
         ]
@@ -138,6 +139,9 @@ def test_a_cheaper_budget_moves_the_call_down(ledger: Ledger) -> None:
     moved = [hop for hop in view.hops if hop.kind.value == "call"]
     assert moved[0].tier == "frontier" and moved[0].status is HopStatus.FAILED
     assert "moved to the cheaper" in (moved[1].reason or "")
+    with ledger.engine.connect() as conn:
+        start = conn.execute(sa.text("SELECT period_start FROM budget_use")).scalar_one()
+    assert start.year == 1970  # a budget over all time has one period
 
 
 def test_max_cost_per_query_refuses_a_call_that_could_pass_it(ledger: Ledger) -> None:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -84,10 +84,15 @@ budget_reservations = cast(Table, BudgetReservation.__table__)
 MAX_COST_PER_QUERY = "max_cost_per_query"
 
 
+# The "period" of a budget over all time starts here (not '-infinity', which Python's
+# datetime cannot hold).
+ALL_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _period_start(period: str) -> Any:
     """The start of a budget's current period on the database's clock (UTC)."""
     if period == "total":
-        return sa.literal("-infinity", sa.DateTime(timezone=True))
+        return sa.literal(ALL_TIME, sa.DateTime(timezone=True))
     utc = func.timezone("UTC", func.now())
     return func.timezone("UTC", func.date_trunc(period, utc))
 
