@@ -83,6 +83,15 @@ def run_checks(
             results.append(_isolated("read-only", lambda: _check_read_only(url, timeout_s)))
     else:
         results.extend(_check_embedded_database(settings, timeout_s))
+        if read_only:
+            results.append(
+                CheckResult(
+                    "read-only",
+                    False,
+                    "the embedded database is written by its owner: set ROUTEQ_DATABASE_URL "
+                    "to the reporting deployment's URL to check its role",
+                )
+            )
     if settings.broker_url is not None:
         results.append(_isolated("broker", lambda: _check_broker(settings.broker_url, timeout_s)))
     else:

@@ -131,3 +131,13 @@ def test_the_embedded_default_missing_is_a_failure(
         not checks["database"].ok and "pip install 'routeq[embedded]'" in checks["database"].detail
     )
     assert not checks["broker"].ok and "ROUTEQ_BROKER_URL" in checks["broker"].detail
+
+
+def test_read_only_without_a_database_url_says_what_to_set(clean_env: object) -> None:
+    from routeq.check import run_checks
+    from routeq.config import Settings
+
+    settings = Settings(broker_url="redis://127.0.0.1:1/0")
+    results = {r.name: r for r in run_checks(settings, timeout_s=0.5, read_only=True)}
+    assert not results["read-only"].ok
+    assert "set ROUTEQ_DATABASE_URL" in results["read-only"].detail
