@@ -44,6 +44,10 @@ Metric names (the Grafana dashboard in ops/grafana is built on these):
 - ``routeq_budget_limit_usd``, ``routeq_budget_spent_usd``, ``routeq_budget_reserved_usd`` and
   ``routeq_budget_refused_calls`` ``{budget,subject}``: each budget's use in its current period
   (``[[spend.budgets]]``; a budget per user has a series per user)
+- ``routeq_endpoint_breaker_open``, ``routeq_endpoint_failures`` and
+  ``routeq_endpoint_retry_after_seconds`` ``{tier,model}``: the provider guard's state of each
+  endpoint (``tier`` is ``judge`` for the judge's): its breaker, its failed attempts in a row,
+  and what is left of a ``Retry-After`` block
 - ``routeq_up{component}``: 1 when the database / broker answered this scrape
 """
 
@@ -70,6 +74,7 @@ from routeq.config import Settings
 from routeq.ledger.sql import named
 from routeq.pricing import counterfactual_cost
 from routeq.records import FINAL_QUERY_STATUSES, QueryStatus, RequestOutcome
+from routeq.worker.guard import endpoint_health
 
 log = logging.getLogger("routeq.metrics")
 
@@ -151,6 +156,8 @@ class Snapshot:
     oldest_live_hop_s: list[tuple[str, float]] = field(default_factory=list)  # (status, age)
     # (budget, subject, limit, spent, reserved, refused) in each budget's current period
     budgets: list[tuple[str, str, float, float, float, int]] = field(default_factory=list)
+    # (tier or "judge", model, breaker open, failures in a row, Retry-After left) per endpoint
+    endpoints: list[tuple[str, str, bool, int, float]] = field(default_factory=list)  # EndpointRow
     requests: list[tuple[str, int]] = field(default_factory=list)  # (outcome, count)
     provider_errors: list[tuple[str, str, str, str, int]] = field(default_factory=list)
     tokens: list[tuple[str, str, str, int]] = field(default_factory=list)  # kind, tier, direction
@@ -226,10 +233,26 @@ def read_snapshot(
         for queue in queues:
             pipe.llen(queue)
         snapshot.queue_depth = list(zip(queues, (int(n) for n in pipe.execute()), strict=True))
+        if settings is not None:
+            snapshot.endpoints = _endpoint_health(broker, settings)
         snapshot.broker_up = True
     except redis.RedisError as error:
         log.warning("metrics: broker unavailable: %s", type(error).__name__)
     return snapshot
+
+
+def _endpoint_health(
+    broker: redis.Redis, settings: Settings
+) -> list[tuple[str, str, bool, int, float]]:
+    """The provider guard's state of every endpoint the configuration calls."""
+    labelled = [(tier.name, endpoint) for tier in settings.tiers for endpoint in tier.endpoints]
+    if settings.judge.model is not None:
+        labelled.append(("judge", settings.judge.model))
+    health = endpoint_health(broker, [endpoint for _, endpoint in labelled])
+    return [
+        (label, endpoint.model, state.breaker_open, state.failures, state.blocked_s)
+        for (label, endpoint), state in zip(labelled, health, strict=True)
+    ]
 
 
 def fill_from_rollup(snapshot: Snapshot, totals: Totals, settings: Settings | None) -> None:
@@ -477,6 +500,14 @@ def metric_families(snapshot: Snapshot) -> Iterator[Metric]:
     for name, documentation, column in budget_series:
         rows = [(use[0], use[1], use[column]) for use in snapshot.budgets]
         yield _gauge(name, documentation, ["budget", "subject"], rows)
+    endpoint_series = (
+        ("routeq_endpoint_breaker_open", "1 while an endpoint's circuit breaker is open", 2),
+        ("routeq_endpoint_failures", "An endpoint's failed attempts in a row", 3),
+        ("routeq_endpoint_retry_after_seconds", "Left of a provider's Retry-After block", 4),
+    )
+    for name, documentation, column in endpoint_series:
+        rows = [(e[0], e[1], float(e[column])) for e in snapshot.endpoints]
+        yield _gauge(name, documentation, ["tier", "model"], rows)
 
 
 def _buckets(

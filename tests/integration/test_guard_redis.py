@@ -90,3 +90,19 @@ def test_an_unreachable_redis_holds_calls_back() -> None:
     admission = guard.admit(endpoint("x"), 1)
     assert (admission.granted, admission.why) == (False, "unreachable")
     guard.report(endpoint("x"), "failed")  # dropped, without raising
+
+
+def test_the_exporter_reads_each_endpoints_breaker_and_block(client: redis.Redis) -> None:
+    from routeq.worker.guard import endpoint_health
+
+    guard = RedisGuard(client, ProtectionConfig(breaker_failures=2), prefix="test:guard:h:")
+    down, slow, fine = endpoint("down"), endpoint("slow"), endpoint("fine")
+    for e in (down, slow, fine):
+        client.delete(guard.key(e))
+    guard.report(down, "failed")
+    guard.report(down, "failed")
+    guard.report(slow, "limited", 30.0)
+    guard.report(slow, "failed")
+    health = endpoint_health(client, [down, slow, fine], prefix="test:guard:h:")
+    assert [(h.breaker_open, h.failures) for h in health] == [(True, 2), (False, 1), (False, 0)]
+    assert 29 < health[1].blocked_s <= 30 and health[0].blocked_s == health[2].blocked_s == 0

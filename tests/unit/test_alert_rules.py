@@ -30,8 +30,13 @@ def rules() -> dict[str, Any]:
 
 
 def exported_names(settings: Settings) -> set[str]:
-    # A budget's series exist once a budget is configured and used: one is, here.
-    snapshot = Snapshot(database_up=True, budgets=[("daily", "alice", 1.0, 0.5, 0.1, 0)])
+    # A budget's series exist once a budget is configured and used, and the endpoints' once the
+    # exporter has read the broker: both are, here.
+    snapshot = Snapshot(
+        database_up=True,
+        budgets=[("daily", "alice", 1.0, 0.5, 0.1, 0)],
+        endpoints=[("frontier", "sim-large", False, 0, 0.0)],
+    )
     fill_from_rollup(snapshot, {}, settings)
     registry = CollectorRegistry()
 

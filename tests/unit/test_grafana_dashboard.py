@@ -60,6 +60,7 @@ def full_snapshot() -> Snapshot:
         reconciler=[("runs", 3), ("republished", 2), ("settled", 1), ("unknown_requests", 1)],
         oldest_live_hop_s=[("queued", 4.5), ("running", 1.5)],
         budgets=[("daily", "alice", 1.0, 0.5, 0.1, 2)],
+        endpoints=[("frontier", "sim-large", True, 5, 1.5), ("judge", "sim-judge", False, 0, 0)],
         requests=[(outcome, 1) for outcome in ("pending", "ok", "error", "unknown")],
         provider_errors=[
             (kind, tier, "sim-small", status, 1)

@@ -311,3 +311,36 @@ class RedisGuard:
         ]
         with suppress(*_UNAVAILABLE):
             self._report([self.key(endpoint)], args)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointHealth:
+    """What the guard holds on one endpoint, for the metrics exporter."""
+
+    breaker_open: bool  # open or half-open: calls are kept off it, or one probes it
+    failures: int  # failed attempts in a row
+    blocked_s: float  # left of a Retry-After block
+
+
+def endpoint_health(
+    client: redis.Redis, endpoints: list[ModelEndpoint], prefix: str = DEFAULT_PREFIX
+) -> list[EndpointHealth]:
+    """Each endpoint's breaker and Retry-After block, in one round trip, on Redis's clock."""
+    pipe = client.pipeline(transaction=False)
+    pipe.time()
+    for endpoint in endpoints:
+        pipe.hmget(prefix + endpoint_key(endpoint), "open", "fails", "blocked")
+    replies = pipe.execute()
+    seconds, micros = replies[0]
+    now_ms = seconds * 1000 + micros / 1000
+    health = []
+    for opened, fails, blocked in replies[1:]:
+        open_until = float(opened or 0)
+        health.append(
+            EndpointHealth(
+                breaker_open=open_until > 0,
+                failures=int(fails or 0),
+                blocked_s=max(0.0, (float(blocked or 0) - now_ms) / 1000),
+            )
+        )
+    return health
