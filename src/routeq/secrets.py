@@ -205,12 +205,7 @@ def _key_env_names(settings: Settings) -> list[str]:
 def key_endpoints(settings: Settings) -> list[ModelEndpoint]:
     """Every endpoint that may hold a key: each tier and its fallbacks, then the judge model
     (even when judging is disabled: it is configured, so its key may be in the environment)."""
-    endpoints: list[ModelEndpoint] = []
-    for tier in settings.tiers:
-        endpoints += [tier, *tier.fallbacks]
-    if settings.judge.model is not None:
-        endpoints.append(settings.judge.model)
-    return endpoints
+    return settings.endpoints
 
 
 def url_passwords(url: str | None) -> list[str]:

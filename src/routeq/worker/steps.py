@@ -59,7 +59,7 @@ from routeq.policies import (
     shadow_tier,
 )
 from routeq.pricing import call_cost
-from routeq.privacy import redact, redactor
+from routeq.privacy import Redactor, redact, redactor
 from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
 from routeq.records import (
     FINAL_QUERY_STATUSES,
@@ -390,8 +390,7 @@ def _call(rt: Runtime, query_id: uuid.UUID, seq: int, age_s: float) -> StepResul
     query = rt.ledger.query_input(query_id)
     messages = _call_messages(query, tier)
     chain = [_with_params(endpoint, query.params) for endpoint in tier.endpoints]
-    max_cost = _max_cost(chain[0], messages)
-    allowed = _gate_call(rt, hop, query, tier.name, chain[0], max_cost)
+    allowed = _gate_call(rt, hop, query, tier.name, chain[0], messages)
     if allowed is not None:
         return allowed
     called = _call_chain(rt, hop, chain, messages, query)
@@ -615,10 +614,12 @@ def _gate_call(
     query: QueryInput,
     tier: str,
     endpoint: ModelEndpoint,
-    max_cost: Decimal,
+    messages: list[dict[str, str]],
 ) -> StepResult | None:
     """Ask the hooks about the call: None to go ahead, or the step's result when a hook denied
-    it (the query keeps an earlier answer, or fails) or moved it to another tier."""
+    it (the query keeps an earlier answer, or fails) or moved it to another tier. The call's
+    worst case is priced only when there are hooks to tell: counting the prompt's tokens is
+    work the call step does once more anyway."""
     if not rt.hooks:
         return None
     context = CallContext(
@@ -628,7 +629,7 @@ def _gate_call(
         model=endpoint.model,
         role=query.role,
         input_tokens=query.input_tokens,
-        max_cost=max_cost,
+        max_cost=_max_cost(endpoint, messages),
         metadata=query.metadata,
         user=query.user,
     )
@@ -968,7 +969,6 @@ def _complete(
     endpoint: ModelEndpoint,
     messages: list[dict[str, str]],
     params: dict[str, Any] | None = None,
-    max_cost: Decimal | None = None,
     query: QueryInput | None = None,
 ) -> tuple[ChatResponse, int]:
     """Call a model with retries. Every attempt is on the ledger *before* it is sent (so a
@@ -985,8 +985,7 @@ def _complete(
         temperature=None if temperature is None else float(temperature),
     )
     prompt_tokens = count_message_tokens(messages)
-    if max_cost is None:
-        max_cost = call_cost(endpoint, prompt_tokens, endpoint.max_output_tokens)
+    max_cost = call_cost(endpoint, prompt_tokens, endpoint.max_output_tokens)
     request_ids: dict[int, int] = {}
     charged = _charges(rt, query)
     limit = rt.settings.spend.max_cost_per_query if query is not None else None
@@ -1174,8 +1173,8 @@ def _finish(
     they are told about). A ``redact``-mode query's answer, judge reply and reasons are
     redacted before they are stored."""
     if query is not None and query.privacy == "redact":
-        record = _redacted(rt, record)
         pattern = redactor(rt.settings.privacy)
+        record = _redacted(record, pattern)
         if outcome is not None:
             outcome = replace(outcome, reason=redact(outcome.reason, pattern))
         if next_hop is not None and next_hop.reason is not None:
@@ -1198,9 +1197,8 @@ def _finish(
     return StepResult(publish=finished.publish)
 
 
-def _redacted(rt: Runtime, record: HopResult) -> HopResult:
+def _redacted(record: HopResult, pattern: Redactor) -> HopResult:
     """The hop's texts with the configured patterns replaced (``[privacy] redact``)."""
-    pattern = redactor(rt.settings.privacy)
     usage = record.usage
     if usage is not None and usage.output is not None:
         usage = replace(usage, output=redact(usage.output, pattern))
