@@ -135,10 +135,13 @@ class InProcessPipeline:
 
     def _deliver(self, hop: NextHop, report: RunReport) -> None:
         rt = self.runtime
-        rt.claimed = None
+        rt.claimed, rt.unrecorded = None, []
         report.steps += 1
         try:
-            result = STEPS[hop.kind](rt, hop.query_id, hop.seq)
+            try:
+                result = STEPS[hop.kind](rt, hop.query_id, hop.seq)
+            finally:
+                steps.record_unrecorded(rt)
         except DeliverySupersededError:
             return
         except Exception as error:

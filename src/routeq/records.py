@@ -170,6 +170,9 @@ class Claim:
     state: ClaimState
     hop: ClaimedHop | None = None
     retry_in: float = 0.0
+    # With CLAIMED: what the step reads, fetched by the claim itself (one round trip).
+    query: QueryInput | None = None
+    answer: CallOutput | None = None  # a judge hop's: the answer it judges
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,25 @@ class Usage:
     output_tokens: int
     tokens_estimated: bool
     latency_ms: int
+
+
+@dataclass(frozen=True)
+class RequestDone:
+    """A provider request's completion: its outcome, tokens and cost, to be written on the
+    ledger. A successful attempt's is written with the hop's finish, in the same transaction
+    (``StepLedger.finish_hop``); a failed one's at once (``finish_request``)."""
+
+    hop: ClaimedHop
+    request_id: int
+    outcome: str
+    latency_ms: int
+    cost: Decimal = Decimal(0)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    tokens_estimated: bool = False
+    http_status: int | None = None
+    error: str | None = None
+    settle_budgets: bool = False
 
 
 @dataclass(frozen=True)

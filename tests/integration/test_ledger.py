@@ -28,7 +28,7 @@ from routeq.ledger import (
     QueryStatus,
 )
 from routeq.ledger.migrate import alembic_config, current_head, upgrade
-from routeq.records import HopResult, Usage
+from routeq.records import HopResult, RequestDone, Usage
 
 try:
     from conftest import ADMIN_URL
@@ -371,6 +371,60 @@ def test_record_request_of_a_stale_delivery_still_counts(ledger: Ledger) -> None
         cost=Decimal("0.25"),
     )
     assert query_row(ledger, query_id).total_cost == Decimal("0.25")
+
+
+def test_a_successful_request_finished_with_its_hop_counts_even_when_the_fence_fails(
+    ledger: Ledger,
+) -> None:
+    """The last attempt's completion rides in the hop's finish (one transaction); a stale
+    delivery's finish writes nothing of the hop, but its spend is still committed."""
+    query_id = submit_one(ledger)
+    stale = route_to_cheap(ledger, query_id, lease_s=0)
+    request_id = ledger.begin_request(
+        stale, try_number=1, model="sim-small", input_price=Decimal(1), output_price=Decimal(1)
+    )
+    fresh = claimed(ledger, query_id, 2)
+    done = RequestDone(stale, request_id, "ok", latency_ms=3, cost=Decimal("0.125"))
+    assert not ledger.finish_hop(
+        stale, status=HopStatus.DONE, result=HopResult(reason="stale"), requests_done=[done]
+    )
+    [request] = rows(ledger, "SELECT * FROM provider_requests WHERE id = :r", r=request_id)
+    # the fresh claim marked it unknown; the late completion says what really happened
+    assert request.outcome == "ok" and request.cost == Decimal("0.125")
+    assert query_row(ledger, query_id).total_cost == Decimal("0.125")
+    assert hop_rows(ledger, query_id)[1].reason == "routed: test"  # not "stale"
+
+    again = ledger.begin_request(
+        fresh, try_number=1, model="sim-small", input_price=Decimal(1), output_price=Decimal(1)
+    )
+    done = RequestDone(fresh, again, "ok", latency_ms=2, cost=Decimal("0.25"))
+    assert ledger.finish_hop(
+        fresh, status=HopStatus.DONE, result=HopResult(reason="fresh"), requests_done=[done]
+    )
+    assert query_row(ledger, query_id).total_cost == Decimal("0.375")
+    assert hop_rows(ledger, query_id)[1].cost == Decimal("0.375")
+
+
+def test_the_claim_reads_the_query_and_a_judge_hop_its_answer(ledger: Ledger) -> None:
+    query_id = submit_one(ledger, "Name a prime.", metadata={"tag": "maths"}, user="ada")
+    first = claim(ledger, query_id, 1)
+    assert first.query is not None and first.answer is None
+    assert (first.query.text, first.query.user, first.query.metadata) == (
+        "Name a prime.",
+        "ada",
+        {"tag": "maths"},
+    )
+    assert first.query.status == "running" == query_row(ledger, query_id).status
+    call = NextHop(query_id, 2, HopKind.CALL, "cheap", "sim-small", reason="routed")
+    assert first.hop is not None
+    ledger.finish_hop(first.hop, status=HopStatus.DONE, result=HopResult(), next_hop=call)
+    second = claimed(ledger, query_id, 2)
+    judge = NextHop(query_id, 3, HopKind.JUDGE, "cheap", None, reason="judge")
+    usage = Usage("seven", "stop", 7, 1, False, 5)
+    ledger.finish_hop(second, status=HopStatus.DONE, result=HopResult(usage=usage), next_hop=judge)
+    third = ledger.claim(query_id, 3, lease_s=LEASE, max_deliveries=3, with_answer=True)
+    assert third.answer is not None
+    assert (third.answer.seq, third.answer.tier, third.answer.output) == (2, "cheap", "seven")
 
 
 # -- closing the query -----------------------------------------------------------------------------

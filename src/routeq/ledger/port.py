@@ -29,6 +29,7 @@ from routeq.records import (
     QueryInput,
     QueryOutcome,
     QueryView,
+    RequestDone,
 )
 
 
@@ -41,8 +42,10 @@ class StepLedger(Protocol):
         lease_s: float,
         max_deliveries: int,
         worker: str | None = None,
+        with_answer: bool = False,
     ) -> Claim:
-        """Own a queued hop (or one whose lease expired) for one delivery."""
+        """Own a queued hop (or one whose lease expired) for one delivery, reading the query
+        (and with ``with_answer`` the previous hop's answer) in the same round trip."""
         ...
 
     def query_input(self, query_id: uuid.UUID) -> QueryInput: ...
@@ -126,9 +129,14 @@ class StepLedger(Protocol):
         outcome: QueryOutcome | None = None,
         children: Sequence[NewQuery] = (),
         shadow: NewQuery | None = None,
+        requests_done: Sequence[RequestDone] = (),
     ) -> Finished:
         """Close the hop and take the next step in one fenced transaction; create ``shadow``
-        when that closed the query."""
+        when that closed the query. ``requests_done`` are written first, outside the fence."""
+        ...
+
+    def finish_requests(self, done: Sequence[RequestDone]) -> None:
+        """Complete requests whose step ended without finishing its hop."""
         ...
 
     def fail_exhausted(

@@ -35,6 +35,9 @@ from sqlalchemy.engine import Connection
 
 from routeq.budgets import Charge
 from routeq.errors import BudgetExceededError, DeliverySupersededError, UnknownQueryError
+from routeq.ledger.hotpath import answer_of, claim_statement, claimed_hop, lease_end, lease_expired
+from routeq.ledger.hotpath import query_input as claimed_query
+from routeq.ledger.hotpath import seconds as _seconds
 from routeq.ledger.models import (
     BatchDocument,
     BudgetReservation,
@@ -68,6 +71,7 @@ from routeq.records import (
     QueryRole,
     QueryStatus,
     QueryView,
+    RequestDone,
     RequestOutcome,
     Submitted,
 )
@@ -290,24 +294,6 @@ def _judged_answer(answer: dict[str, Any]) -> JudgedAnswer:
 RECONCILER_LOCK_KEY = 0x726F75746571
 
 
-def _seconds(value: float) -> Any:
-    """A Postgres interval of ``value`` seconds, for lease arithmetic on the database clock."""
-    return func.make_interval(0, 0, 0, 0, 0, 0, value)
-
-
-# Hops claimed before leases were recorded (migration 0004) keep the old one-hour lease.
-_LEGACY_LEASE_S = 3600
-
-
-def _lease_end() -> Any:
-    """When a running hop's lease ends (on the database clock)."""
-    return func.coalesce(hops.c.lease_expires_at, hops.c.started_at + _seconds(_LEGACY_LEASE_S))
-
-
-def _lease_expired() -> Any:
-    return _lease_end() < func.now()
-
-
 UNKNOWN_OUTCOME_ERROR = (
     "outcome unknown: the worker stopped while the request was in flight; it may have been "
     "answered and paid (up to max_cost)"
@@ -490,11 +476,42 @@ def family_backlog(conn: Connection, root_id: uuid.UUID) -> list[NextHop]:
     return backlog + ([combine] if combine is not None else [])
 
 
+def _record_request(conn: Connection, done: RequestDone) -> None:
+    """A request's outcome and cost on its row, its hop and its query (and its budgets)."""
+    conn.execute(
+        update(requests)
+        .where(requests.c.id == done.request_id)
+        .values(
+            outcome=done.outcome,
+            http_status=done.http_status,
+            error=done.error,
+            input_tokens=done.input_tokens,
+            output_tokens=done.output_tokens,
+            tokens_estimated=done.tokens_estimated,
+            cost=done.cost,
+            latency_ms=done.latency_ms,
+        )
+    )
+    if done.cost:
+        conn.execute(
+            update(hops).where(hops.c.id == done.hop.id).values(cost=hops.c.cost + done.cost)
+        )
+        conn.execute(
+            update(queries)
+            .where(queries.c.id == done.hop.query_id)
+            .values(total_cost=queries.c.total_cost + done.cost)
+        )
+    if done.settle_budgets:
+        _settle(conn, done.request_id, done.cost)
+
+
 class Ledger:
     """Typed access to the hop ledger."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # For single statements: no BEGIN and COMMIT round trips around them.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     # -- producers -------------------------------------------------------------------------------
 
@@ -516,48 +533,32 @@ class Ledger:
         lease_s: float,
         max_deliveries: int,
         worker: str | None = None,
+        with_answer: bool = False,
     ) -> Claim:
-        """Take ownership of a hop (queued, or running with an expired lease) for one delivery.
+        """Take ownership of a hop (queued, or running with an expired lease) for one delivery,
+        and read what the step needs: the query's input, and with ``with_answer`` the previous
+        hop's answer (a judge's). One statement on the happy path (``ledger.hotpath``).
 
         The claim holds the hop for ``lease_s`` seconds; each provider attempt renews it
         (``begin_request``). Requests an earlier delivery left ``pending`` are marked
         ``unknown`` here: that delivery is gone, and its call may or may not have been paid.
         """
-        with self.engine.begin() as conn:
-            claimed = conn.execute(
-                update(hops)
-                .where(
-                    hops.c.query_id == query_id,
-                    hops.c.seq == seq,
-                    or_(
-                        hops.c.status == HopStatus.QUEUED.value,
-                        and_(hops.c.status == HopStatus.RUNNING.value, _lease_expired()),
-                    ),
-                )
-                .values(
-                    status=HopStatus.RUNNING.value,
-                    attempts=hops.c.attempts + 1,
-                    started_at=func.now(),
-                    lease_expires_at=func.now() + _seconds(lease_s),
-                    claimed_by=worker,
-                )
-                .returning(
-                    hops.c.id, hops.c.kind, hops.c.tier, hops.c.model, hops.c.attempts, hops.c.waits
-                )
+        with self._autocommit.connect() as conn:
+            row = conn.execute(
+                claim_statement(with_answer),
+                {
+                    "claim_query": query_id,
+                    "claim_seq": seq,
+                    "claim_lease_s": lease_s,
+                    "claim_worker": worker,
+                },
             ).one_or_none()
-            if claimed is None:
+            if row is None:
                 return self._why_not_claimed(conn, query_id, seq)
-            hop = ClaimedHop(
-                id=claimed.id,
-                query_id=query_id,
-                seq=seq,
-                kind=HopKind(claimed.kind),
-                tier=claimed.tier,
-                model=claimed.model,
-                delivery=claimed.attempts,
-            )
-            _mark_unknown(conn, requests.c.hop_id == hop.id, requests.c.delivery < hop.delivery)
-            if hop.delivery - claimed.waits > max_deliveries:
+            hop = claimed_hop(row)
+            if hop.delivery > 1:
+                _mark_unknown(conn, requests.c.hop_id == hop.id, requests.c.delivery < hop.delivery)
+            if hop.delivery - row.waits > max_deliveries:
                 conn.execute(
                     update(hops)
                     .where(hops.c.id == hop.id)
@@ -570,18 +571,13 @@ class Ledger:
                     )
                 )
                 return Claim(ClaimState.EXHAUSTED, hop)
-            conn.execute(
-                update(queries)
-                .where(queries.c.id == query_id, queries.c.status == QueryStatus.QUEUED.value)
-                .values(status=QueryStatus.RUNNING.value)
-            )
-            return Claim(ClaimState.CLAIMED, hop)
+            return Claim(ClaimState.CLAIMED, hop, query=claimed_query(row), answer=answer_of(row))
 
     def _why_not_claimed(self, conn: Connection, query_id: uuid.UUID, seq: int) -> Claim:
         row = conn.execute(
             select(
                 hops.c.status,
-                func.extract("epoch", _lease_end() - func.now()).label("remaining"),
+                func.extract("epoch", lease_end() - func.now()).label("remaining"),
             ).where(hops.c.query_id == query_id, hops.c.seq == seq)
         ).one_or_none()
         if row is None:
@@ -863,7 +859,7 @@ class Ledger:
                     hops.c.model,
                     hops.c.status,
                     hops.c.attempts,
-                    _lease_expired().label("expired"),
+                    lease_expired().label("expired"),
                     queries.c.role,
                 )
                 .join(queries, queries.c.id == hops.c.query_id)
@@ -912,7 +908,7 @@ class Ledger:
                 or_(
                     hops.c.status != HopStatus.RUNNING.value,
                     hops.c.attempts != requests.c.delivery,
-                    _lease_expired(),
+                    lease_expired(),
                 ),
             )
             .exists()
@@ -1180,34 +1176,21 @@ class Ledger:
         Not fenced: money spent is spent, even by a delivery that has been superseded (or whose
         request the reconciler already marked ``unknown``). ``lease_s`` renews the hop's lease
         for the pause and the attempt that follow a failed try."""
+        done = RequestDone(
+            hop, request_id, outcome, latency_ms, cost, input_tokens, output_tokens,
+            tokens_estimated, http_status, error, settle_budgets,
+        )  # fmt: skip
         with self.engine.begin() as conn:
-            conn.execute(
-                update(requests)
-                .where(requests.c.id == request_id)
-                .values(
-                    outcome=outcome,
-                    http_status=http_status,
-                    error=error,
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
-                    tokens_estimated=tokens_estimated,
-                    cost=cost,
-                    latency_ms=latency_ms,
-                )
-            )
-            if cost:
-                conn.execute(
-                    update(hops).where(hops.c.id == hop.id).values(cost=hops.c.cost + cost)
-                )
-                conn.execute(
-                    update(queries)
-                    .where(queries.c.id == hop.query_id)
-                    .values(total_cost=queries.c.total_cost + cost)
-                )
+            _record_request(conn, done)
             if lease_s is not None:
                 self._renew(conn, hop, lease_s)
-            if settle_budgets:
-                _settle(conn, request_id, cost)
+
+    def finish_requests(self, done: Sequence[RequestDone]) -> None:
+        """Complete requests whose hop was not finished (its step failed after the call)."""
+        if done:
+            with self.engine.begin() as conn:
+                for request in done:
+                    _record_request(conn, request)
 
     @staticmethod
     def _renew(conn: Connection, hop: ClaimedHop, lease_s: float) -> bool:
@@ -1233,8 +1216,13 @@ class Ledger:
         outcome: QueryOutcome | None = None,
         children: Sequence[NewQuery] = (),
         shadow: NewQuery | None = None,
+        requests_done: Sequence[RequestDone] = (),
     ) -> Finished:
         """Close a hop and take the next step in one transaction, fenced by the delivery.
+
+        ``requests_done``: the step's completed provider requests not yet written (its
+        successful calls), written first and outside the fence: when a newer delivery owns
+        the hop, they are still committed (money spent is spent) and nothing else is.
 
         ``children`` are pieces of a split document, created with their route hops. A combine
         hop in ``next_hop`` is not published: it waits until the last piece is finished, and
@@ -1244,6 +1232,8 @@ class Ledger:
         Returns a falsy ``Finished``, writing nothing, when a newer delivery owns the hop.
         """
         with self.engine.begin() as conn:
+            for done in requests_done:
+                _record_request(conn, done)
             finished = self._finish(conn, hop, status, result, next_hop, outcome, children)
             if finished.closed and shadow is not None:
                 shadow_id = submit_query(conn, shadow).query_id
@@ -1275,8 +1265,7 @@ class Ledger:
             )
             .returning(hops.c.id)
         ).one_or_none()
-        if owned is None:
-            conn.rollback()
+        if owned is None:  # the fence wrote nothing; what spend came with it is committed
             return Finished(owned=False)
         routes = []
         for child in children:

@@ -25,7 +25,7 @@ from routeq.ledger.port import WorkerLedger
 from routeq.policies import EscalationPolicy, Policy, Router, build_escalation, build_router
 from routeq.policies.escalation import NextTier
 from routeq.providers import Provider, provider_for
-from routeq.records import ClaimedHop, NextHop
+from routeq.records import ClaimedHop, NextHop, RequestDone
 from routeq.worker.guard import ProviderGuard, RedisGuard
 from routeq.worker.slots import Slots, TierSlots
 
@@ -63,6 +63,9 @@ class Runtime:
     claimed: ClaimedHop | None = None
     # What is left of the current delivery's time to wait for rate-limit capacity.
     inline_wait_left_s: float = 0.0
+    # The current step's successful provider requests, written with its hop's finish (one
+    # transaction), or by ``steps.record_unrecorded`` when the step ends another way.
+    unrecorded: list[RequestDone] = field(default_factory=list)
     escalation: EscalationPolicy = field(default_factory=NextTier)
     hooks: tuple[Hook, ...] = ()
     # The trained verifier of cheap answers ([judge.verifier]), if configured.

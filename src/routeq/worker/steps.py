@@ -63,6 +63,7 @@ from routeq.privacy import Redactor, redact, redactor
 from routeq.providers import Attempt, ChatRequest, ChatResponse, complete_with_retries
 from routeq.records import (
     FINAL_QUERY_STATUSES,
+    CallOutput,
     ChildQuery,
     ClaimedHop,
     ClaimState,
@@ -75,6 +76,7 @@ from routeq.records import (
     QueryOutcome,
     QueryRole,
     QueryStatus,
+    RequestDone,
     Usage,
 )
 from routeq.secrets import scrub
@@ -109,10 +111,10 @@ class StepResult:
 def route(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     """Ask the router for a tier (rules first, then the policy, after the features it needs),
     fit it to the context window, and create the first call hop (or split a long document)."""
-    hop, early = _claim(rt, query_id, seq)
-    if hop is None:
+    claim, early = _claim(rt, query_id, seq)
+    if claim is None:
         return early
-    query = rt.ledger.query_input(query_id)
+    hop, query = claim.hop, claim.query
     task = _summary_task(query)
     view = QueryView(
         query.text,
@@ -382,12 +384,12 @@ def call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
 
 
 def _call(rt: Runtime, query_id: uuid.UUID, seq: int, age_s: float) -> StepResult:
-    hop, early = _claim(rt, query_id, seq)
-    if hop is None:
+    claim, early = _claim(rt, query_id, seq)
+    if claim is None:
         return early
+    hop, query = claim.hop, claim.query
     assert hop.tier is not None
     tier = rt.settings.tier(hop.tier)
-    query = rt.ledger.query_input(query_id)
     messages = _call_messages(query, tier)
     chain = [_with_params(endpoint, query.params) for endpoint in tier.endpoints]
     allowed = _gate_call(rt, hop, query, tier.name, chain[0], messages)
@@ -675,12 +677,12 @@ def judge(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
                 waiting = _wait_for_endpoints(rt, [judge_model], age_s, wait_for_breakers=True)
                 if waiting is not None:
                     return waiting
-    hop, early = _claim(rt, query_id, seq)
-    if hop is None:
+    claim, early = _claim(rt, query_id, seq, with_answer=True)
+    if claim is None:
         return early
-    query = rt.ledger.query_input(query_id)
-    answer = rt.ledger.call_output(query_id, seq - 1)
-    assert answer.tier is not None
+    hop, query = claim.hop, claim.query
+    answer = claim.answer
+    assert answer is not None and answer.tier is not None
     tier = rt.settings.tier(answer.tier)
     try:
         verdict, usage = _verdict(rt, hop, tier, query, answer.output, answer.finish_reason)
@@ -828,10 +830,10 @@ def combine(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
     waiting = sum(child.status not in FINAL_QUERY_STATUSES for child in children)
     if waiting:
         return StepResult(note=f"waiting for {waiting} of {len(children)} pieces")
-    hop, early = _claim(rt, query_id, seq)
-    if hop is None:
+    claim, early = _claim(rt, query_id, seq)
+    if claim is None:
         return early
-    query = rt.ledger.query_input(query_id)
+    hop, query = claim.hop, claim.query
     task = _summary_task(query)
     assert task is not None, "only split summaries have combine hops"
     stage = max(child.task.get("stage", 0) for child in children)
@@ -885,8 +887,20 @@ def _parts_of(children: list[ChildQuery]) -> int:
 # -- shared mechanics ----------------------------------------------------------------------------
 
 
-def _claim(rt: Runtime, query_id: uuid.UUID, seq: int) -> tuple[ClaimedHop | None, StepResult]:
-    """Claim the hop. Without a claim, say what to do instead (nothing, re-publish, or retry)."""
+@dataclass(frozen=True)
+class _Claimed:
+    """A claimed hop with what its claim read: the query, and a judge hop's answer."""
+
+    hop: ClaimedHop
+    query: QueryInput
+    answer: CallOutput | None = None
+
+
+def _claim(
+    rt: Runtime, query_id: uuid.UUID, seq: int, *, with_answer: bool = False
+) -> tuple[_Claimed | None, StepResult]:
+    """Claim the hop, reading the query (and with ``with_answer`` the answer to judge) in the
+    same round trip. Without a claim, say what to do instead (nothing, re-publish, or retry)."""
     settings = rt.settings
     claim = rt.ledger.claim(
         query_id,
@@ -894,11 +908,13 @@ def _claim(rt: Runtime, query_id: uuid.UUID, seq: int) -> tuple[ClaimedHop | Non
         lease_s=rt.claim_lease_s,  # every attempt renews it from there (``_complete``)
         max_deliveries=settings.retry.max_deliveries,
         worker=rt.node,
+        with_answer=with_answer,
     )
     if claim.state is ClaimState.CLAIMED:
+        assert claim.hop is not None and claim.query is not None
         rt.claimed = claim.hop  # what the task hands back if the step then fails
         rt.inline_wait_left_s = settings.protection.max_inline_wait_s
-        return claim.hop, StepResult()
+        return _Claimed(claim.hop, claim.query, claim.answer), StepResult()
     if claim.state is ClaimState.BUSY:
         return None, StepResult(retry_in=claim.retry_in, note="another delivery owns the hop")
     if claim.state is ClaimState.FINISHED:
@@ -1030,8 +1046,7 @@ def _complete(
         if response is not None:
             cost = call_cost(endpoint, response.input_tokens, response.output_tokens)
             latency.append(attempt.latency_ms)
-        pause = attempt.pause_s
-        rt.ledger.finish_request(
+        done = RequestDone(
             hop,
             request_ids[attempt.try_number],
             outcome="ok" if response is not None else "error",
@@ -1042,9 +1057,22 @@ def _complete(
             tokens_estimated=response.tokens_estimated if response else False,
             http_status=error.status_code if error else 200,
             error=short_error(error) if error else None,
-            lease_s=None if pause is None else attempt_lease_s(endpoint, pause, margin),
             settle_budgets=bool(charged),
         )
+        if response is not None:
+            rt.unrecorded.append(done)  # written with the hop's finish, in its transaction
+        else:
+            pause = attempt.pause_s
+            rt.ledger.finish_request(
+                hop,
+                done.request_id,
+                outcome=done.outcome,
+                latency_ms=done.latency_ms,
+                http_status=done.http_status,
+                error=done.error,
+                lease_s=None if pause is None else attempt_lease_s(endpoint, pause, margin),
+                settle_budgets=done.settle_budgets,
+            )
         _tell_guard(rt, endpoint, error)
 
     response = complete_with_retries(
@@ -1187,7 +1215,9 @@ def _finish(
         outcome=outcome,
         children=children or [],
         shadow=_shadow_query(rt, query, outcome),
+        requests_done=rt.unrecorded,
     )
+    rt.unrecorded = []
     if not finished.owned:
         return StepResult(note="superseded by a newer delivery; result discarded")
     if committed is not None and rt.hooks:
@@ -1316,6 +1346,15 @@ def _on_close_hooks(rt: Runtime, query: QueryInput, outcome: QueryOutcome) -> No
 def _notify_closed(rt: Runtime, closed: ClosedQuery) -> None:
     for failure in notify(rt.hooks, "on_close", closed):
         log.error("hook on_close failed: %s", scrub(failure))
+
+
+def record_unrecorded(rt: Runtime) -> None:
+    """Write the successful requests of a step that ended without finishing its hop (it
+    raised, waited, or handed the hop back): money spent is on the ledger either way. The
+    task wrappers call it after every step."""
+    if rt.unrecorded:
+        done, rt.unrecorded = rt.unrecorded, []
+        rt.ledger.finish_requests(done)
 
 
 def short_error(error: BaseException) -> str:

@@ -37,9 +37,12 @@ Step = Callable[[Runtime, uuid.UUID, int], steps.StepResult]
 
 def _run(task: Task, step: Step, query_id: str, seq: int) -> None:
     rt = get_runtime()
-    rt.node, rt.claimed = task.request.hostname, None
+    rt.node, rt.claimed, rt.unrecorded = task.request.hostname, None, []
     try:
-        result = step(rt, uuid.UUID(query_id), seq)
+        try:
+            result = step(rt, uuid.UUID(query_id), seq)
+        finally:
+            _record_spend(rt, task.name, query_id, seq)
     except DeliverySupersededError as superseded:
         # A newer delivery took the hop over: it does the work; this message is done.
         log.warning("%s query=%s seq=%s: %s", task.name, query_id, seq, superseded)
@@ -73,6 +76,21 @@ def _run(task: Task, step: Step, query_id: str, seq: int) -> None:
         log.info("%s query=%s seq=%s: %s", task.name, query_id, seq, scrub(result.note))
     for hop in result.publish:
         rt.publisher.publish(hop)
+
+
+def _record_spend(rt: Runtime, name: str, query_id: str, seq: int) -> None:
+    """Write the calls a step paid for but did not record with its hop's finish. A failure
+    here leaves them ``pending``, and the next claim marks them ``unknown`` (possibly paid)."""
+    try:
+        steps.record_unrecorded(rt)
+    except Exception as error:
+        log.error(
+            "%s query=%s seq=%s: could not record its provider requests: %s",
+            name,
+            query_id,
+            seq,
+            type(error).__name__,
+        )
 
 
 def register_tasks(app: Celery) -> None:

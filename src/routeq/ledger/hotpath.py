@@ -1,0 +1,201 @@
+"""Claiming a hop in one round trip: the claim, the query marked running, and what the step
+reads (the query's input, and for a judge hop the answer it judges), in one statement.
+
+The statement is built once per process (building a SQLAlchemy construct costs more than
+running it) and runs on its own, outside a transaction block, with ``synchronous_commit`` off
+for its implicit transaction. Losing a claim to a database crash only makes the hop claimable
+again, which the delivery cap and the fence already handle; and any later durable commit (the
+step's finish) flushes it with everything before it. docs/performance.md has the trade.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, cast
+
+from sqlalchemy import (
+    Float,
+    Integer,
+    String,
+    Table,
+    Uuid,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql import Select
+
+from routeq.ledger.models import Hop, Query
+from routeq.records import (
+    CallOutput,
+    ClaimedHop,
+    HopKind,
+    HopStatus,
+    QueryInput,
+    QueryRole,
+    QueryStatus,
+)
+
+queries = cast(Table, Query.__table__)
+hops = cast(Table, Hop.__table__)
+
+# Hops claimed before leases were recorded (migration 0004) keep the old one-hour lease.
+LEGACY_LEASE_S = 3600
+
+
+def seconds(value: Any) -> Any:
+    """A Postgres interval of ``value`` seconds, for lease arithmetic on the database clock."""
+    return func.make_interval(0, 0, 0, 0, 0, 0, value)
+
+
+def lease_end() -> Any:
+    """When a running hop's lease ends (on the database clock)."""
+    return func.coalesce(hops.c.lease_expires_at, hops.c.started_at + seconds(LEGACY_LEASE_S))
+
+
+def lease_expired() -> Any:
+    return lease_end() < func.now()
+
+
+@functools.cache
+def claim_statement(with_answer: bool) -> Select[Any]:
+    """The claim: parameters ``claim_query``, ``claim_seq``, ``claim_lease_s``, ``claim_worker``
+    (not the columns' names: in an UPDATE those would be read as new values). One row when the
+    hop was claimed (its columns, the query's, and with ``with_answer`` the previous hop's
+    answer), none when it was not (finished, owned by a live delivery, or missing)."""
+    query_id = bindparam("claim_query", type_=Uuid())
+    claimed = (
+        update(hops)
+        .where(
+            hops.c.query_id == query_id,
+            hops.c.seq == bindparam("claim_seq", type_=Integer()),
+            or_(
+                hops.c.status == HopStatus.QUEUED.value,
+                and_(hops.c.status == HopStatus.RUNNING.value, lease_expired()),
+            ),
+        )
+        .values(
+            status=HopStatus.RUNNING.value,
+            attempts=hops.c.attempts + 1,
+            started_at=func.now(),
+            lease_expires_at=func.now() + seconds(bindparam("claim_lease_s", type_=Float())),
+            claimed_by=bindparam("claim_worker", type_=String()),
+        )
+        .returning(
+            hops.c.id,
+            hops.c.query_id,
+            hops.c.seq,
+            hops.c.kind,
+            hops.c.tier,
+            hops.c.model,
+            hops.c.attempts,
+            hops.c.waits,
+        )
+        .cte("claimed")
+    )
+    # Marked running by its first claim only: later claims find it running and write nothing.
+    running = (
+        update(queries)
+        .where(
+            queries.c.id == query_id,
+            queries.c.status == QueryStatus.QUEUED.value,
+            exists(select(claimed.c.id)),
+        )
+        .values(status=QueryStatus.RUNNING.value)
+        .returning(queries.c.id)
+        .cte("running")
+    )
+    query = queries.alias("query")
+    original = queries.alias("original")
+    columns: list[Any] = [
+        claimed,
+        query.c.text,
+        query.c.input_tokens,
+        query.c.metadata,
+        query.c.user_id,
+        query.c.status.label("query_status"),
+        query.c.task,
+        query.c.parent_id,
+        query.c.batch_document_id,
+        query.c.role,
+        query.c.messages,
+        query.c.params,
+        query.c.shadow_of,
+        query.c.rerun_of,
+        query.c.api_key_id,
+        query.c.privacy,
+        original.c.final_tier.label("original_tier"),
+        # For this statement's own (implicit) transaction only.
+        func.set_config("synchronous_commit", "off", literal(True)).label("async_commit"),
+    ]
+    source = claimed.join(query, query.c.id == claimed.c.query_id).outerjoin(
+        original, original.c.id == func.coalesce(query.c.rerun_of, query.c.shadow_of)
+    )
+    if with_answer:
+        answer = hops.alias("answer")
+        columns += [
+            answer.c.seq.label("answer_seq"),
+            answer.c.tier.label("answer_tier"),
+            answer.c.model.label("answer_model"),
+            answer.c.output.label("answer_output"),
+            answer.c.finish_reason.label("answer_finish_reason"),
+        ]
+        source = source.outerjoin(
+            answer,
+            and_(answer.c.query_id == claimed.c.query_id, answer.c.seq == claimed.c.seq - 1),
+        )
+    return select(*columns).select_from(source).add_cte(running)
+
+
+def claimed_hop(row: Any) -> ClaimedHop:
+    return ClaimedHop(
+        id=row.id,
+        query_id=row.query_id,
+        seq=row.seq,
+        kind=HopKind(row.kind),
+        tier=row.tier,
+        model=row.model,
+        delivery=row.attempts,
+    )
+
+
+def query_input(row: Any) -> QueryInput:
+    """The query as the claim read it: a row of ``claim_statement`` (or of the same columns)."""
+    status = QueryStatus(row.query_status)
+    return QueryInput(
+        row.query_id,
+        row.text,
+        row.input_tokens,
+        dict(row.metadata or {}),
+        row.user_id,
+        # The claim marked a queued query running in the same statement, after this read.
+        QueryStatus.RUNNING if status is QueryStatus.QUEUED else status,
+        row.task,
+        row.parent_id,
+        row.batch_document_id,
+        role=QueryRole(row.role),
+        messages=row.messages,
+        params=row.params,
+        shadow_of=row.shadow_of,
+        rerun_of=row.rerun_of,
+        original_tier=row.original_tier,
+        api_key_id=row.api_key_id,
+        privacy=row.privacy,
+    )
+
+
+def answer_of(row: Any) -> CallOutput | None:
+    if getattr(row, "answer_seq", None) is None:
+        return None
+    return CallOutput(
+        row.answer_seq,
+        row.answer_tier,
+        row.answer_model,
+        row.answer_output,
+        row.answer_finish_reason,
+    )
