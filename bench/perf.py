@@ -441,11 +441,11 @@ def counts(bench: Bench, queries: int) -> dict[str, Any]:
     hops: dict[str, int] = {}
 
     def counted(kind: str, step: pipeline.Step) -> pipeline.Step:
-        def run(rt: Any, query_id: uuid.UUID, seq: int) -> Any:
+        def run(rt: Any, query_id: uuid.UUID, seq: int, **options: Any) -> Any:
             counter.kind = kind
             hops[kind] = hops.get(kind, 0) + 1
             try:
-                return step(rt, query_id, seq)
+                return step(rt, query_id, seq, **options)
             finally:
                 counter.kind = "other"
 
@@ -476,6 +476,10 @@ def counts(bench: Bench, queries: int) -> dict[str, Any]:
         for name, n in tally.items():
             per_query[name] = per_query.get(name, 0) + n / queries
     return {"per_hop": result, "per_query": per_query, "queries": queries}
+
+
+def _autocommit(conn: Any) -> bool:
+    return bool(conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
 
 
 class StatementCounter:
@@ -511,27 +515,36 @@ class StatementCounter:
     def _execute(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         self._add("round_trips")
         head = statement.lstrip().split(None, 1)[0].upper()
-        if "synchronous_commit" in statement and "off" in statement.lower():
+        if "set_config" in statement:  # routeq's only use: synchronous_commit off
             self._async = True
-        elif head in ("INSERT", "UPDATE", "DELETE") or (
+        if head in ("INSERT", "UPDATE", "DELETE") or (
             head == "WITH" and any(w in statement for w in ("UPDATE ", "INSERT ", "DELETE "))
         ):
             self._wrote = True
+        if _autocommit(conn):  # the statement is its own transaction, committed with it
+            self._add("transactions")
+            self._add("commits")
+            if self._wrote and not self._async:
+                self._add("durable_commits")
+            self._wrote = self._async = False
 
     def _begin(self, conn: Any) -> None:
-        self._add("transactions")
-        self._add("round_trips")
+        if not _autocommit(conn):  # psycopg sends no BEGIN in autocommit mode
+            self._add("transactions")
+            self._add("round_trips")
         self._wrote = self._async = False
 
     def _commit(self, conn: Any) -> None:
-        self._add("commits")
-        self._add("round_trips")
-        if self._wrote and not self._async:
-            self._add("durable_commits")
+        if not _autocommit(conn):
+            self._add("commits")
+            self._add("round_trips")
+            if self._wrote and not self._async:
+                self._add("durable_commits")
         self._wrote = self._async = False
 
     def _rollback(self, conn: Any) -> None:
-        self._add("round_trips")
+        if not _autocommit(conn):
+            self._add("round_trips")
         self._wrote = self._async = False
 
     def _checkout(self, *_: Any) -> None:

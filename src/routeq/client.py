@@ -269,9 +269,9 @@ class Client:
         before anything is written)."""
         prepared = [self._validate(index, item) for index, item in enumerate(items)]
         submitted = self.ledger.submit(prepared)
-        for entry in submitted:
-            if entry.route_queued:
-                self._publisher.publish(NextHop(entry.query_id, 1, HopKind.ROUTE))
+        self._publisher.publish_many(
+            [NextHop(entry.query_id, 1, HopKind.ROUTE) for entry in submitted if entry.route_queued]
+        )
         return [QueryHandle(self, entry.query_id, entry.created) for entry in submitted]
 
     def _validate(self, index: int, item: str | Mapping[str, Any]) -> NewQuery:

@@ -544,6 +544,11 @@ class WorkerConfig(_Strict):
     step_lease_s: float = Field(
         default=30.0, gt=0, description="lease of a claimed hop for the step's own work"
     )
+    task_events: bool = Field(
+        default=False,
+        description="Celery task events from the start (about 4 Redis publishes per hop); "
+        "Flower turns them on in the workers it watches anyway",
+    )
     lease_margin_s: float = Field(
         default=5.0, ge=0, description="slack added to each provider attempt's lease"
     )

@@ -13,6 +13,7 @@ cost and verdict lands on the ledger as it does in production.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -31,12 +32,12 @@ from routeq.records import HopKind, NewQuery, NextHop
 from routeq.tokens import count_tokens
 from routeq.worker import steps
 from routeq.worker.guard import ProcessGuard, ProviderGuard
-from routeq.worker.runtime import Runtime, new_http_client, runtime_for
+from routeq.worker.runtime import new_http_client, runtime_for
 from routeq.worker.slots import ProcessSlots
 
 log = logging.getLogger("routeq.pipeline")
 
-Step = Callable[[Runtime, uuid.UUID, int], steps.StepResult]
+Step = Callable[..., steps.StepResult]  # (runtime, query id, seq), and a call's tier_name
 STEPS: dict[HopKind, Step] = {
     HopKind.ROUTE: steps.route,
     HopKind.CALL: steps.call,
@@ -139,7 +140,10 @@ class InProcessPipeline:
         report.steps += 1
         try:
             try:
-                result = STEPS[hop.kind](rt, hop.query_id, hop.seq)
+                step = STEPS[hop.kind]
+                if hop.kind is HopKind.CALL:  # its tier, as a worker's message names it
+                    step = functools.partial(step, tier_name=hop.tier)
+                result = step(rt, hop.query_id, hop.seq)
             finally:
                 steps.record_unrecorded(rt)
         except DeliverySupersededError:

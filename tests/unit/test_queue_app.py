@@ -3,10 +3,17 @@ come back."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pytest
 
-from routeq.config import Settings
+from routeq.config import Settings, WorkerConfig
 from routeq.queue.app import create_app, sweep_lock_expiry
+from routeq.queue.publisher import Publisher
+from routeq.records import HopKind, NextHop
 
 
 def test_a_dead_sweepers_lock_does_not_hold_back_redelivery_for_minutes() -> None:
@@ -24,3 +31,49 @@ def test_a_dead_sweepers_lock_does_not_hold_back_redelivery_for_minutes() -> Non
 @pytest.mark.parametrize(("visibility", "expiry"), [(1, 5), (16, 6), (50, 20), (3600, 20)])
 def test_the_sweep_lock_expiry_follows_the_sweep_interval(visibility: int, expiry: int) -> None:
     assert sweep_lock_expiry(visibility) == expiry
+
+
+def test_task_events_are_off_unless_asked_for() -> None:
+    # Given the default settings, and settings that ask for task events
+    quiet = create_app(Settings(), "redis://127.0.0.1:6379/0").conf
+    loud = create_app(
+        Settings(worker=WorkerConfig(task_events=True)), "redis://127.0.0.1:6379/0"
+    ).conf
+    # Then events (about four Redis publishes per hop) are sent only when asked for; Flower
+    # turns them on in the workers it watches by itself
+    assert not quiet.worker_send_task_events and not quiet.task_send_sent_event
+    assert loud.worker_send_task_events and loud.task_send_sent_event
+
+
+class _RecordingApp:
+    """Stands in for Celery at the publisher's edge: records what would be sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.producers = 0
+
+    def send_task(self, name: str, **options: Any) -> None:
+        self.sent.append({"name": name, **options})
+
+    @contextmanager
+    def producer_or_acquire(self) -> Iterator[str]:
+        self.producers += 1
+        yield f"producer-{self.producers}"
+
+
+def test_a_call_message_names_its_tier_and_a_bulk_publish_uses_one_producer() -> None:
+    # Given a publisher on the default ladder
+    settings = Settings()
+    app = _RecordingApp()
+    publisher = Publisher(app, settings)  # type: ignore[arg-type]
+    query_id = uuid.uuid4()
+    tier = settings.tiers[0]
+    # When a call hop is published, and then route hops in bulk
+    publisher.publish(NextHop(query_id, 2, HopKind.CALL, tier.name, tier.model))
+    publisher.publish_many([NextHop(uuid.uuid4(), 1, HopKind.ROUTE) for _ in range(3)])
+    # Then the call's message holds ids and the tier's name (no text), on the tier's queue
+    call = app.sent[0]
+    assert call["args"] == [str(query_id), 2, tier.name] and call["queue"] == tier.queue
+    # and the three route messages went out on one producer
+    assert [m["args"][1] for m in app.sent[1:]] == [1, 1, 1]
+    assert {m["producer"] for m in app.sent[1:]} == {"producer-1"} and app.producers == 1

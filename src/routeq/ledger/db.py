@@ -5,11 +5,13 @@ from __future__ import annotations
 from sqlalchemy import Engine, create_engine
 
 
-def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
-    """An engine with pre-ping, so a Postgres restart costs one reconnect, not a failed task."""
+def make_engine(database_url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
+    """An engine. ``pre_ping`` (a round trip per checkout) makes a Postgres restart cost one
+    reconnect rather than a failed statement: right for producers and tools, whose failure
+    is the user's; workers turn it off, since a failed step is retried anyway."""
     return create_engine(
         database_url,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         # SQL errors would otherwise quote bound parameters (prompts, answers) into logs.
         hide_parameters=True,
         pool_size=pool_size,

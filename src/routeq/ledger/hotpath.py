@@ -1,7 +1,8 @@
-"""Claiming a hop in one round trip: the claim, the query marked running, and what the step
-reads (the query's input, and for a judge hop the answer it judges), in one statement.
+"""The statements of the hot path, each one round trip: claiming a hop (the claim, the query
+marked running, and what the step reads: the query's input, and for a judge hop the answer it
+judges), and putting a provider request on the ledger before it is sent.
 
-The statement is built once per process (building a SQLAlchemy construct costs more than
+Each statement is built once per process (building a SQLAlchemy construct costs more than
 running it) and runs on its own, outside a transaction block, with ``synchronous_commit`` off
 for its implicit transaction. Losing a claim to a database crash only makes the hop claimable
 again, which the delivery cap and the fence already handle; and any later durable commit (the
@@ -14,6 +15,7 @@ import functools
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Float,
     Integer,
     String,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     bindparam,
     exists,
     func,
+    insert,
     literal,
     or_,
     select,
@@ -30,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Select
 
-from routeq.ledger.models import Hop, Query
+from routeq.ledger.models import Hop, ProviderRequest, Query
 from routeq.records import (
     CallOutput,
     ClaimedHop,
@@ -39,6 +42,7 @@ from routeq.records import (
     QueryInput,
     QueryRole,
     QueryStatus,
+    RequestOutcome,
 )
 
 queries = cast(Table, Query.__table__)
@@ -198,4 +202,56 @@ def answer_of(row: Any) -> CallOutput | None:
         row.answer_model,
         row.answer_output,
         row.answer_finish_reason,
+    )
+
+
+@functools.cache
+def begin_request_statement() -> Any:
+    """A provider request put on the ledger as ``pending`` with the hop's lease renewed, in
+    one statement; no row when this delivery no longer owns the hop. Parameters: ``req_hop``,
+    ``req_delivery``, ``req_lease_s``, ``req_try``, ``req_model``, ``req_input_price``,
+    ``req_output_price``, ``req_max_cost``. Committed asynchronously like a claim: a database
+    crash can forget it only with the claim before it, and the hop then runs again."""
+    requests = cast(Table, ProviderRequest.__table__)
+    delivery = bindparam("req_delivery", type_=Integer())
+    renewed = (
+        update(hops)
+        .where(
+            hops.c.id == bindparam("req_hop", type_=BigInteger()),
+            hops.c.attempts == delivery,
+            hops.c.status == HopStatus.RUNNING.value,
+        )
+        .values(lease_expires_at=func.now() + seconds(bindparam("req_lease_s", type_=Float())))
+        .returning(hops.c.id)
+        .cte("renewed")
+    )
+    price = requests.c.input_price_per_mtok.type
+    values = select(
+        renewed.c.id,
+        delivery,
+        bindparam("req_try", type_=Integer()),
+        bindparam("req_model", type_=String()),
+        literal(RequestOutcome.PENDING.value),
+        bindparam("req_input_price", type_=price),
+        bindparam("req_output_price", type_=price),
+        bindparam("req_max_cost", type_=price),
+    ).select_from(renewed)
+    columns = [
+        requests.c.hop_id,
+        requests.c.delivery,
+        requests.c.try_number,
+        requests.c.model,
+        requests.c.outcome,
+        requests.c.input_price_per_mtok,
+        requests.c.output_price_per_mtok,
+        requests.c.max_cost,
+    ]
+    return (
+        insert(requests)
+        .from_select(columns, values, include_defaults=False)
+        .returning(
+            requests.c.id,
+            func.set_config("synchronous_commit", "off", literal(True)).label("async_commit"),
+        )
+        .add_cte(renewed)
     )

@@ -35,7 +35,14 @@ from sqlalchemy.engine import Connection
 
 from routeq.budgets import Charge
 from routeq.errors import BudgetExceededError, DeliverySupersededError, UnknownQueryError
-from routeq.ledger.hotpath import answer_of, claim_statement, claimed_hop, lease_end, lease_expired
+from routeq.ledger.hotpath import (
+    answer_of,
+    begin_request_statement,
+    claim_statement,
+    claimed_hop,
+    lease_end,
+    lease_expired,
+)
 from routeq.ledger.hotpath import query_input as claimed_query
 from routeq.ledger.hotpath import seconds as _seconds
 from routeq.ledger.models import (
@@ -474,6 +481,13 @@ def family_backlog(conn: Connection, root_id: uuid.UUID) -> list[NextHop]:
     backlog = [_next_hop(r) for r in rows]
     combine = _waiting_combine(conn, root_id)
     return backlog + ([combine] if combine is not None else [])
+
+
+def _superseded(hop: ClaimedHop) -> DeliverySupersededError:
+    return DeliverySupersededError(
+        f"hop {hop.seq} of query {hop.query_id}: delivery {hop.delivery} no longer owns it; "
+        "not calling the model again"
+    )
 
 
 def _record_request(conn: Connection, done: RequestDone) -> None:
@@ -1080,6 +1094,24 @@ class Ledger:
         ``reserve`` (its worst case) against each budget and checks the query's spend, in the
         same transaction: all or nothing. When one cannot afford it, nothing is written but the
         budget's ``refused`` count, and ``BudgetExceededError`` says which and what is left."""
+        if lease_s is not None and not charges and max_query_cost is None:
+            with self._autocommit.connect() as conn:
+                request_id = conn.execute(
+                    begin_request_statement(),
+                    {
+                        "req_hop": hop.id,
+                        "req_delivery": hop.delivery,
+                        "req_lease_s": lease_s,
+                        "req_try": try_number,
+                        "req_model": model,
+                        "req_input_price": input_price,
+                        "req_output_price": output_price,
+                        "req_max_cost": max_cost,
+                    },
+                ).scalar_one_or_none()
+            if request_id is None:
+                raise _superseded(hop)
+            return int(request_id)
         try:
             with self.engine.begin() as conn:
                 return self._begin_request(
@@ -1113,10 +1145,7 @@ class Ledger:
         max_query_cost: Decimal | None,
     ) -> int:
         if lease_s is not None and not self._renew(conn, hop, lease_s):
-            raise DeliverySupersededError(
-                f"hop {hop.seq} of query {hop.query_id}: delivery {hop.delivery} no longer "
-                "owns it; not calling the model again"
-            )
+            raise _superseded(hop)
         if max_query_cost is not None:
             _check_query_cost(conn, hop.query_id, reserve, max_query_cost)
         # In one order (settling locks them in the same one): two transactions that lock the

@@ -84,8 +84,11 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
             # Two sweeps overlapping is harmless (each restore is a watched transaction).
             "unacked_mutex_expire": sweep_lock_expiry(limits.visibility_s),
         },
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # Task events cost about four Redis publishes per hop. Off unless asked for: Flower
+        # switches them on in the workers it watches when it connects (its --enable-events,
+        # on by default), and ``worker.task_events`` turns them on from the start.
+        worker_send_task_events=settings.worker.task_events,
+        task_send_sent_event=settings.worker.task_events,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a worker outlives a Redis restart of any length
         worker_cancel_long_running_tasks_on_connection_loss=True,

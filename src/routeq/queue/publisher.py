@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from celery import Celery
 
 from routeq.config import Settings
@@ -21,13 +24,21 @@ class Publisher:
         self._app = app
         self._settings = settings
 
-    def publish(self, hop: NextHop, *, countdown: float | None = None) -> None:
+    def publish_many(self, hops: Sequence[NextHop]) -> None:
+        """Publish hops on one producer connection (a bulk submission's route hops)."""
+        with self._app.producer_or_acquire() as producer:
+            for hop in hops:
+                self.publish(hop, producer=producer)
+
+    def publish(
+        self, hop: NextHop, *, countdown: float | None = None, producer: Any = None
+    ) -> None:
         """Send ``(query_id, seq)`` to the hop's queue. Nothing else enters the broker.
 
         A shadow's hop carries ``shadow.priority``. On Redis, kombu keeps one list per priority
         step and a worker empties the lower-numbered lists first, so with the default (9) a
         tier's workers answer users before they answer shadows."""
-        args = [str(hop.query_id), hop.seq]
+        args: list[str | int] = [str(hop.query_id), hop.seq]
         if hop.kind is HopKind.ROUTE:
             name, queue = ROUTE_TASK, ROUTE_QUEUE
         elif hop.kind is HopKind.JUDGE:
@@ -37,6 +48,7 @@ class Publisher:
         else:
             assert hop.tier is not None, "a call hop always has a tier"
             name, queue = CALL_TASK, self._settings.tier(hop.tier).queue
+            args.append(hop.tier)  # a tier's name (config, not data): no read before the claim
         priority = self._settings.shadow.priority if hop.background else None
         self._app.send_task(
             name,
@@ -45,4 +57,5 @@ class Publisher:
             routing_key=queue,
             countdown=countdown,
             priority=priority,
+            producer=producer,
         )

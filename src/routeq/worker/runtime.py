@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -106,8 +107,9 @@ class Runtime:
 
 
 _factory: Callable[[], Runtime] | None = None
-_runtime: Runtime | None = None
-_runtime_pid: int | None = None
+# One runtime per process and thread: a step's delivery state (the hop it claimed, its slot,
+# its unrecorded requests) is its own, and a thread pool's tasks each get a connection.
+_local = threading.local()
 
 
 def configure_runtime(factory: Callable[[], Runtime]) -> None:
@@ -134,9 +136,11 @@ def build_runtime(
     secrets.register_settings(settings)
     return runtime_for(
         settings,
-        # One connection per process: a task uses one at a time, and a fleet of workers
-        # must fit the database's max_connections.
-        Ledger(make_engine(database_url, pool_size=1)),
+        # One connection per runtime (a process's, or a pool thread's): a task uses one at a
+        # time, and a fleet of workers must fit the database's max_connections. No pre-ping:
+        # a connection a database restart broke fails the step's first statement, the claim,
+        # and the retried delivery gets a fresh one (docs/performance.md).
+        Ledger(make_engine(database_url, pool_size=1, pre_ping=False)),
         Publisher(app, settings),
         new_http_client(),
         policy=policy,
@@ -208,18 +212,18 @@ def new_http_client() -> httpx.Client:
 
 
 def get_runtime() -> Runtime:
-    """The process's runtime; rebuilt when the pid changed (a forked child)."""
-    global _runtime, _runtime_pid
-    if _runtime is None or _runtime_pid != os.getpid():
+    """This thread's runtime; rebuilt when the pid changed (a forked child)."""
+    if getattr(_local, "runtime", None) is None or _local.pid != os.getpid():
         if _factory is None:
             raise RuntimeError("worker runtime not configured: start workers with `routeq worker`")
-        _runtime, _runtime_pid = _factory(), os.getpid()
-    return _runtime
+        _local.runtime, _local.pid = _factory(), os.getpid()
+    runtime: Runtime = _local.runtime
+    return runtime
 
 
 def reset_runtime() -> None:
     """Drop what a forked child inherited, without closing the parent's sockets under it."""
-    global _runtime, _runtime_pid
-    if _runtime is not None and _runtime_pid != os.getpid():
-        _runtime.ledger.dispose()
-    _runtime, _runtime_pid = None, None
+    runtime: Runtime | None = getattr(_local, "runtime", None)
+    if runtime is not None and _local.pid != os.getpid():
+        runtime.ledger.dispose()
+    _local.runtime, _local.pid = None, None

@@ -344,21 +344,28 @@ def _children(query: QueryInput, pieces: list[Piece]) -> list[NewQuery]:
 # -- call ----------------------------------------------------------------------------------------
 
 
-def call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
+def call(rt: Runtime, query_id: uuid.UUID, seq: int, tier_name: str | None = None) -> StepResult:
     """Call the hop's tier; on an answer create the judge hop (or accept when judging is off).
 
     Before the claim, the provider guard is asked whether any of the tier's endpoints can take
     a call (``worker.guard``), then a slot of the tier's ``max_concurrency`` is taken, shared by
     all of the tier's workers (``worker.slots``). When the provider or the tier is full the
     delivery waits and retries without claiming the hop, so waiting does not count against the
-    delivery cap."""
-    found = rt.ledger.hop_age(query_id, seq)
-    if found is None or found[0] is None:
-        return _call(rt, query_id, seq, 0.0)
-    tier = rt.settings.tier(found[0])
-    age_s = found[1]
+    delivery cap. ``tier_name``: the hop's tier as its message says (the ledger is read for it
+    when the message does not say, and for the hop's age only when there is a wait to bound)."""
+    if tier_name is None or tier_name not in rt.settings.tier_names:
+        found = rt.ledger.hop_age(query_id, seq)
+        if found is None or found[0] is None:
+            return _call(rt, query_id, seq, lambda: 0.0)
+        tier_name = found[0]
+    tier = rt.settings.tier(tier_name)
     at_top = rt.settings.next_tier(tier.name) is None
-    waiting = _wait_for_endpoints(rt, tier.endpoints, age_s, wait_for_breakers=at_top)
+
+    def hop_age() -> float:
+        found = rt.ledger.hop_age(query_id, seq)
+        return 0.0 if found is None else found[1]
+
+    waiting = _wait_for_endpoints(rt, tier.endpoints, hop_age, wait_for_breakers=at_top)
     if waiting is not None:
         return waiting
     # One holder per delivery: a duplicate delivery of the same hop must not share (and, on its
@@ -376,14 +383,14 @@ def call(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         return StepResult(retry_in=wait, note=f"{tier.name} is at max_concurrency")
     rt.call_slot = (tier.name, holder)
     try:
-        return _call(rt, query_id, seq, age_s)
+        return _call(rt, query_id, seq, hop_age)
     finally:
         rt.call_slot = None
         with suppress(SlotsUnavailableError):  # the lease frees it anyway
             rt.slots.release(tier.name, holder)
 
 
-def _call(rt: Runtime, query_id: uuid.UUID, seq: int, age_s: float) -> StepResult:
+def _call(rt: Runtime, query_id: uuid.UUID, seq: int, age_s: Callable[[], float]) -> StepResult:
     claim, early = _claim(rt, query_id, seq)
     if claim is None:
         return early
@@ -432,14 +439,14 @@ def _no_answer(
     query: QueryInput,
     messages: list[dict[str, str]],
     called: _Called,
-    age_s: float,
+    age_s: Callable[[], float],
 ) -> StepResult:
     """No endpoint of the tier answered. Capacity is waited for (the hop handed back, within
     the wait deadline); so is an open breaker at the top, where nothing is left to escalate
     to. A budget's refusal goes its own way. Anything else is a failed call: escalate."""
     at_top = rt.settings.next_tier(tier.name) is None
     waitable = called.only_waited and (at_top or not called.breaker_open)
-    if waitable and age_s < rt.settings.protection.wait_deadline_s:
+    if waitable and age_s() < rt.settings.protection.wait_deadline_s:
         return _hand_back_to_wait(rt, hop, called.wait_s, called.error_text())
     error = called.error_text()
     if called.refused is not None:
@@ -548,14 +555,17 @@ def _over_budget(
 
 
 def _wait_for_endpoints(
-    rt: Runtime, endpoints: list[ModelEndpoint], age_s: float, *, wait_for_breakers: bool
+    rt: Runtime,
+    endpoints: list[ModelEndpoint],
+    age_s: Callable[[], float],
+    *,
+    wait_for_breakers: bool,
 ) -> StepResult | None:
     """Before a claim: when no endpoint can take a call now (rate limits spent, a Retry-After
     running, or breakers open when ``wait_for_breakers``) and the hop has waited less than
-    ``wait_deadline_s``, retry the delivery later without claiming, so waiting uses no
-    delivery. None: go ahead (an open breaker is then passed over like a failed call)."""
-    if age_s >= rt.settings.protection.wait_deadline_s:
-        return None
+    ``wait_deadline_s`` (``age_s`` reads it, only then), retry the delivery later without
+    claiming, so waiting uses no delivery. None: go ahead (an open breaker is then passed
+    over like a failed call)."""
     # A request costs at least its output allowance: a meter that could not let that through
     # could not let this call through.
     admissions = [
@@ -564,6 +574,8 @@ def _wait_for_endpoints(
     if any(admission.granted for admission in admissions):
         return None
     if not wait_for_breakers and any(a.why == "breaker" for a in admissions):
+        return None
+    if age_s() >= rt.settings.protection.wait_deadline_s:
         return None
     wait = min(admission.wait_s for admission in admissions)
     why = ", ".join(sorted({admission.why for admission in admissions}))
@@ -674,7 +686,9 @@ def judge(rt: Runtime, query_id: uuid.UUID, seq: int) -> StepResult:
         if found is not None and found[0] is not None and judge_model is not None:
             age_s = found[1]
             if rt.settings.tier(found[0]).judge_fail_mode == "wait":
-                waiting = _wait_for_endpoints(rt, [judge_model], age_s, wait_for_breakers=True)
+                waiting = _wait_for_endpoints(
+                    rt, [judge_model], lambda: age_s, wait_for_breakers=True
+                )
                 if waiting is not None:
                     return waiting
     claim, early = _claim(rt, query_id, seq, with_answer=True)

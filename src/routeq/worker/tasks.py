@@ -9,6 +9,7 @@ delivery asks to be retried when the owner's lease ends; that deferral is not a 
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -101,8 +102,9 @@ def register_tasks(app: Celery) -> None:
         _run(self, steps.route, query_id, seq)
 
     @app.task(name=CALL_TASK, bind=True, max_retries=None)
-    def call(self: Task, query_id: str, seq: int) -> None:
-        _run(self, steps.call, query_id, seq)
+    def call(self: Task, query_id: str, seq: int, tier: str | None = None) -> None:
+        # ``tier``: named by the publisher so the step need not read it before its claim.
+        _run(self, functools.partial(steps.call, tier_name=tier), query_id, seq)
 
     @app.task(name=JUDGE_TASK, bind=True, max_retries=None)
     def judge(self: Task, query_id: str, seq: int) -> None:
