@@ -149,6 +149,28 @@ def test_idempotency_key_returns_the_original_without_a_second_hop(ledger: Ledge
     assert query_row(ledger, first[0].query_id).text == "hello"
 
 
+def test_a_bulk_submission_keeps_order_and_idempotency(ledger: Ledger) -> None:
+    """Many queries go in a few multi-row INSERTs; each still gets what one submission gets."""
+    [old] = ledger.submit([NewQuery("old", 1, idempotency_key="old")])
+    items = [
+        NewQuery("a", 1),
+        NewQuery("old again", 1, idempotency_key="old"),
+        NewQuery("b", 1, idempotency_key="b"),
+        NewQuery("b twice", 1, idempotency_key="b"),
+        *(NewQuery(f"q{n}", 1) for n in range(1500)),  # more than one INSERT's worth of rows
+    ]
+    submitted = ledger.submit(items)
+    assert len(submitted) == len(items)
+    assert [entry.created for entry in submitted[:4]] == [True, False, True, False]
+    assert submitted[1].query_id == old.query_id and submitted[3].query_id == submitted[2].query_id
+    texts = dict(rows(ledger, "SELECT id, text FROM queries"))
+    assert [texts[entry.query_id] for entry in submitted[4:7]] == ["q0", "q1", "q2"]
+    assert texts[submitted[0].query_id] == "a" and texts[old.query_id] == "old"
+    assert len(texts) == 1 + 1 + 1 + 1500
+    route_hops = rows(ledger, "SELECT query_id FROM hops WHERE seq = 1 AND status = 'queued'")
+    assert len(route_hops) == len(texts)
+
+
 def test_hop_seq_is_unique_per_query(ledger: Ledger) -> None:
     query_id = submit_one(ledger)
     with pytest.raises(IntegrityError), ledger.engine.begin() as conn:

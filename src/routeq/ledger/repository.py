@@ -347,25 +347,82 @@ def _query_vocabulary(item: NewQuery) -> dict[str, Any]:
     }
 
 
+def _query_row(query_id: uuid.UUID, item: NewQuery) -> dict[str, Any]:
+    """Every column of a new query's row (the same keys for every query, so that many can go
+    in one multi-row INSERT)."""
+    return {
+        "id": query_id,
+        "text": item.text,
+        "input_tokens": item.input_tokens,
+        "metadata": item.metadata,
+        "user_id": item.user,
+        "idempotency_key": item.idempotency_key,
+        "task": item.task,
+        "parent_id": item.parent_id,
+        "cache_key": item.cache_key,
+        "batch_document_id": item.batch_document_id,
+        "status": QueryStatus.QUEUED.value,
+        **_query_vocabulary(item),
+    }
+
+
+def _route_hop_row(query_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "query_id": query_id,
+        "seq": 1,
+        "kind": HopKind.ROUTE.value,
+        "status": HopStatus.QUEUED.value,
+    }
+
+
+def submit_queries(conn: Connection, items: Sequence[NewQuery]) -> list[Submitted]:
+    """Insert queries with their route hops in a few multi-row INSERTs (SQLAlchemy batches an
+    executemany into statements of many rows); an idempotency-key match returns the existing
+    query, as ``submit_query`` does, in the order the items came."""
+    if not items:
+        return []
+    ids = [uuid.uuid4() for _ in items]
+    inserted = set(
+        conn.execute(
+            pg_insert(queries)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(queries.c.id),
+            [_query_row(query_id, item) for query_id, item in zip(ids, items, strict=True)],
+        ).scalars()
+    )
+    if inserted:
+        conn.execute(insert(hops), [_route_hop_row(q) for q in ids if q in inserted])
+    keys = {item.idempotency_key for q, item in zip(ids, items, strict=True) if q not in inserted}
+    existing = {}
+    if keys:
+        existing = {
+            row.idempotency_key: row
+            for row in conn.execute(
+                select(queries.c.idempotency_key, queries.c.id, hops.c.status)
+                .outerjoin(hops, and_(hops.c.query_id == queries.c.id, hops.c.seq == 1))
+                .where(queries.c.idempotency_key.in_(keys))
+            )
+        }
+    results = []
+    for query_id, item in zip(ids, items, strict=True):
+        if query_id in inserted:
+            results.append(Submitted(query_id, created=True))
+        else:
+            # A resubmission after a failed publish must not strand the query: re-publish
+            # while the route hop is still queued (a duplicate message is discarded by the
+            # claim).
+            match = existing[item.idempotency_key]
+            queued = match.status == HopStatus.QUEUED.value
+            results.append(Submitted(match.id, created=False, route_queued=queued))
+    return results
+
+
 def submit_query(conn: Connection, item: NewQuery) -> Submitted:
     """Insert a query with its route hop; an idempotency-key match returns the existing one."""
     query_id = uuid.uuid4()
     statement = (
         pg_insert(queries)
-        .values(
-            id=query_id,
-            text=item.text,
-            input_tokens=item.input_tokens,
-            metadata=item.metadata,
-            user_id=item.user,
-            idempotency_key=item.idempotency_key,
-            task=item.task,
-            parent_id=item.parent_id,
-            cache_key=item.cache_key,
-            batch_document_id=item.batch_document_id,
-            status=QueryStatus.QUEUED.value,
-            **_query_vocabulary(item),
-        )
+        .values(**_query_row(query_id, item))
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(queries.c.id)
     )
@@ -382,11 +439,7 @@ def submit_query(conn: Connection, item: NewQuery) -> Submitted:
         return Submitted(
             existing, created=False, route_queued=route_status == HopStatus.QUEUED.value
         )
-    conn.execute(
-        insert(hops).values(
-            query_id=query_id, seq=1, kind=HopKind.ROUTE.value, status=HopStatus.QUEUED.value
-        )
-    )
+    conn.execute(insert(hops).values(**_route_hop_row(query_id)))
     return Submitted(query_id, created=True)
 
 
@@ -531,11 +584,8 @@ class Ledger:
 
     def submit(self, items: Sequence[NewQuery]) -> list[Submitted]:
         """Insert queries with their route hop in one transaction; reuse idempotency-key matches."""
-        results: list[Submitted] = []
         with self.engine.begin() as conn:
-            for item in items:
-                results.append(submit_query(conn, item))
-        return results
+            return submit_queries(conn, items)
 
     # -- workers: claim --------------------------------------------------------------------------
 
