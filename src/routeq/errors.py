@@ -30,6 +30,11 @@ class UnknownQueryError(RouteqError):
     """No query with this id exists in the ledger."""
 
 
+class UnreadableQueryError(RouteqError):
+    """A stored query's input cannot be decoded (a row an older client wrote): its step fails,
+    and the delivery cap ends the hop with the reason."""
+
+
 class DeliverySupersededError(RouteqError):
     """A newer delivery owns the hop (this one's lease ran out): stop before calling a model
     again; the newer delivery does the work and records it."""
@@ -139,4 +144,5 @@ __all__ = [
     "RouteqError",
     "TransientProviderError",
     "UnknownQueryError",
+    "UnreadableQueryError",
 ]

@@ -173,6 +173,7 @@ class Claim:
     # With CLAIMED: what the step reads, fetched by the claim itself (one round trip).
     query: QueryInput | None = None
     answer: CallOutput | None = None  # a judge hop's: the answer it judges
+    unreadable: str | None = None  # claimed, but the query's input could not be decoded
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ step's finish) flushes it with everything before it. docs/performance.md has the
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     Uuid,
     and_,
     bindparam,
@@ -120,7 +122,10 @@ def claim_statement(with_answer: bool) -> Select[Any]:
         claimed,
         query.c.text,
         query.c.input_tokens,
-        query.c.metadata,
+        # As text, decoded by ``query_input``: a row an older client wrote with metadata too
+        # deep to decode must fail the step that claimed it (which hands the hop back), not
+        # the claim statement, whose claim has already committed.
+        query.c.metadata.cast(Text).label("metadata_json"),
         query.c.user_id,
         query.c.status.label("query_status"),
         query.c.task,
@@ -169,13 +174,14 @@ def claimed_hop(row: Any) -> ClaimedHop:
 
 
 def query_input(row: Any) -> QueryInput:
-    """The query as the claim read it: a row of ``claim_statement`` (or of the same columns)."""
+    """The query as the claim read it: a row of ``claim_statement``. Raises ``ValueError``
+    (or ``RecursionError``) for metadata that cannot be decoded."""
     status = QueryStatus(row.query_status)
     return QueryInput(
         row.query_id,
         row.text,
         row.input_tokens,
-        dict(row.metadata or {}),
+        dict(json.loads(row.metadata_json or "{}")),
         row.user_id,
         # The claim marked a queued query running in the same statement, after this read.
         QueryStatus.RUNNING if status is QueryStatus.QUEUED else status,

@@ -635,7 +635,14 @@ class Ledger:
                     )
                 )
                 return Claim(ClaimState.EXHAUSTED, hop)
-            return Claim(ClaimState.CLAIMED, hop, query=claimed_query(row), answer=answer_of(row))
+            try:
+                query = claimed_query(row)
+            except (ValueError, RecursionError) as error:
+                # Claimed, but its step cannot run: the step fails with the reason and hands
+                # the hop back, and the delivery cap ends it as for any hop that always fails.
+                reason = f"the query's stored input cannot be read ({type(error).__name__})"
+                return Claim(ClaimState.CLAIMED, hop, unreadable=reason)
+            return Claim(ClaimState.CLAIMED, hop, query=query, answer=answer_of(row))
 
     def _why_not_claimed(self, conn: Connection, query_id: uuid.UUID, seq: int) -> Claim:
         row = conn.execute(

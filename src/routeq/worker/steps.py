@@ -27,6 +27,7 @@ from routeq.errors import (
     DeliverySupersededError,
     EndpointUnavailableError,
     ProviderError,
+    UnreadableQueryError,
 )
 from routeq.hooks import Allow, CallContext, ClosedQuery, Deny, VerdictContext, gate, notify
 from routeq.judges import (
@@ -925,8 +926,10 @@ def _claim(
         with_answer=with_answer,
     )
     if claim.state is ClaimState.CLAIMED:
-        assert claim.hop is not None and claim.query is not None
+        assert claim.hop is not None
         rt.claimed = claim.hop  # what the task hands back if the step then fails
+        if claim.query is None:
+            raise UnreadableQueryError(claim.unreadable or "the query cannot be read")
         rt.inline_wait_left_s = settings.protection.max_inline_wait_s
         return _Claimed(claim.hop, claim.query, claim.answer), StepResult()
     if claim.state is ClaimState.BUSY:
