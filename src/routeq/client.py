@@ -29,6 +29,7 @@ from routeq.config import Settings, load_settings
 from routeq.errors import ConfigError, InvalidQueryError
 from routeq.ledger import HopKind, HopView, Ledger, NewQuery, NextHop, make_engine
 from routeq.ledger.batches import BatchInfo, BatchProgress, BatchStore, DocumentResult
+from routeq.ledger.notify import ClosedQueries
 from routeq.policies.ladder import fits
 from routeq.privacy import private_query
 from routeq.queue.app import create_app
@@ -86,26 +87,32 @@ class Result:
 
 
 class QueryHandle:
-    """A submitted query. ``wait`` polls the ledger, the source of truth, not the broker."""
+    """A submitted query. ``wait`` reads the ledger, the source of truth, not the broker."""
 
     def __init__(self, client: Client, query_id: uuid.UUID, created: bool) -> None:
         self._client = client
         self.query_id = query_id
         self.created = created
 
-    def wait(self, timeout: float = 60.0, poll_interval: float = 0.1) -> Result:
-        """Block until the query is done or failed; raise TimeoutError after ``timeout`` s."""
+    def wait(self, timeout: float = 60.0, poll_interval: float = 5.0) -> Result:
+        """Block until the query is done or failed; raise TimeoutError after ``timeout`` s.
+
+        Woken by the ledger's notification when the query closes (``ledger.notify``), so the
+        answer is back the moment it is committed; the state is also re-read every
+        ``poll_interval`` seconds, in case a notification was lost with a connection."""
         deadline = time.monotonic() + timeout
-        while True:
-            result = self._client.status(self.query_id)
-            if result.status in FINAL_QUERY_STATUSES:
-                return result
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"query {self.query_id} still {result.status} after {timeout:g}s; are workers "
-                    "running for every queue (`routeq worker`)?"
-                )
-            time.sleep(poll_interval)
+        with ClosedQueries(self._client.ledger.engine) as closed:
+            while True:
+                result = self._client.status(self.query_id)
+                if result.status in FINAL_QUERY_STATUSES:
+                    return result
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"query {self.query_id} still {result.status} after {timeout:g}s; are "
+                        "workers running for every queue (`routeq worker`)?"
+                    )
+                closed.wait(self.query_id, min(left, poll_interval))
 
     def __repr__(self) -> str:
         return f"QueryHandle({self.query_id})"

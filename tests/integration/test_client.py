@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -235,6 +237,22 @@ def test_wait_without_workers_times_out_with_a_hint(offline_client: Client) -> N
     message = str(raised.value)
     assert str(handle.query_id) in message and "still queued" in message
     assert "workers" in message
+
+
+def test_wait_is_woken_by_the_ledger_when_the_query_closes(offline_client: Client) -> None:
+    # Given a waiter that would re-read the ledger only once a minute
+    handle = offline_client.submit("Closed from elsewhere.")
+    closer = threading.Timer(
+        0.3, lambda: offline_client.ledger.fail_query(handle.query_id, "closed by the test")
+    )
+    closer.start()
+    started = time.monotonic()
+    # When another process's transaction closes the query
+    result = handle.wait(timeout=120, poll_interval=60)
+    closer.join()
+    # Then the close's NOTIFY woke the waiter: it did not sit out its poll interval
+    assert result.status == "failed" and result.reason == "closed by the test"
+    assert time.monotonic() - started < 30
 
 
 # -- what reaches the broker -----------------------------------------------------------------------

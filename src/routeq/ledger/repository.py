@@ -54,6 +54,7 @@ from routeq.ledger.models import (
     Query,
     ReconcilerStats,
 )
+from routeq.ledger.notify import QUERY_CLOSED_CHANNEL
 from routeq.ledger.sql import named
 from routeq.records import (
     FINAL_QUERY_STATUSES,
@@ -1426,7 +1427,12 @@ class Ledger:
             update(queries)
             .where(queries.c.id == query_id, queries.c.status.not_in(FINAL_QUERY_STATUSES))
             .values(**final)
-            .returning(queries.c.parent_id, queries.c.privacy)
+            .returning(
+                queries.c.parent_id,
+                queries.c.privacy,
+                # Delivered at commit to whoever waits for it (``ledger.notify``): the id only.
+                func.pg_notify(QUERY_CLOSED_CHANNEL, sa.cast(queries.c.id, sa.Text)),
+            )
         ).one_or_none()
         if closed is None:
             return False, None
