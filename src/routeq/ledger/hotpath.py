@@ -33,6 +33,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql import Select
 
 from routeq.ledger.models import Hop, ProviderRequest, Query
@@ -41,9 +42,11 @@ from routeq.records import (
     ClaimedHop,
     HopKind,
     HopStatus,
+    NextHop,
     QueryInput,
     QueryRole,
     QueryStatus,
+    RequestDone,
     RequestOutcome,
 )
 
@@ -261,3 +264,90 @@ def begin_request_statement() -> Any:
         )
         .add_cte(renewed)
     )
+
+
+def finish_statement(
+    hop: ClaimedHop,
+    status: HopStatus,
+    columns: dict[str, Any],
+    next_hop: NextHop | None,
+    done: RequestDone | None,
+) -> Any:
+    """The happy path's finish in one statement: the call's request completed (its cost on
+    the request, the hop and the query), the hop closed (fenced by the delivery) and the next
+    hop queued. One row: whether this delivery still owned the hop (``owned``).
+
+    Spend is recorded whatever the fence says: ``closed`` adds the cost while closing an owned
+    hop, ``unfenced`` adds it to a hop another delivery owns. Their conditions exclude each
+    other on the statement's one snapshot, so exactly one of them updates the hop's row.
+    Committed durably, as its own transaction. The general case (closing the query, children,
+    budgets) is ``Ledger.finish_hop``'s transaction of several statements."""
+    requests = cast(Table, ProviderRequest.__table__)
+    owns = and_(
+        hops.c.id == hop.id,
+        hops.c.attempts == hop.delivery,
+        hops.c.status.in_((HopStatus.QUEUED.value, HopStatus.RUNNING.value)),
+    )
+    cost = done.cost if done is not None else None
+    values = dict(columns, status=status.value, finished_at=func.now(), lease_expires_at=None)
+    if cost:
+        values["cost"] = hops.c.cost + cost
+    closed = update(hops).where(owns).values(**values).returning(hops.c.id).cte("closed")
+    ctes: list[Any] = []
+    if done is not None:
+        ctes.append(
+            update(requests)
+            .where(requests.c.id == done.request_id)
+            .values(
+                outcome=done.outcome,
+                http_status=done.http_status,
+                error=done.error,
+                input_tokens=done.input_tokens,
+                output_tokens=done.output_tokens,
+                tokens_estimated=done.tokens_estimated,
+                cost=done.cost,
+                latency_ms=done.latency_ms,
+            )
+            .returning(requests.c.id)
+            .cte("completed")
+        )
+    if cost:
+        ctes.append(
+            update(hops)
+            .where(hops.c.id == hop.id, ~owns)
+            .values(cost=hops.c.cost + cost)
+            .returning(hops.c.id)
+            .cte("unfenced")
+        )
+        ctes.append(
+            update(queries)
+            .where(queries.c.id == hop.query_id)
+            .values(total_cost=queries.c.total_cost + cost)
+            .returning(queries.c.id)
+            .cte("spent")
+        )
+    if next_hop is not None:
+        queued = select(
+            literal(next_hop.query_id, Uuid()),
+            literal(next_hop.seq, Integer()),
+            literal(next_hop.kind.value, String()),
+            literal(next_hop.tier, String()),
+            literal(next_hop.model, String()),
+            literal(next_hop.reason, Text()),
+            literal(HopStatus.QUEUED.value, String()),
+        ).select_from(closed)
+        ctes.append(
+            pg_insert(hops)
+            .from_select(
+                ["query_id", "seq", "kind", "tier", "model", "reason", "status"],
+                queued,
+                include_defaults=False,
+            )
+            .on_conflict_do_nothing(constraint="uq_hops_query_seq")
+            .returning(hops.c.id)
+            .cte("queued")
+        )
+    statement = select(exists(select(closed.c.id)).label("owned"))
+    for cte in ctes:
+        statement = statement.add_cte(cte)
+    return statement

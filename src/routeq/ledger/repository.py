@@ -40,6 +40,7 @@ from routeq.ledger.hotpath import (
     begin_request_statement,
     claim_statement,
     claimed_hop,
+    finish_statement,
     lease_end,
     lease_expired,
 )
@@ -1318,6 +1319,20 @@ class Ledger:
         in the same commit, so a sampled answer gets exactly one shadow, whatever crashes.
         Returns a falsy ``Finished``, writing nothing, when a newer delivery owns the hop.
         """
+        one_request = len(requests_done) == 1 and not requests_done[0].settle_budgets
+        if (
+            outcome is None
+            and not children
+            and (next_hop is None or next_hop.kind is not HopKind.COMBINE)
+            and (one_request or not requests_done)
+        ):
+            # The happy path (route -> call, call -> judge): one statement, one round trip.
+            statement = finish_statement(
+                hop, status, result.columns(), next_hop, requests_done[0] if one_request else None
+            )
+            with self._autocommit.connect() as conn:
+                owned = bool(conn.execute(statement).scalar_one())
+            return Finished(owned, [next_hop] if owned and next_hop is not None else [])
         with self.engine.begin() as conn:
             for done in requests_done:
                 _record_request(conn, done)
