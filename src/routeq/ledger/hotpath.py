@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql import Select
 
 from routeq.ledger.models import Hop, ProviderRequest, Query
+from routeq.ledger.notify import QUERY_CLOSED_CHANNEL
 from routeq.records import (
     CallOutput,
     ClaimedHop,
@@ -44,6 +45,7 @@ from routeq.records import (
     HopStatus,
     NextHop,
     QueryInput,
+    QueryOutcome,
     QueryRole,
     QueryStatus,
     RequestDone,
@@ -272,10 +274,16 @@ def finish_statement(
     columns: dict[str, Any],
     next_hop: NextHop | None,
     done: RequestDone | None,
+    outcome: QueryOutcome | None = None,
 ) -> Any:
     """The happy path's finish in one statement: the call's request completed (its cost on
-    the request, the hop and the query), the hop closed (fenced by the delivery) and the next
-    hop queued. One row: whether this delivery still owned the hop (``owned``).
+    the request, the hop and the query), the hop closed (fenced by the delivery), and the next
+    hop queued or the query closed with ``outcome`` (its answer copied from an earlier hop, and
+    ``NOTIFY`` sent at commit). One row: whether this delivery still owned the hop
+    (``owned``), and whether this closed the query (``closed``).
+
+    For a query that closes alone only: one with no parent (no combine to wake), whose texts
+    are kept (no erasure at close), answered by an earlier hop than this one.
 
     Spend is recorded whatever the fence says: ``closed`` adds the cost while closing an owned
     hop, ``unfenced`` adds it to a hop another delivery owns. Their conditions exclude each
@@ -311,6 +319,13 @@ def finish_statement(
             .returning(requests.c.id)
             .cte("completed")
         )
+    # The query's row is closed by ``closing`` when the outcome closes it here: the spend then
+    # rides in that update, and ``spent`` (on the excluded condition) adds it otherwise.
+    closes_here = and_(
+        queries.c.id == hop.query_id,
+        queries.c.status.not_in((QueryStatus.DONE.value, QueryStatus.FAILED.value)),
+        exists(select(closed.c.id)),
+    )
     if cost:
         ctes.append(
             update(hops)
@@ -319,10 +334,11 @@ def finish_statement(
             .returning(hops.c.id)
             .cte("unfenced")
         )
+        spent = update(queries).where(queries.c.id == hop.query_id)
+        if outcome is not None:
+            spent = spent.where(~closes_here)
         ctes.append(
-            update(queries)
-            .where(queries.c.id == hop.query_id)
-            .values(total_cost=queries.c.total_cost + cost)
+            spent.values(total_cost=queries.c.total_cost + cost)
             .returning(queries.c.id)
             .cte("spent")
         )
@@ -347,7 +363,40 @@ def finish_statement(
             .returning(hops.c.id)
             .cte("queued")
         )
-    statement = select(exists(select(closed.c.id)).label("owned"))
+    closing = None
+    if outcome is not None:
+        assert outcome.answer_seq != hop.seq and outcome.from_query is None
+        final: dict[str, Any] = {
+            "status": outcome.status.value,
+            "final_reason": outcome.reason,
+            "finished_at": func.now(),
+        }
+        if outcome.answer_seq is not None:
+            answer = hops.alias("answer")
+            where = and_(answer.c.query_id == hop.query_id, answer.c.seq == outcome.answer_seq)
+            final.update(
+                final_answer=select(answer.c.output).where(where).scalar_subquery(),
+                final_tier=select(answer.c.tier).where(where).scalar_subquery(),
+                final_model=select(answer.c.model).where(where).scalar_subquery(),
+            )
+        if cost:
+            final["total_cost"] = queries.c.total_cost + cost
+        closing = (
+            update(queries)
+            .where(closes_here)
+            .values(**final)
+            .returning(
+                queries.c.id,
+                func.pg_notify(QUERY_CLOSED_CHANNEL, queries.c.id.cast(Text)).label("notified"),
+            )
+            .cte("closing")
+        )
+        ctes.append(closing)
+    owned = exists(select(closed.c.id)).label("owned")
+    statement = select(
+        owned,
+        (exists(select(closing.c.id)) if closing is not None else literal(False)).label("closed"),
+    )
     for cte in ctes:
         statement = statement.add_cte(cte)
     return statement

@@ -130,9 +130,11 @@ class StepLedger(Protocol):
         children: Sequence[NewQuery] = (),
         shadow: NewQuery | None = None,
         requests_done: Sequence[RequestDone] = (),
+        closes_alone: bool = False,
     ) -> Finished:
         """Close the hop and take the next step in one fenced transaction; create ``shadow``
-        when that closed the query. ``requests_done`` are written first, outside the fence."""
+        when that closed the query. ``requests_done`` are written first, outside the fence;
+        ``closes_alone``: the query has no parent and keeps its texts."""
         ...
 
     def finish_requests(self, done: Sequence[RequestDone]) -> None:

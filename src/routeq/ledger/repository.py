@@ -1305,8 +1305,12 @@ class Ledger:
         children: Sequence[NewQuery] = (),
         shadow: NewQuery | None = None,
         requests_done: Sequence[RequestDone] = (),
+        closes_alone: bool = False,
     ) -> Finished:
         """Close a hop and take the next step in one transaction, fenced by the delivery.
+
+        ``closes_alone``: the caller knows the query has no parent and keeps its texts, so
+        closing it touches its row only (the common case, done in one statement).
 
         ``requests_done``: the step's completed provider requests not yet written (its
         successful calls), written first and outside the fence: when a newer delivery owns
@@ -1320,19 +1324,32 @@ class Ledger:
         Returns a falsy ``Finished``, writing nothing, when a newer delivery owns the hop.
         """
         one_request = len(requests_done) == 1 and not requests_done[0].settle_budgets
+        closes_simply = outcome is None or (
+            closes_alone
+            and shadow is None
+            and next_hop is None
+            and outcome.from_query is None
+            and outcome.answer_seq != hop.seq
+        )
         if (
-            outcome is None
+            closes_simply
             and not children
             and (next_hop is None or next_hop.kind is not HopKind.COMBINE)
             and (one_request or not requests_done)
         ):
-            # The happy path (route -> call, call -> judge): one statement, one round trip.
+            # The happy path (route -> call, call -> judge, judge -> close): one statement.
             statement = finish_statement(
-                hop, status, result.columns(), next_hop, requests_done[0] if one_request else None
+                hop,
+                status,
+                result.columns(),
+                next_hop,
+                requests_done[0] if one_request else None,
+                outcome,
             )
             with self._autocommit.connect() as conn:
-                owned = bool(conn.execute(statement).scalar_one())
-            return Finished(owned, [next_hop] if owned and next_hop is not None else [])
+                row = conn.execute(statement).one()
+            publish = [next_hop] if row.owned and next_hop is not None else []
+            return Finished(bool(row.owned), publish, closed=bool(row.closed))
         with self.engine.begin() as conn:
             for done in requests_done:
                 _record_request(conn, done)

@@ -1233,6 +1233,7 @@ def _finish(
         children=children or [],
         shadow=_shadow_query(rt, query, outcome),
         requests_done=rt.unrecorded,
+        closes_alone=query is not None and query.parent_id is None and query.privacy != "none",
     )
     rt.unrecorded = []
     if not finished.owned:
