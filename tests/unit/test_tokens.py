@@ -189,3 +189,17 @@ def test_prompt_budget_is_the_exact_edge_of_fits_window(
 @pytest.mark.parametrize(("window", "output"), [(1_000, 1_000), (1_000, 2_000)])
 def test_prompt_budget_is_zero_without_room_for_the_reply(window: int, output: int) -> None:
     assert tokens.prompt_budget(window, output, 0.2) == 0
+
+
+def test_preload_loads_the_tables_once_for_the_process() -> None:
+    # Given a process that has not counted yet
+    from routeq import tokens
+
+    tokens._encoding.cache_clear()
+    # When a worker preloads before its pool forks
+    tokens.preload()
+    # Then the tables are loaded, and the next count reuses them
+    assert tokens._encoding.cache_info().currsize == 1
+    before = tokens._encoding.cache_info().hits
+    tokens.count_tokens("hello")
+    assert tokens._encoding.cache_info().hits == before + 1

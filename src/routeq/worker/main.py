@@ -21,6 +21,7 @@ from routeq.exitcodes import ExitCode, failure_for
 from routeq.judges.answer_features import AnswerVerifier
 from routeq.policies import Policy
 from routeq.queue.app import create_app
+from routeq.tokens import preload as preload_tokenizer
 from routeq.worker.runtime import (
     build_runtime,
     configure_runtime,
@@ -47,7 +48,8 @@ _verifier: AnswerVerifier | None = None
 
 @worker_init.connect
 def _build_policy_at_start(**_: object) -> None:
-    """Build the routing policy once per worker, before the pool starts.
+    """Build the routing policy once per worker, before the pool starts (and load the
+    tokenizer's tables, so that pool children share them).
 
     Celery logs and ignores an ``Exception`` from a signal receiver, so a bad artifact is
     turned into ``SystemExit`` here: the reason on stderr as ``routeq`` prints it (``error:
@@ -56,6 +58,7 @@ def _build_policy_at_start(**_: object) -> None:
     try:
         _policy = policy_at_start(settings)
         _verifier = verifier_at_start(settings)
+        preload_tokenizer()  # every call step counts tokens: load once, before the fork
     except Exception as error:  # Celery would log and ignore it: the worker must not start
         failure = failure_for(error) if isinstance(error, ConfigError) else None
         lines = failure.lines if failure is not None else [f"error: {error}"]
