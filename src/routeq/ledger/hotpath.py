@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -275,81 +276,144 @@ def finish_statement(
     next_hop: NextHop | None,
     done: RequestDone | None,
     outcome: QueryOutcome | None = None,
-) -> Any:
-    """The happy path's finish in one statement: the call's request completed (its cost on
-    the request, the hop and the query), the hop closed (fenced by the delivery), and the next
-    hop queued or the query closed with ``outcome`` (its answer copied from an earlier hop, and
-    ``NOTIFY`` sent at commit). One row: whether this delivery still owned the hop
-    (``owned``), and whether this closed the query (``closed``).
+) -> tuple[Any, dict[str, Any]]:
+    """The happy path's finish in one statement, and its parameters: the call's request
+    completed (its cost on the request, the hop and the query), the hop closed (fenced by the
+    delivery), and the next hop queued or the query closed with ``outcome`` (its answer copied
+    from an earlier hop, and ``NOTIFY`` sent at commit). One row: whether this delivery still
+    owned the hop (``owned``), and whether this closed the query (``closed``).
 
     For a query that closes alone only: one with no parent (no combine to wake), whose texts
-    are kept (no erasure at close), answered by an earlier hop than this one.
+    are kept (no erasure at close), answered by an earlier hop than this one. The statement
+    is built once per shape (which columns, which parts); the values are parameters."""
+    if outcome is not None:
+        assert outcome.answer_seq != hop.seq and outcome.from_query is None
+    cost = done.cost if done is not None and done.cost else None
+    shape = _FinishShape(
+        columns=tuple(sorted(columns)),
+        request=done is not None,
+        cost=cost is not None,
+        next_hop=next_hop is not None,
+        close=None if outcome is None else outcome.answer_seq is not None,
+    )
+    params: dict[str, Any] = {
+        "f_hop": hop.id,
+        "f_delivery": hop.delivery,
+        "f_query": hop.query_id,
+        "f_status": status.value,
+        **{f"f_col_{name}": value for name, value in columns.items()},
+    }
+    if done is not None:
+        params.update(
+            f_request=done.request_id,
+            f_outcome=done.outcome,
+            f_http_status=done.http_status,
+            f_error=done.error,
+            f_input_tokens=done.input_tokens,
+            f_output_tokens=done.output_tokens,
+            f_tokens_estimated=done.tokens_estimated,
+            f_latency_ms=done.latency_ms,
+            f_cost=done.cost,
+        )
+    if next_hop is not None:
+        params.update(
+            f_next_seq=next_hop.seq,
+            f_next_kind=next_hop.kind.value,
+            f_next_tier=next_hop.tier,
+            f_next_model=next_hop.model,
+            f_next_reason=next_hop.reason,
+        )
+    if outcome is not None:
+        params.update(
+            f_final_status=outcome.status.value,
+            f_final_reason=outcome.reason,
+            f_answer_seq=outcome.answer_seq,
+        )
+    return _finish_statement(shape), params
 
-    Spend is recorded whatever the fence says: ``closed`` adds the cost while closing an owned
-    hop, ``unfenced`` adds it to a hop another delivery owns. Their conditions exclude each
-    other on the statement's one snapshot, so exactly one of them updates the hop's row.
-    Committed durably, as its own transaction. The general case (closing the query, children,
-    budgets) is ``Ledger.finish_hop``'s transaction of several statements."""
+
+@dataclass(frozen=True)
+class _FinishShape:
+    columns: tuple[str, ...]  # the hop's result columns set
+    request: bool  # a request to complete
+    cost: bool  # with a cost to add
+    next_hop: bool
+    close: bool | None  # None: no outcome; else whether the answer is copied from a hop
+
+
+@functools.cache
+def _finish_statement(shape: _FinishShape) -> Any:
+    """Spend is recorded whatever the fence says: ``closed`` adds the cost while closing an
+    owned hop, ``unfenced`` adds it to a hop another delivery owns; their conditions exclude
+    each other on the statement's one snapshot, so exactly one of them updates the hop's row.
+    Likewise the query's row is updated once: by ``closing`` (with the spend) when the
+    outcome closes it here, else by ``spent``. Committed durably, as its own transaction."""
     requests = cast(Table, ProviderRequest.__table__)
+    hop_id, query_id = bindparam("f_hop", type_=BigInteger()), bindparam("f_query", type_=Uuid())
     owns = and_(
-        hops.c.id == hop.id,
-        hops.c.attempts == hop.delivery,
+        hops.c.id == hop_id,
+        hops.c.attempts == bindparam("f_delivery", type_=Integer()),
         hops.c.status.in_((HopStatus.QUEUED.value, HopStatus.RUNNING.value)),
     )
-    cost = done.cost if done is not None else None
-    values = dict(columns, status=status.value, finished_at=func.now(), lease_expires_at=None)
-    if cost:
+    cost = bindparam("f_cost", type_=requests.c.cost.type)
+    values: dict[str, Any] = {
+        name: bindparam(f"f_col_{name}", type_=hops.c[name].type) for name in shape.columns
+    }
+    values.update(
+        status=bindparam("f_status", type_=String()), finished_at=func.now(), lease_expires_at=None
+    )
+    if shape.cost:
         values["cost"] = hops.c.cost + cost
     closed = update(hops).where(owns).values(**values).returning(hops.c.id).cte("closed")
     ctes: list[Any] = []
-    if done is not None:
+    if shape.request:
         ctes.append(
             update(requests)
-            .where(requests.c.id == done.request_id)
+            .where(requests.c.id == bindparam("f_request", type_=BigInteger()))
             .values(
-                outcome=done.outcome,
-                http_status=done.http_status,
-                error=done.error,
-                input_tokens=done.input_tokens,
-                output_tokens=done.output_tokens,
-                tokens_estimated=done.tokens_estimated,
-                cost=done.cost,
-                latency_ms=done.latency_ms,
+                outcome=bindparam("f_outcome", type_=String()),
+                http_status=bindparam("f_http_status", type_=Integer()),
+                error=bindparam("f_error", type_=Text()),
+                input_tokens=bindparam("f_input_tokens", type_=Integer()),
+                output_tokens=bindparam("f_output_tokens", type_=Integer()),
+                tokens_estimated=bindparam(
+                    "f_tokens_estimated", type_=requests.c.tokens_estimated.type
+                ),
+                cost=cost,
+                latency_ms=bindparam("f_latency_ms", type_=Integer()),
             )
             .returning(requests.c.id)
             .cte("completed")
         )
-    # The query's row is closed by ``closing`` when the outcome closes it here: the spend then
-    # rides in that update, and ``spent`` (on the excluded condition) adds it otherwise.
     closes_here = and_(
-        queries.c.id == hop.query_id,
+        queries.c.id == query_id,
         queries.c.status.not_in((QueryStatus.DONE.value, QueryStatus.FAILED.value)),
         exists(select(closed.c.id)),
     )
-    if cost:
+    if shape.cost:
         ctes.append(
             update(hops)
-            .where(hops.c.id == hop.id, ~owns)
+            .where(hops.c.id == hop_id, ~owns)
             .values(cost=hops.c.cost + cost)
             .returning(hops.c.id)
             .cte("unfenced")
         )
-        spent = update(queries).where(queries.c.id == hop.query_id)
-        if outcome is not None:
+        spent = update(queries).where(queries.c.id == query_id)
+        if shape.close is not None:
             spent = spent.where(~closes_here)
         ctes.append(
             spent.values(total_cost=queries.c.total_cost + cost)
             .returning(queries.c.id)
             .cte("spent")
         )
-    if next_hop is not None:
+    if shape.next_hop:
         queued = select(
-            literal(next_hop.query_id, Uuid()),
-            literal(next_hop.seq, Integer()),
-            literal(next_hop.kind.value, String()),
-            literal(next_hop.tier, String()),
-            literal(next_hop.model, String()),
-            literal(next_hop.reason, Text()),
+            query_id,
+            bindparam("f_next_seq", type_=Integer()),
+            bindparam("f_next_kind", type_=String()),
+            bindparam("f_next_tier", type_=String()),
+            bindparam("f_next_model", type_=String()),
+            bindparam("f_next_reason", type_=Text()),
             literal(HopStatus.QUEUED.value, String()),
         ).select_from(closed)
         ctes.append(
@@ -364,22 +428,24 @@ def finish_statement(
             .cte("queued")
         )
     closing = None
-    if outcome is not None:
-        assert outcome.answer_seq != hop.seq and outcome.from_query is None
+    if shape.close is not None:
         final: dict[str, Any] = {
-            "status": outcome.status.value,
-            "final_reason": outcome.reason,
+            "status": bindparam("f_final_status", type_=String()),
+            "final_reason": bindparam("f_final_reason", type_=Text()),
             "finished_at": func.now(),
         }
-        if outcome.answer_seq is not None:
+        if shape.close:
             answer = hops.alias("answer")
-            where = and_(answer.c.query_id == hop.query_id, answer.c.seq == outcome.answer_seq)
+            where = and_(
+                answer.c.query_id == query_id,
+                answer.c.seq == bindparam("f_answer_seq", type_=Integer()),
+            )
             final.update(
                 final_answer=select(answer.c.output).where(where).scalar_subquery(),
                 final_tier=select(answer.c.tier).where(where).scalar_subquery(),
                 final_model=select(answer.c.model).where(where).scalar_subquery(),
             )
-        if cost:
+        if shape.cost:
             final["total_cost"] = queries.c.total_cost + cost
         closing = (
             update(queries)
@@ -392,9 +458,8 @@ def finish_statement(
             .cte("closing")
         )
         ctes.append(closing)
-    owned = exists(select(closed.c.id)).label("owned")
     statement = select(
-        owned,
+        exists(select(closed.c.id)).label("owned"),
         (exists(select(closing.c.id)) if closing is not None else literal(False)).label("closed"),
     )
     for cte in ctes:

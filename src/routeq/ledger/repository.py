@@ -1338,7 +1338,7 @@ class Ledger:
             and (one_request or not requests_done)
         ):
             # The happy path (route -> call, call -> judge, judge -> close): one statement.
-            statement = finish_statement(
+            statement, params = finish_statement(
                 hop,
                 status,
                 result.columns(),
@@ -1347,7 +1347,7 @@ class Ledger:
                 outcome,
             )
             with self._autocommit.connect() as conn:
-                row = conn.execute(statement).one()
+                row = conn.execute(statement, params).one()
             publish = [next_hop] if row.owned and next_hop is not None else []
             return Finished(bool(row.owned), publish, closed=bool(row.closed))
         with self.engine.begin() as conn:
