@@ -27,8 +27,8 @@ test-fast: $(STAMP)  # everything but the fault-injection suite
 	$(VENV)/bin/pytest -m "not fault"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests examples
-	$(VENV)/bin/ruff format --check src tests examples
+	$(VENV)/bin/ruff check src tests examples bench
+	$(VENV)/bin/ruff format --check src tests examples bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports  # the import-layer contract in .importlinter (docs/design.md)
 
