@@ -28,7 +28,7 @@ from routeq.policies.escalation import NextTier
 from routeq.providers import Provider, provider_for
 from routeq.records import ClaimedHop, NextHop, RequestDone
 from routeq.worker.guard import ProviderGuard, RedisGuard
-from routeq.worker.slots import Slots, TierSlots
+from routeq.worker.slots import HeldSlot, Slots, TierSlots
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -59,7 +59,7 @@ class Runtime:
     node: str | None = None
     rng: random.Random = field(default_factory=random.Random)
     # The tier slot (tier, holder) the current call step holds, renewed by each attempt.
-    call_slot: tuple[str, str] | None = None
+    call_slot: HeldSlot | None = None
     # The hop the current step claimed, if any: released (fenced) when the step fails.
     claimed: ClaimedHop | None = None
     # What is left of the current delivery's time to wait for rate-limit capacity.

@@ -257,3 +257,27 @@ def _check_holder(holder: str) -> None:
             f"holder ids are ids such as '<query_id>:<seq>' (at most {MAX_HOLDER_LEN} "
             f"characters), got {len(holder)} characters"
         )
+
+
+# How far short of a wanted lease a held one may be and still count as covering it: the
+# time since it was taken (a claim, a few statements) and the error of estimating its end
+# here rather than on Redis's clock, both far below the lease margin every lease includes.
+_SHORTFALL_S = 1.0
+
+
+@dataclass(frozen=True)
+class HeldSlot:
+    """A tier slot a call step holds, and until when its lease runs (this process's
+    monotonic clock, a little after Redis's own end of it)."""
+
+    tier: str
+    holder: str
+    lease_end: float
+
+    def covers(self, seconds: float) -> bool:
+        """Whether the lease still runs for about ``seconds`` from now (``_SHORTFALL_S``): an
+        attempt right after the slot was taken for it needs no renewal."""
+        return self.lease_end - time.monotonic() >= seconds - _SHORTFALL_S
+
+    def renewed(self, seconds: float) -> HeldSlot:
+        return HeldSlot(self.tier, self.holder, time.monotonic() + seconds)

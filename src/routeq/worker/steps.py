@@ -92,7 +92,7 @@ from routeq.summary_spec import SummaryTask, instructions, summary_messages
 from routeq.timing import attempt_lease_s, longest_pause_s
 from routeq.tokens import count_message_tokens
 from routeq.worker.runtime import Runtime
-from routeq.worker.slots import SlotsUnavailableError
+from routeq.worker.slots import HeldSlot, SlotsUnavailableError
 
 log = logging.getLogger("routeq.worker")
 
@@ -382,7 +382,7 @@ def call(rt: Runtime, query_id: uuid.UUID, seq: int, tier_name: str | None = Non
     if not slot.granted:
         wait = min(slot.retry_after, 5.0) * (0.5 + rt.rng.random())
         return StepResult(retry_in=wait, note=f"{tier.name} is at max_concurrency")
-    rt.call_slot = (tier.name, holder)
+    rt.call_slot = HeldSlot(tier.name, holder, time.monotonic() + lease)
     try:
         return _call(rt, query_id, seq, hop_age)
     finally:
@@ -1026,18 +1026,21 @@ def _complete(
 
     def before(try_number: int, pause_s: float) -> ChatRequest:
         _take_capacity(rt, hop, endpoint, prompt_tokens + endpoint.max_output_tokens)
-        if rt.call_slot is not None and hop.kind is HopKind.CALL:
+        slot = rt.call_slot
+        # through this attempt and the longest pause after it
+        needed_s = attempt_lease_s(endpoint, longest_pause_s(rt.settings.retry), margin)
+        if slot is not None and hop.kind is HopKind.CALL and not slot.covers(needed_s):
             # Renew the tier slot for the attempt ahead (the same holder: re-entrant), sized
             # for the endpoint about to be called: a fallback may be slower than the first.
-            tier_name, holder = rt.call_slot
+            # A first attempt right after the slot was taken for it needs no renewal.
             with suppress(SlotsUnavailableError):
                 rt.slots.acquire(
-                    tier_name,
-                    holder,
-                    rt.settings.tier(tier_name).max_concurrency,
-                    # through this attempt and the longest pause after it
-                    attempt_lease_s(endpoint, longest_pause_s(rt.settings.retry), margin),
+                    slot.tier,
+                    slot.holder,
+                    rt.settings.tier(slot.tier).max_concurrency,
+                    needed_s,
                 )
+                rt.call_slot = slot.renewed(needed_s)
         try:
             request_id = rt.ledger.begin_request(
                 hop,
