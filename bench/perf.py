@@ -25,6 +25,8 @@ Sections (``--only``):
 - ``submit``: ``Client.submit_many`` of 1,000 and 10,000 queries against the bare chain's
   multi-row INSERT and publish loop.
 - ``policies``: decision latency of the routing policies that need no trained artifact.
+- ``ledger``: the metrics scrape and ``routeq report`` on ledgers of 1k, 100k and 1M hops
+  (``bench/report.py``'s synthetic rows, in a scratch database of its own).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -614,9 +617,67 @@ def policies(bench: Bench, repeats: int) -> dict[str, Any]:
     return result
 
 
+# -- ledger size ---------------------------------------------------------------------------------
+
+
+def ledger(bench: Bench, sizes: list[int], repeats: int) -> dict[str, Any]:
+    """The metrics scrape and ``routeq report`` (by tier: over the whole ledger and its last
+    day) on ledgers grown to each size in hops, with ``bench/report.py``'s synthetic rows;
+    the rollup is rebuilt from the rows after each load, as if workers had written them."""
+    import report as report_bench
+
+    from routeq.metrics import read_snapshot
+    from routeq.traffic_report import Period, read_report
+
+    url = report_bench.scratch_url(bench.admin_url)
+    results: dict[str, Any] = {}
+    try:
+        upgrade(url)
+        engine = make_engine(url)
+        broker = redis.Redis.from_url(bench.redis_url)
+        settings = Settings()
+        top = settings.top_tier
+        loaded = 0
+        for hops in sizes:
+            queries = hops // 4
+            with engine.begin() as conn:
+                conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+                for start in range(loaded + 1, queries + 1, 50_000):
+                    stop = min(queries, start + 49_999)
+                    conn.execute(
+                        sa.text(report_bench.LOAD),
+                        {"start": start, "stop": stop, "queries": max(sizes) // 4},
+                    )
+            loaded = queries
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(sa.text("VACUUM ANALYZE"))
+                conn.execute(sa.text("SELECT metrics.rebuild()"))
+                conn.execute(sa.text("SELECT metrics.fold()"))
+                newest = conn.execute(sa.text("SELECT max(created_at) FROM queries")).scalar_one()
+            day = Period(since=newest - timedelta(days=1))
+
+            def timed(run: Callable[[], object]) -> dict[str, float]:
+                seconds = []
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    run()
+                    seconds.append(time.perf_counter() - started)
+                return {"min_s": min(seconds), "median_s": statistics.median(seconds)}
+
+            results[str(hops)] = {
+                "metrics_scrape": timed(lambda: read_snapshot(engine, broker, [], settings)),
+                "report_last_day": timed(lambda day=day: read_report(engine, "tier", day, top)),
+                "report_all": timed(lambda: read_report(engine, "tier", Period(), top)),
+            }
+        engine.dispose()
+    finally:
+        report_bench.drop(bench.admin_url)
+    return results
+
+
 # -- the report ----------------------------------------------------------------------------------
 
-SECTIONS = ("overhead", "throughput", "counts", "submit", "policies")
+SECTIONS = ("overhead", "throughput", "counts", "submit", "policies", "ledger")
 
 
 def main() -> None:
@@ -667,6 +728,10 @@ def main() -> None:
                 _print_submit(results["submit"])
             if "policies" in only:
                 results["policies"] = policies(bench, args.repeats)
+            if "ledger" in only:
+                sizes = [1_000, 10_000] if args.quick else [1_000, 100_000, 1_000_000]
+                results["ledger"] = ledger(bench, sizes, max(args.repeats, 3))
+                _print_ledger(results["ledger"])
         finally:
             bench.teardown()
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
@@ -721,6 +786,18 @@ def _print_counts(result: dict[str, Any]) -> None:
         f"| per query | {q.get('round_trips', 0):.1f} | {q.get('transactions', 0):.1f} "
         f"| {q.get('durable_commits', 0):.1f} |"
     )
+
+
+def _print_ledger(result: dict[str, Any]) -> None:
+    print("\n## Ledger size: seconds, median of runs (min)\n")
+    print("| hops | metrics scrape | report, last day | report, whole ledger |")
+    print("|---|---|---|---|")
+    for hops, entry in result.items():
+        cells = [
+            f"{entry[key]['median_s']:.3f} ({entry[key]['min_s']:.3f})"
+            for key in ("metrics_scrape", "report_last_day", "report_all")
+        ]
+        print(f"| {int(hops):,} | " + " | ".join(cells) + " |")
 
 
 def _print_submit(result: dict[str, Any]) -> None:
