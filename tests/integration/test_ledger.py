@@ -427,6 +427,23 @@ def test_a_successful_request_finished_with_its_hop_counts_even_when_the_fence_f
     assert hop_rows(ledger, query_id)[1].cost == Decimal("0.375")
 
 
+def test_the_cost_of_a_request_whose_row_was_lost_is_not_added(ledger: Ledger) -> None:
+    """A pending request row is committed asynchronously; a database crash can lose it. Its
+    completion then finds no row, and adds its cost nowhere: the sums stay exact."""
+    query_id = submit_one(ledger)
+    hop = route_to_cheap(ledger, query_id)
+    lost = RequestDone(hop, 10**12, "ok", latency_ms=1, cost=Decimal("0.5"))
+    ledger.finish_requests([lost])
+    assert query_row(ledger, query_id).total_cost == 0
+    assert ledger.finish_hop(
+        hop, status=HopStatus.DONE, result=HopResult(reason="answered"), requests_done=[lost]
+    )
+    assert query_row(ledger, query_id).total_cost == 0
+    assert (
+        hop_rows(ledger, query_id)[1].cost == 0 and hop_rows(ledger, query_id)[1].status == "done"
+    )
+
+
 def test_the_claim_reads_the_query_and_a_judge_hop_its_answer(ledger: Ledger) -> None:
     query_id = submit_one(ledger, "Name a prime.", metadata={"tag": "maths"}, user="ada")
     first = claim(ledger, query_id, 1)

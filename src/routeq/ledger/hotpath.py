@@ -26,6 +26,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    case,
     exists,
     func,
     insert,
@@ -362,12 +363,10 @@ def _finish_statement(shape: _FinishShape) -> Any:
     values.update(
         status=bindparam("f_status", type_=String()), finished_at=func.now(), lease_expires_at=None
     )
-    if shape.cost:
-        values["cost"] = hops.c.cost + cost
-    closed = update(hops).where(owns).values(**values).returning(hops.c.id).cte("closed")
     ctes: list[Any] = []
+    completed = None
     if shape.request:
-        ctes.append(
+        completed = (
             update(requests)
             .where(requests.c.id == bindparam("f_request", type_=BigInteger()))
             .values(
@@ -385,6 +384,17 @@ def _finish_statement(shape: _FinishShape) -> Any:
             .returning(requests.c.id)
             .cte("completed")
         )
+        ctes.append(completed)
+    # A cost is added only with its request's row: a row a database crash took with it (it
+    # was committed asynchronously) leaves nothing to account the cost to, and the ledger's
+    # sums stay exact.
+    if completed is not None:
+        added: Any = case((exists(select(completed.c.id)), cost), else_=0)
+    else:
+        added = cost
+    if shape.cost:
+        values["cost"] = hops.c.cost + added
+    closed = update(hops).where(owns).values(**values).returning(hops.c.id).cte("closed")
     closes_here = and_(
         queries.c.id == query_id,
         queries.c.status.not_in((QueryStatus.DONE.value, QueryStatus.FAILED.value)),
@@ -394,7 +404,7 @@ def _finish_statement(shape: _FinishShape) -> Any:
         ctes.append(
             update(hops)
             .where(hops.c.id == hop_id, ~owns)
-            .values(cost=hops.c.cost + cost)
+            .values(cost=hops.c.cost + added)
             .returning(hops.c.id)
             .cte("unfenced")
         )
@@ -402,7 +412,7 @@ def _finish_statement(shape: _FinishShape) -> Any:
         if shape.close is not None:
             spent = spent.where(~closes_here)
         ctes.append(
-            spent.values(total_cost=queries.c.total_cost + cost)
+            spent.values(total_cost=queries.c.total_cost + added)
             .returning(queries.c.id)
             .cte("spent")
         )
@@ -446,7 +456,7 @@ def _finish_statement(shape: _FinishShape) -> Any:
                 final_model=select(answer.c.model).where(where).scalar_subquery(),
             )
         if shape.cost:
-            final["total_cost"] = queries.c.total_cost + cost
+            final["total_cost"] = queries.c.total_cost + added
         closing = (
             update(queries)
             .where(closes_here)

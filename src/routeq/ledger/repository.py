@@ -546,8 +546,11 @@ def _superseded(hop: ClaimedHop) -> DeliverySupersededError:
 
 
 def _record_request(conn: Connection, done: RequestDone) -> None:
-    """A request's outcome and cost on its row, its hop and its query (and its budgets)."""
-    conn.execute(
+    """A request's outcome and cost on its row, its hop and its query (and its budgets). A
+    request whose row is gone (committed asynchronously, then lost with a database crash)
+    leaves nothing to account its cost to: nothing is added, so the ledger's sums stay
+    exact."""
+    found = conn.execute(
         update(requests)
         .where(requests.c.id == done.request_id)
         .values(
@@ -560,7 +563,10 @@ def _record_request(conn: Connection, done: RequestDone) -> None:
             cost=done.cost,
             latency_ms=done.latency_ms,
         )
-    )
+        .returning(requests.c.id)
+    ).first()
+    if found is None:
+        return
     if done.cost:
         conn.execute(
             update(hops).where(hops.c.id == done.hop.id).values(cost=hops.c.cost + done.cost)
