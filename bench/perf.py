@@ -24,6 +24,7 @@ Sections (``--only``):
   timed) on the in-process pipeline, which runs the workers' step functions on the same ledger.
 - ``submit``: ``Client.submit_many`` of 1,000 and 10,000 queries against the bare chain's
   multi-row INSERT and publish loop.
+- ``summarize``: documents per second through batch summarization.
 - ``policies``: decision latency of the routing policies that need no trained artifact.
 - ``ledger``: the metrics scrape and ``routeq report`` on ledgers of 1k, 100k and 1M hops
   (``bench/report.py``'s synthetic rows, in a scratch database of its own).
@@ -617,6 +618,53 @@ def policies(bench: Bench, repeats: int) -> dict[str, Any]:
     return result
 
 
+# -- batch summarization -------------------------------------------------------------------------
+
+
+def summarize(bench: Bench, documents: int, repeats: int) -> dict[str, Any]:
+    """Documents per second through batch summarization (register, route, call, judge with
+    the summary checks), zero-latency model, prefork 2; no baseline of the bare chain's."""
+    bench.configure(FAST)
+    assert bench.settings is not None
+    words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "epsilon",
+        "zeta",
+        "eta",
+        "theta",
+        "iota",
+        "kappa",
+        "lambda",
+        "mu",
+    ]
+    rates = []
+    for run in range(repeats):
+        docs = [
+            {
+                "id": f"doc-{run}-{n}",
+                "text": " ".join(
+                    f"Sentence {i} of document {run}-{n} is about {words[(n + i) % 12]}."
+                    for i in range(40)
+                ),
+            }
+            for n in range(documents)
+        ]
+        with bench.workers("routeq", "prefork", 2), Client(bench.settings) as client:
+            started = time.perf_counter()
+            batch = client.submit_batch(documents=docs, name=f"bench-{run}-{uuid.uuid4().hex[:6]}")
+            progress = batch.wait(timeout=600)
+            rates.append(progress.finished / (time.perf_counter() - started))
+    result = {"documents": documents, "min": min(rates), "median": statistics.median(rates)}
+    print(
+        f"\nbatch summarization: {result['median']:.1f} documents/s "
+        f"(min {result['min']:.1f}) for {documents} documents"
+    )
+    return result
+
+
 # -- ledger size ---------------------------------------------------------------------------------
 
 
@@ -677,7 +725,7 @@ def ledger(bench: Bench, sizes: list[int], repeats: int) -> dict[str, Any]:
 
 # -- the report ----------------------------------------------------------------------------------
 
-SECTIONS = ("overhead", "throughput", "counts", "submit", "policies", "ledger")
+SECTIONS = ("overhead", "throughput", "counts", "submit", "summarize", "policies", "ledger")
 
 
 def main() -> None:
@@ -726,6 +774,8 @@ def main() -> None:
             if "submit" in only:
                 results["submit"] = submit(bench, [1000, 10000], args.repeats)
                 _print_submit(results["submit"])
+            if "summarize" in only:
+                results["summarize"] = summarize(bench, 50 if args.quick else 300, args.repeats)
             if "policies" in only:
                 results["policies"] = policies(bench, args.repeats)
             if "ledger" in only:

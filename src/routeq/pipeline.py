@@ -145,7 +145,10 @@ class InProcessPipeline:
                     step = functools.partial(step, tier_name=hop.tier)
                 result = step(rt, hop.query_id, hop.seq)
             finally:
-                steps.record_unrecorded(rt)
+                try:
+                    steps.record_unrecorded(rt)
+                except Exception as error:  # must not hide the step's own error
+                    log.error("could not record provider requests: %s", type(error).__name__)
         except DeliverySupersededError:
             return
         except Exception as error:

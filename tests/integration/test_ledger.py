@@ -444,6 +444,23 @@ def test_the_cost_of_a_request_whose_row_was_lost_is_not_added(ledger: Ledger) -
     )
 
 
+def test_a_request_completed_twice_counts_once(ledger: Ledger) -> None:
+    """A completion retried after a commit whose reply was lost must not add its cost again."""
+    query_id = submit_one(ledger)
+    hop = route_to_cheap(ledger, query_id)
+    request_id = ledger.begin_request(
+        hop, try_number=1, model="sim-small", input_price=Decimal(1), output_price=Decimal(1)
+    )
+    done = RequestDone(hop, request_id, "ok", latency_ms=1, cost=Decimal("0.25"))
+    ledger.finish_requests([done])
+    ledger.finish_requests([done])
+    assert ledger.finish_hop(
+        hop, status=HopStatus.DONE, result=HopResult(reason="answered"), requests_done=[done]
+    )
+    assert query_row(ledger, query_id).total_cost == Decimal("0.25")
+    assert hop_rows(ledger, query_id)[1].cost == Decimal("0.25")
+
+
 def test_the_claim_reads_the_query_and_a_judge_hop_its_answer(ledger: Ledger) -> None:
     query_id = submit_one(ledger, "Name a prime.", metadata={"tag": "maths"}, user="ada")
     first = claim(ledger, query_id, 1)

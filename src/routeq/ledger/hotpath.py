@@ -31,6 +31,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     update,
@@ -344,31 +345,34 @@ class _FinishShape:
 
 @functools.cache
 def _finish_statement(shape: _FinishShape) -> Any:
-    """Spend is recorded whatever the fence says: ``closed`` adds the cost while closing an
-    owned hop, ``unfenced`` adds it to a hop another delivery owns; their conditions exclude
-    each other on the statement's one snapshot, so exactly one of them updates the hop's row.
-    Likewise the query's row is updated once: by ``closing`` (with the spend) when the
-    outcome closes it here, else by ``spent``. Committed durably, as its own transaction."""
+    """Each row is updated by one sub-statement, so that Postgres's recheck of a row another
+    transaction changed meanwhile (READ COMMITTED) re-evaluates every condition on it. The
+    hop's row always gets the spend, and the fenced columns only ``WHEN`` this delivery owns
+    it (``CASE``: otherwise they keep their values); the query's row always gets the spend,
+    and is closed only when the hop was owned and the query is not final. Whether each
+    happened is read back from the new row: a close sets ``finished_at`` to this statement's
+    ``now()``, which no earlier transaction's can equal. Committed durably."""
     requests = cast(Table, ProviderRequest.__table__)
     hop_id, query_id = bindparam("f_hop", type_=BigInteger()), bindparam("f_query", type_=Uuid())
+    delivery = bindparam("f_delivery", type_=Integer())
+    hop_status = bindparam("f_status", type_=String())
     owns = and_(
-        hops.c.id == hop_id,
-        hops.c.attempts == bindparam("f_delivery", type_=Integer()),
+        hops.c.attempts == delivery,
         hops.c.status.in_((HopStatus.QUEUED.value, HopStatus.RUNNING.value)),
     )
     cost = bindparam("f_cost", type_=requests.c.cost.type)
-    values: dict[str, Any] = {
-        name: bindparam(f"f_col_{name}", type_=hops.c[name].type) for name in shape.columns
-    }
-    values.update(
-        status=bindparam("f_status", type_=String()), finished_at=func.now(), lease_expires_at=None
-    )
     ctes: list[Any] = []
-    completed = None
+    added: Any = cost
     if shape.request:
         completed = (
             update(requests)
-            .where(requests.c.id == bindparam("f_request", type_=BigInteger()))
+            .where(
+                requests.c.id == bindparam("f_request", type_=BigInteger()),
+                # Once: a completion retried after an ambiguous commit finds it completed.
+                requests.c.outcome.in_(
+                    (RequestOutcome.PENDING.value, RequestOutcome.UNKNOWN.value)
+                ),
+            )
             .values(
                 outcome=bindparam("f_outcome", type_=String()),
                 http_status=bindparam("f_http_status", type_=Integer()),
@@ -385,47 +389,56 @@ def _finish_statement(shape: _FinishShape) -> Any:
             .cte("completed")
         )
         ctes.append(completed)
-    # A cost is added only with its request's row: a row a database crash took with it (it
-    # was committed asynchronously) leaves nothing to account the cost to, and the ledger's
-    # sums stay exact.
-    if completed is not None:
-        added: Any = case((exists(select(completed.c.id)), cost), else_=0)
-    else:
-        added = cost
-    if shape.cost:
-        values["cost"] = hops.c.cost + added
-    closed = update(hops).where(owns).values(**values).returning(hops.c.id).cte("closed")
-    closes_here = and_(
-        queries.c.id == query_id,
-        queries.c.status.not_in((QueryStatus.DONE.value, QueryStatus.FAILED.value)),
-        exists(select(closed.c.id)),
+        # The cost goes with its request's completion: none for a row already completed, or
+        # one a database crash took with it (it was committed asynchronously).
+        added = case((exists(select(completed.c.id)), cost), else_=0)
+
+    def fenced(column: str, value: Any) -> Any:
+        return case((owns, value), else_=hops.c[column])
+
+    values: dict[str, Any] = {
+        name: fenced(name, bindparam(f"f_col_{name}", type_=hops.c[name].type))
+        for name in shape.columns
+    }
+    values.update(
+        status=fenced("status", hop_status),
+        finished_at=fenced("finished_at", func.now()),
+        lease_expires_at=fenced("lease_expires_at", null()),
     )
     if shape.cost:
-        ctes.append(
-            update(hops)
-            .where(hops.c.id == hop_id, ~owns)
-            .values(cost=hops.c.cost + added)
-            .returning(hops.c.id)
-            .cte("unfenced")
+        values["cost"] = hops.c.cost + added
+    closed = (
+        update(hops)
+        .where(hops.c.id == hop_id)
+        .values(**values)
+        .returning(
+            hops.c.id,
+            func.coalesce(
+                and_(
+                    hops.c.attempts == delivery,
+                    hops.c.status == hop_status,
+                    hops.c.finished_at == func.now(),
+                ),
+                False,
+            ).label("owned"),
         )
-        spent = update(queries).where(queries.c.id == query_id)
-        if shape.close is not None:
-            spent = spent.where(~closes_here)
-        ctes.append(
-            spent.values(total_cost=queries.c.total_cost + added)
-            .returning(queries.c.id)
-            .cte("spent")
-        )
+        .cte("closed")
+    )
+    owned = exists(select(closed.c.id).where(closed.c.owned))
     if shape.next_hop:
-        queued = select(
-            query_id,
-            bindparam("f_next_seq", type_=Integer()),
-            bindparam("f_next_kind", type_=String()),
-            bindparam("f_next_tier", type_=String()),
-            bindparam("f_next_model", type_=String()),
-            bindparam("f_next_reason", type_=Text()),
-            literal(HopStatus.QUEUED.value, String()),
-        ).select_from(closed)
+        queued = (
+            select(
+                query_id,
+                bindparam("f_next_seq", type_=Integer()),
+                bindparam("f_next_kind", type_=String()),
+                bindparam("f_next_tier", type_=String()),
+                bindparam("f_next_model", type_=String()),
+                bindparam("f_next_reason", type_=Text()),
+                literal(HopStatus.QUEUED.value, String()),
+            )
+            .select_from(closed)
+            .where(closed.c.owned)
+        )
         ctes.append(
             pg_insert(hops)
             .from_select(
@@ -437,41 +450,65 @@ def _finish_statement(shape: _FinishShape) -> Any:
             .returning(hops.c.id)
             .cte("queued")
         )
-    closing = None
-    if shape.close is not None:
-        final: dict[str, Any] = {
-            "status": bindparam("f_final_status", type_=String()),
-            "final_reason": bindparam("f_final_reason", type_=Text()),
-            "finished_at": func.now(),
-        }
-        if shape.close:
-            answer = hops.alias("answer")
-            where = and_(
-                answer.c.query_id == query_id,
-                answer.c.seq == bindparam("f_answer_seq", type_=Integer()),
-            )
-            final.update(
-                final_answer=select(answer.c.output).where(where).scalar_subquery(),
-                final_tier=select(answer.c.tier).where(where).scalar_subquery(),
-                final_model=select(answer.c.model).where(where).scalar_subquery(),
-            )
-        if shape.cost:
-            final["total_cost"] = queries.c.total_cost + added
-        closing = (
-            update(queries)
-            .where(closes_here)
-            .values(**final)
-            .returning(
-                queries.c.id,
-                func.pg_notify(QUERY_CLOSED_CHANNEL, queries.c.id.cast(Text)).label("notified"),
-            )
-            .cte("closing")
+    closed_query: Any = literal(False)
+    if shape.cost or shape.close is not None:
+        final_status = bindparam("f_final_status", type_=String())
+        closes = and_(
+            owned, queries.c.status.not_in((QueryStatus.DONE.value, QueryStatus.FAILED.value))
         )
-        ctes.append(closing)
-    statement = select(
-        exists(select(closed.c.id)).label("owned"),
-        (exists(select(closing.c.id)) if closing is not None else literal(False)).label("closed"),
-    )
+
+        def closing(column: str, value: Any) -> Any:
+            return case((closes, value), else_=queries.c[column])
+
+        query_values: dict[str, Any] = {}
+        if shape.cost:
+            query_values["total_cost"] = queries.c.total_cost + added
+        if shape.close is not None:
+            query_values.update(
+                status=closing("status", final_status),
+                final_reason=closing("final_reason", bindparam("f_final_reason", type_=Text())),
+                finished_at=closing("finished_at", func.now()),
+            )
+            if shape.close:
+                answer = hops.alias("answer")
+                where = and_(
+                    answer.c.query_id == query_id,
+                    answer.c.seq == bindparam("f_answer_seq", type_=Integer()),
+                )
+                for column in ("output", "tier", "model"):
+                    query_values[f"final_{'answer' if column == 'output' else column}"] = closing(
+                        f"final_{'answer' if column == 'output' else column}",
+                        select(answer.c[column]).where(where).scalar_subquery(),
+                    )
+        closed_flag = (
+            func.coalesce(
+                and_(queries.c.status == final_status, queries.c.finished_at == func.now()),
+                False,
+            )
+            if shape.close is not None
+            else literal(False)
+        )
+        query_update = (
+            update(queries)
+            .where(queries.c.id == query_id)
+            .values(**query_values)
+            .returning(queries.c.id, closed_flag.label("closed"))
+            .cte("query_update")
+        )
+        ctes.append(query_update)
+        if shape.close is not None:
+            # Delivered at commit to whoever waits for it (``ledger.notify``): the id only.
+            notified = (
+                select(func.pg_notify(QUERY_CLOSED_CHANNEL, query_update.c.id.cast(Text)))
+                .where(query_update.c.closed)
+                .cte("notified")
+            )
+            ctes.append(notified)
+            closed_query = and_(
+                exists(select(query_update.c.id).where(query_update.c.closed)),
+                select(func.count()).select_from(notified).scalar_subquery() >= 0,
+            )
+    statement = select(owned.label("owned"), closed_query.label("closed"))
     for cte in ctes:
         statement = statement.add_cte(cte)
     return statement

@@ -547,12 +547,16 @@ def _superseded(hop: ClaimedHop) -> DeliverySupersededError:
 
 def _record_request(conn: Connection, done: RequestDone) -> None:
     """A request's outcome and cost on its row, its hop and its query (and its budgets). A
-    request whose row is gone (committed asynchronously, then lost with a database crash)
-    leaves nothing to account its cost to: nothing is added, so the ledger's sums stay
-    exact."""
+    request whose row is gone (committed asynchronously, then lost with a database crash), or
+    that was completed already (a retry after an ambiguous commit), adds nothing, so the
+    ledger's sums stay exact."""
     found = conn.execute(
         update(requests)
-        .where(requests.c.id == done.request_id)
+        .where(
+            requests.c.id == done.request_id,
+            # Once: a completion retried after an ambiguous commit finds it completed.
+            requests.c.outcome.in_((RequestOutcome.PENDING.value, RequestOutcome.UNKNOWN.value)),
+        )
         .values(
             outcome=done.outcome,
             http_status=done.http_status,
@@ -633,7 +637,11 @@ class Ledger:
             if hop.delivery - row.waits > max_deliveries:
                 conn.execute(
                     update(hops)
-                    .where(hops.c.id == hop.id)
+                    .where(
+                        hops.c.id == hop.id,
+                        hops.c.attempts == hop.delivery,
+                        hops.c.status == HopStatus.RUNNING.value,
+                    )
                     .values(
                         status=HopStatus.FAILED.value,
                         finished_at=func.now(),
