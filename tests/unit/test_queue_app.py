@@ -71,9 +71,12 @@ def test_a_call_message_names_its_tier_and_a_bulk_publish_uses_one_producer() ->
     # When a call hop is published, and then route hops in bulk
     publisher.publish(NextHop(query_id, 2, HopKind.CALL, tier.name, tier.model))
     publisher.publish_many([NextHop(uuid.uuid4(), 1, HopKind.ROUTE) for _ in range(3)])
-    # Then the call's message holds ids and the tier's name (no text), on the tier's queue
+    # Then the call's message holds ids, and its tier's name in a header (no text), on the
+    # tier's queue
     call = app.sent[0]
-    assert call["args"] == [str(query_id), 2, tier.name] and call["queue"] == tier.queue
+    assert call["args"] == [str(query_id), 2] and call["queue"] == tier.queue
+    assert call["headers"] == {"routeq_tier": tier.name}
     # and the three route messages went out on one producer
     assert [m["args"][1] for m in app.sent[1:]] == [1, 1, 1]
+    assert all(m["headers"] is None for m in app.sent[1:])
     assert {m["producer"] for m in app.sent[1:]} == {"producer-1"} and app.producers == 1

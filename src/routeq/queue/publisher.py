@@ -18,6 +18,8 @@ from routeq.queue.app import (
     ROUTE_TASK,
 )
 
+TIER_HEADER = "routeq_tier"  # a call message's tier, read by the call task
+
 
 class Publisher:
     def __init__(self, app: Celery, settings: Settings) -> None:
@@ -38,7 +40,8 @@ class Publisher:
         A shadow's hop carries ``shadow.priority``. On Redis, kombu keeps one list per priority
         step and a worker empties the lower-numbered lists first, so with the default (9) a
         tier's workers answer users before they answer shadows."""
-        args: list[str | int] = [str(hop.query_id), hop.seq]
+        args = [str(hop.query_id), hop.seq]
+        headers = None
         if hop.kind is HopKind.ROUTE:
             name, queue = ROUTE_TASK, ROUTE_QUEUE
         elif hop.kind is HopKind.JUDGE:
@@ -48,7 +51,9 @@ class Publisher:
         else:
             assert hop.tier is not None, "a call hop always has a tier"
             name, queue = CALL_TASK, self._settings.tier(hop.tier).queue
-            args.append(hop.tier)  # a tier's name (config, not data): no read before the claim
+            # The tier's name (config, not data), so the step reads nothing before its claim.
+            # A header, not an argument: a worker that does not know it ignores it.
+            headers = {TIER_HEADER: hop.tier}
         priority = self._settings.shadow.priority if hop.background else None
         self._app.send_task(
             name,
@@ -58,4 +63,5 @@ class Publisher:
             countdown=countdown,
             priority=priority,
             producer=producer,
+            headers=headers,
         )

@@ -25,6 +25,7 @@ from routeq.queue.app import (
     RECONCILE_TASK,
     ROUTE_TASK,
 )
+from routeq.queue.publisher import TIER_HEADER
 from routeq.secrets import install_log_filter, scrub
 from routeq.timing import MAX_ERROR_COUNTDOWN_S
 from routeq.worker import steps
@@ -102,8 +103,10 @@ def register_tasks(app: Celery) -> None:
         _run(self, steps.route, query_id, seq)
 
     @app.task(name=CALL_TASK, bind=True, max_retries=None)
-    def call(self: Task, query_id: str, seq: int, tier: str | None = None) -> None:
-        # ``tier``: named by the publisher so the step need not read it before its claim.
+    def call(self: Task, query_id: str, seq: int) -> None:
+        # The tier, named by the publisher in a header: the step need not read it before its
+        # claim (a message without it is read from the ledger, as before).
+        tier = self.request.get(TIER_HEADER)
         _run(self, functools.partial(steps.call, tier_name=tier), query_id, seq)
 
     @app.task(name=JUDGE_TASK, bind=True, max_retries=None)
