@@ -124,10 +124,36 @@ def claim_statement(with_answer: bool) -> Select[Any]:
         .returning(queries.c.id)
         .cte("running")
     )
-    query = queries.alias("query")
-    original = queries.alias("original")
+    query, original = queries.alias("query"), queries.alias("original")
     columns: list[Any] = [
         claimed,
+        *_query_columns(query, original),
+        # For this statement's own (implicit) transaction only.
+        func.set_config("synchronous_commit", "off", literal(True)).label("async_commit"),
+    ]
+    source = claimed.join(query, query.c.id == claimed.c.query_id).outerjoin(
+        original, _with_original(query, original)
+    )
+    if with_answer:
+        answer = hops.alias("answer")
+        columns += [
+            answer.c.seq.label("answer_seq"),
+            answer.c.tier.label("answer_tier"),
+            answer.c.model.label("answer_model"),
+            answer.c.output.label("answer_output"),
+            answer.c.finish_reason.label("answer_finish_reason"),
+        ]
+        source = source.outerjoin(
+            answer,
+            and_(answer.c.query_id == claimed.c.query_id, answer.c.seq == claimed.c.seq - 1),
+        )
+    return select(*columns).select_from(source).add_cte(running)
+
+
+def _query_columns(query: Any, original: Any) -> list[Any]:
+    """What a step reads of a query (``query_input`` decodes it), from ``query`` joined to
+    ``original``, the query it repeats (a shadow's or a re-run's)."""
+    return [
         query.c.text,
         query.c.input_tokens,
         # As text, decoded by ``query_input``: a row an older client wrote with metadata too
@@ -147,26 +173,22 @@ def claim_statement(with_answer: bool) -> Select[Any]:
         query.c.api_key_id,
         query.c.privacy,
         original.c.final_tier.label("original_tier"),
-        # For this statement's own (implicit) transaction only.
-        func.set_config("synchronous_commit", "off", literal(True)).label("async_commit"),
     ]
-    source = claimed.join(query, query.c.id == claimed.c.query_id).outerjoin(
-        original, original.c.id == func.coalesce(query.c.rerun_of, query.c.shadow_of)
+
+
+def _with_original(query: Any, original: Any) -> Any:
+    return original.c.id == func.coalesce(query.c.rerun_of, query.c.shadow_of)
+
+
+@functools.cache
+def query_input_statement() -> Select[Any]:
+    """A query's input without claiming anything (parameter ``read_query``)."""
+    query, original = queries.alias("query"), queries.alias("original")
+    return (
+        select(query.c.id.label("query_id"), *_query_columns(query, original))
+        .select_from(query.outerjoin(original, _with_original(query, original)))
+        .where(query.c.id == bindparam("read_query", type_=Uuid()))
     )
-    if with_answer:
-        answer = hops.alias("answer")
-        columns += [
-            answer.c.seq.label("answer_seq"),
-            answer.c.tier.label("answer_tier"),
-            answer.c.model.label("answer_model"),
-            answer.c.output.label("answer_output"),
-            answer.c.finish_reason.label("answer_finish_reason"),
-        ]
-        source = source.outerjoin(
-            answer,
-            and_(answer.c.query_id == claimed.c.query_id, answer.c.seq == claimed.c.seq - 1),
-        )
-    return select(*columns).select_from(source).add_cte(running)
 
 
 def claimed_hop(row: Any) -> ClaimedHop:
@@ -181,18 +203,20 @@ def claimed_hop(row: Any) -> ClaimedHop:
     )
 
 
-def query_input(row: Any) -> QueryInput:
-    """The query as the claim read it: a row of ``claim_statement``. Raises ``ValueError``
-    (or ``RecursionError``) for metadata that cannot be decoded."""
+def query_input(row: Any, *, claimed: bool = True) -> QueryInput:
+    """The query from a row of ``claim_statement`` (``claimed``) or ``query_input_statement``.
+    Raises ``ValueError`` (or ``RecursionError``) for metadata that cannot be decoded."""
     status = QueryStatus(row.query_status)
+    if claimed and status is QueryStatus.QUEUED:
+        # The claim marked it running in the same statement, after this read.
+        status = QueryStatus.RUNNING
     return QueryInput(
         row.query_id,
         row.text,
         row.input_tokens,
         dict(json.loads(row.metadata_json or "{}")),
         row.user_id,
-        # The claim marked a queued query running in the same statement, after this read.
-        QueryStatus.RUNNING if status is QueryStatus.QUEUED else status,
+        status,
         row.task,
         row.parent_id,
         row.batch_document_id,

@@ -43,6 +43,7 @@ from routeq.ledger.hotpath import (
     finish_statement,
     lease_end,
     lease_expired,
+    query_input_statement,
 )
 from routeq.ledger.hotpath import query_input as claimed_query
 from routeq.ledger.hotpath import seconds as _seconds
@@ -724,54 +725,11 @@ class Ledger:
     # -- workers: reads --------------------------------------------------------------------------
 
     def query_input(self, query_id: uuid.UUID) -> QueryInput:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(
-                    queries.c.id,
-                    queries.c.text,
-                    queries.c.input_tokens,
-                    queries.c.metadata,
-                    queries.c.user_id,
-                    queries.c.status,
-                    queries.c.task,
-                    queries.c.parent_id,
-                    queries.c.batch_document_id,
-                    queries.c.role,
-                    queries.c.messages,
-                    queries.c.params,
-                    queries.c.shadow_of,
-                    queries.c.rerun_of,
-                    queries.c.api_key_id,
-                    queries.c.privacy,
-                ).where(queries.c.id == query_id)
-            ).one_or_none()
-            original = None if row is None else (row.rerun_of or row.shadow_of)
-            original_tier = None
-            if original is not None:
-                original_tier = conn.execute(
-                    select(queries.c.final_tier).where(queries.c.id == original)
-                ).scalar_one_or_none()
+        with self._autocommit.connect() as conn:
+            row = conn.execute(query_input_statement(), {"read_query": query_id}).one_or_none()
         if row is None:
             raise UnknownQueryError(f"no query with id {query_id}")
-        return QueryInput(
-            row.id,
-            row.text,
-            row.input_tokens,
-            dict(row.metadata or {}),
-            row.user_id,
-            QueryStatus(row.status),
-            row.task,
-            row.parent_id,
-            row.batch_document_id,
-            role=QueryRole(row.role),
-            messages=row.messages,
-            params=row.params,
-            shadow_of=row.shadow_of,
-            rerun_of=row.rerun_of,
-            original_tier=original_tier,
-            api_key_id=row.api_key_id,
-            privacy=row.privacy,
-        )
+        return claimed_query(row, claimed=False)
 
     def children(self, parent_id: uuid.UUID) -> list[ChildQuery]:
         """The pieces of a split document (parts, then combines), oldest first."""
