@@ -519,7 +519,7 @@ class StatementCounter:
     def _execute(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         self._add("round_trips")
         head = statement.lstrip().split(None, 1)[0].upper()
-        if "set_config" in statement:  # routeq's only use: synchronous_commit off
+        if "async_commit" in statement:  # the label of routeq's synchronous_commit off
             self._async = True
         if head in ("INSERT", "UPDATE", "DELETE") or (
             head == "WITH" and any(w in statement for w in ("UPDATE ", "INSERT ", "DELETE "))

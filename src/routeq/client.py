@@ -276,9 +276,9 @@ class Client:
         before anything is written)."""
         prepared = [self._validate(index, item) for index, item in enumerate(items)]
         submitted = self.ledger.submit(prepared)
-        self._publisher.publish_many(
-            [NextHop(entry.query_id, 1, HopKind.ROUTE) for entry in submitted if entry.route_queued]
-        )
+        routes = [entry.query_id for entry in submitted if entry.route_queued]
+        if routes:
+            self._publisher.publish_routes(routes)
         return [QueryHandle(self, entry.query_id, entry.created) for entry in submitted]
 
     def _validate(self, index: int, item: str | Mapping[str, Any]) -> NewQuery:

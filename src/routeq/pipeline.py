@@ -52,8 +52,13 @@ class LocalQueue:
     def __init__(self) -> None:
         self._hops: deque[NextHop] = deque()
 
-    def publish(self, hop: NextHop, *, countdown: float | None = None) -> None:
+    def publish(
+        self, hop: NextHop, *, countdown: float | None = None, republished: bool = False
+    ) -> None:
         self._hops.append(hop)
+
+    def publish_routes(self, query_ids: Sequence[uuid.UUID], *, republished: bool = False) -> None:
+        self._hops.extend(NextHop(query_id, 1, HopKind.ROUTE) for query_id in query_ids)
 
     def pop(self) -> NextHop:
         return self._hops.popleft()
@@ -96,6 +101,7 @@ class InProcessPipeline:
         guard: ProviderGuard | None = None,
     ) -> None:
         self.queue = LocalQueue()
+        self._delivered: set[tuple[uuid.UUID, int]] = set()
         self._own_http = http is None
         self.runtime = runtime_for(
             settings,
@@ -137,6 +143,11 @@ class InProcessPipeline:
     def _deliver(self, hop: NextHop, report: RunReport) -> None:
         rt = self.runtime
         rt.claimed, rt.unrecorded = None, []
+        # As a worker does: a message's first delivery may hold its claim (``ledger.held``);
+        # a hop delivered again (a retry) is claimed on its own.
+        key = (hop.query_id, hop.seq)
+        rt.hold_claim = key not in self._delivered
+        self._delivered.add(key)
         report.steps += 1
         try:
             try:
@@ -146,9 +157,9 @@ class InProcessPipeline:
                 result = step(rt, hop.query_id, hop.seq)
             finally:
                 try:
-                    steps.record_unrecorded(rt)
+                    steps.end_delivery(rt)
                 except Exception as error:  # must not hide the step's own error
-                    log.error("could not record provider requests: %s", type(error).__name__)
+                    log.error("could not end the delivery: %s", type(error).__name__)
         except DeliverySupersededError:
             return
         except Exception as error:

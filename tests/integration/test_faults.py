@@ -36,6 +36,7 @@ from faults import (
     wait_all_final,
     wait_for,
 )
+from ledger_helpers import insert_deep_metadata_query
 
 from routeq import Client
 from routeq.errors import InvalidQueryError
@@ -161,7 +162,7 @@ def test_poison_queries_end_visibly_and_do_not_stop_the_rest(
                 ]
             )
         # And a poison row an older client could have written: metadata nested 960 deep
-        poison = _insert_deep_metadata_query(stack.database_url, depth=960)
+        poison = insert_deep_metadata_query(stack.database_url, depth=960)
         from routeq.queue.app import create_app
 
         app = create_app(stack.settings, stack.redis.url)
@@ -184,32 +185,6 @@ def _defuse(database_url: str, query_id: object) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE queries SET metadata = '{}' WHERE id = :id"), {"id": query_id})
     engine.dispose()
-
-
-def _insert_deep_metadata_query(database_url: str, depth: int) -> object:
-    import uuid
-
-    query_id = uuid.uuid4()
-    metadata = "{}"
-    for _ in range(depth):
-        metadata = '{"x": ' + metadata + "}"
-    engine = sa.create_engine(database_url)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO queries (id, text, input_tokens, metadata, status) "
-                "VALUES (:id, 'poison', 1, CAST(:m AS jsonb), 'queued')"
-            ),
-            {"id": query_id, "m": metadata},
-        )
-        conn.execute(
-            sa.text(
-                "INSERT INTO hops (query_id, seq, kind, status) VALUES (:id, 1, 'route', 'queued')"
-            ),
-            {"id": query_id},
-        )
-    engine.dispose()
-    return query_id
 
 
 PRODUCER = """

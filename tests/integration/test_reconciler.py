@@ -222,7 +222,12 @@ def test_redis_unreachable_still_acts_on_expired_leases(
 
     monkeypatch.setattr("routeq.worker.reconcile.hops_with_messages", down)
     published: list[NextHop] = []
-    monkeypatch.setattr(runtime.publisher, "publish", published.append)
+
+    def publish(hop: NextHop, *, republished: bool = False) -> None:
+        assert republished  # marked, so that its step counts its claim at once
+        published.append(hop)
+
+    monkeypatch.setattr(runtime.publisher, "publish", publish)
     report = reconcile(runtime)
     assert [(h.query_id, h.seq) for h in report.republished] == [(query_id, 1)]
     assert report.scanned_messages is None

@@ -12,7 +12,7 @@ import pytest
 
 from routeq.config import Settings, WorkerConfig
 from routeq.queue.app import create_app, sweep_lock_expiry
-from routeq.queue.publisher import Publisher
+from routeq.queue.publisher import ROUTE_CHUNK, Publisher
 from routeq.records import HopKind, NextHop
 
 
@@ -61,22 +61,46 @@ class _RecordingApp:
         yield f"producer-{self.producers}"
 
 
-def test_a_call_message_names_its_tier_and_a_bulk_publish_uses_one_producer() -> None:
+def test_a_call_message_names_its_tier_and_bulk_routes_go_many_to_a_message() -> None:
     # Given a publisher on the default ladder
     settings = Settings()
     app = _RecordingApp()
     publisher = Publisher(app, settings)  # type: ignore[arg-type]
     query_id = uuid.uuid4()
     tier = settings.tiers[0]
-    # When a call hop is published, and then route hops in bulk
+    # When a call hop is published, and then the route hops of a bulk submission
     publisher.publish(NextHop(query_id, 2, HopKind.CALL, tier.name, tier.model))
-    publisher.publish_many([NextHop(uuid.uuid4(), 1, HopKind.ROUTE) for _ in range(3)])
+    bulk = [uuid.uuid4() for _ in range(2 * ROUTE_CHUNK + 3)]
+    publisher.publish_routes(bulk)
     # Then the call's message holds ids, and its tier's name in a header (no text), on the
     # tier's queue
     call = app.sent[0]
     assert call["args"] == [str(query_id), 2] and call["queue"] == tier.queue
     assert call["headers"] == {"routeq_tier": tier.name}
-    # and the three route messages went out on one producer
-    assert [m["args"][1] for m in app.sent[1:]] == [1, 1, 1]
-    assert all(m["headers"] is None for m in app.sent[1:])
-    assert {m["producer"] for m in app.sent[1:]} == {"producer-1"} and app.producers == 1
+    # and the route hops went out in three messages of ids, in order, on one producer
+    routes = app.sent[1:]
+    assert [m["name"] for m in routes] == ["routeq.route_many"] * 3
+    assert [len(m["args"][0]) for m in routes] == [ROUTE_CHUNK, ROUTE_CHUNK, 3]
+    assert [i for m in routes for i in m["args"][0]] == [str(q) for q in bulk]
+    assert all(m["queue"] == "route" and m["headers"] is None for m in routes)
+    assert {m["producer"] for m in routes} == {"producer-1"} and app.producers == 1
+
+
+def test_a_bulk_of_one_is_a_plain_route_message() -> None:
+    app = _RecordingApp()
+    query_id = uuid.uuid4()
+    Publisher(app, Settings()).publish_routes([query_id])  # type: ignore[arg-type]
+    assert [(m["name"], m["args"]) for m in app.sent] == [("routeq.route", [str(query_id), 1])]
+
+
+def test_a_republished_hop_is_marked_so_its_claim_is_counted_at_once() -> None:
+    settings = Settings()
+    app = _RecordingApp()
+    publisher = Publisher(app, settings)  # type: ignore[arg-type]
+    tier = settings.tiers[0]
+    publisher.publish(NextHop(uuid.uuid4(), 1, HopKind.ROUTE), republished=True)
+    publisher.publish(
+        NextHop(uuid.uuid4(), 2, HopKind.CALL, tier.name, tier.model), republished=True
+    )
+    assert app.sent[0]["headers"] == {"routeq_republished": True}
+    assert app.sent[1]["headers"] == {"routeq_tier": tier.name, "routeq_republished": True}

@@ -77,11 +77,17 @@ def lease_expired() -> Any:
 
 
 @functools.cache
-def claim_statement(with_answer: bool) -> Select[Any]:
+def claim_statement(with_answer: bool, held: bool = False) -> Select[Any]:
     """The claim: parameters ``claim_query``, ``claim_seq``, ``claim_lease_s``, ``claim_worker``
     (not the columns' names: in an UPDATE those would be read as new values). One row when the
     hop was claimed (its columns, the query's, and with ``with_answer`` the previous hop's
-    answer), none when it was not (finished, owned by a live delivery, or missing)."""
+    answer), none when it was not (finished, owned by a live delivery, or missing).
+
+    ``held``: the claim opens a transaction that the step's next write commits (its first
+    provider request, or its finish). It then bounds how long that transaction may sit idle
+    to the lease (parameter ``claim_idle_ms``): a worker that vanished without closing its
+    connection must not keep the hop's row locked past the lease it claimed. Otherwise the
+    claim is its own transaction, committed asynchronously."""
     query_id = bindparam("claim_query", type_=Uuid())
     claimed = (
         update(hops)
@@ -128,8 +134,14 @@ def claim_statement(with_answer: bool) -> Select[Any]:
     columns: list[Any] = [
         claimed,
         *_query_columns(query, original),
-        # For this statement's own (implicit) transaction only.
-        func.set_config("synchronous_commit", "off", literal(True)).label("async_commit"),
+        # For this statement's transaction only (set_config's third argument: ``is_local``).
+        func.set_config(
+            "idle_in_transaction_session_timeout",
+            bindparam("claim_idle_ms", type_=String()),
+            literal(True),
+        ).label("idle_timeout")
+        if held
+        else func.set_config("synchronous_commit", "off", literal(True)).label("async_commit"),
     ]
     source = claimed.join(query, query.c.id == claimed.c.query_id).outerjoin(
         original, _with_original(query, original)

@@ -43,9 +43,15 @@ class StepLedger(Protocol):
         max_deliveries: int,
         worker: str | None = None,
         with_answer: bool = False,
+        hold: bool = False,
     ) -> Claim:
         """Own a queued hop (or one whose lease expired) for one delivery, reading the query
-        (and with ``with_answer`` the previous hop's answer) in the same round trip."""
+        (and with ``with_answer`` the previous hop's answer) in the same round trip. ``hold``:
+        leave the claim's transaction open for the step's next write to commit."""
+        ...
+
+    def commit_held_claim(self) -> None:
+        """Commit a held claim the step left open (it ended without a write)."""
         ...
 
     def query_input(self, query_id: uuid.UUID) -> QueryInput: ...

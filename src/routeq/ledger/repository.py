@@ -8,9 +8,10 @@ recorded per provider request, outside the fence, because money spent is spent.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -32,9 +33,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import TextClause
 
 from routeq.budgets import Charge
 from routeq.errors import BudgetExceededError, DeliverySupersededError, UnknownQueryError
+from routeq.ledger.bulk import unnest_insert, unnest_params
+from routeq.ledger.held import HeldClaim
 from routeq.ledger.hotpath import (
     answer_of,
     begin_request_statement,
@@ -378,23 +382,37 @@ def _route_hop_row(query_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _bulk_query_insert(columns: tuple[str, ...]) -> TextClause:
+    return unnest_insert(
+        queries, columns, on_conflict="(idempotency_key) DO NOTHING", returning="id"
+    )
+
+
+@functools.cache
+def _bulk_route_hop_insert() -> TextClause:
+    """Route hops for the queries of one array (``c0``): seq 1, queued."""
+    return text(
+        "INSERT INTO hops (query_id, seq, kind, status) "
+        f"SELECT c0, 1, '{HopKind.ROUTE.value}', '{HopStatus.QUEUED.value}' "
+        "FROM unnest(CAST(:c0 AS uuid[])) AS rows (c0)"
+    )
+
+
 def submit_queries(conn: Connection, items: Sequence[NewQuery]) -> list[Submitted]:
-    """Insert queries with their route hops in a few multi-row INSERTs (SQLAlchemy batches an
-    executemany into statements of many rows); an idempotency-key match returns the existing
-    query, as ``submit_query`` does, in the order the items came."""
+    """Insert queries with their route hops in two statements, however many there are (one
+    array per column, ``ledger.bulk``); an idempotency-key match returns the existing query,
+    as ``submit_query`` does, in the order the items came."""
     if not items:
         return []
     ids = [uuid.uuid4() for _ in items]
+    rows = [_query_row(query_id, item) for query_id, item in zip(ids, items, strict=True)]
+    columns = tuple(rows[0])
     inserted = set(
-        conn.execute(
-            pg_insert(queries)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(queries.c.id),
-            [_query_row(query_id, item) for query_id, item in zip(ids, items, strict=True)],
-        ).scalars()
+        conn.execute(_bulk_query_insert(columns), unnest_params(queries, columns, rows)).scalars()
     )
     if inserted:
-        conn.execute(insert(hops), [_route_hop_row(q) for q in ids if q in inserted])
+        conn.execute(_bulk_route_hop_insert(), {"c0": [q for q in ids if q in inserted]})
     keys = {item.idempotency_key for q, item in zip(ids, items, strict=True) if q not in inserted}
     existing = {}
     if keys:
@@ -592,12 +610,41 @@ class Ledger:
         self.engine = engine
         # For single statements: no BEGIN and COMMIT round trips around them.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # A claim whose transaction the step's next write commits (``claim(hold=True)``).
+        self._held = HeldClaim()
+
+    # Every other use of the database commits a held claim first (``ledger.held``).
+
+    def _begin(self) -> AbstractContextManager[Connection]:
+        self._held.commit()
+        return self.engine.begin()
+
+    def _connect(self) -> AbstractContextManager[Connection]:
+        self._held.commit()
+        return self.engine.connect()
+
+    def _autoconnect(self) -> AbstractContextManager[Connection]:
+        self._held.commit()
+        return self._autocommit.connect()
+
+    def _statement_for(self, hop: ClaimedHop) -> AbstractContextManager[Connection]:
+        """Where a hop's single statement runs: in its held claim's transaction, committing
+        both, or on its own."""
+        return self._held.transaction() if self._held.holds(hop.id) else self._autoconnect()
+
+    def _transaction_for(self, hop: ClaimedHop) -> AbstractContextManager[Connection]:
+        """Where a hop's transaction runs: its held claim's, or a new one."""
+        return self._held.transaction() if self._held.holds(hop.id) else self._begin()
+
+    def commit_held_claim(self) -> None:
+        """Commit a claim still held when its step ends another way than by a write."""
+        self._held.commit()
 
     # -- producers -------------------------------------------------------------------------------
 
     def submit(self, items: Sequence[NewQuery]) -> list[Submitted]:
         """Insert queries with their route hop in one transaction; reuse idempotency-key matches."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             return submit_queries(conn, items)
 
     # -- workers: claim --------------------------------------------------------------------------
@@ -611,6 +658,7 @@ class Ledger:
         max_deliveries: int,
         worker: str | None = None,
         with_answer: bool = False,
+        hold: bool = False,
     ) -> Claim:
         """Take ownership of a hop (queued, or running with an expired lease) for one delivery,
         and read what the step needs: the query's input, and with ``with_answer`` the previous
@@ -619,47 +667,71 @@ class Ledger:
         The claim holds the hop for ``lease_s`` seconds; each provider attempt renews it
         (``begin_request``). Requests an earlier delivery left ``pending`` are marked
         ``unknown`` here: that delivery is gone, and its call may or may not have been paid.
+
+        ``hold``: a successful claim's transaction stays open, to be committed by the step's
+        next write (its first provider request or its finish), for a message's first delivery
+        only (``ledger.held`` says why).
         """
-        with self._autocommit.connect() as conn:
-            row = conn.execute(
-                claim_statement(with_answer),
-                {
-                    "claim_query": query_id,
-                    "claim_seq": seq,
-                    "claim_lease_s": lease_s,
-                    "claim_worker": worker,
-                },
-            ).one_or_none()
-            if row is None:
-                return self._why_not_claimed(conn, query_id, seq)
-            hop = claimed_hop(row)
-            if hop.delivery > 1:
-                _mark_unknown(conn, requests.c.hop_id == hop.id, requests.c.delivery < hop.delivery)
-            if hop.delivery - row.waits > max_deliveries:
-                conn.execute(
-                    update(hops)
-                    .where(
-                        hops.c.id == hop.id,
-                        hops.c.attempts == hop.delivery,
-                        hops.c.status == HopStatus.RUNNING.value,
-                    )
-                    .values(
-                        status=HopStatus.FAILED.value,
-                        finished_at=func.now(),
-                        lease_expires_at=None,
-                        error=f"gave up after {max_deliveries} deliveries (the worker kept dying "
-                        "or timing out on this hop)",
-                    )
+        params = {
+            "claim_query": query_id,
+            "claim_seq": seq,
+            "claim_lease_s": lease_s,
+            "claim_worker": worker,
+        }
+        if not hold:
+            with self._autoconnect() as conn:
+                return self._claim(conn, claim_statement(with_answer), params, max_deliveries)
+        self._held.commit()
+        conn = self.engine.connect()
+        try:
+            params["claim_idle_ms"] = str(max(1000, int(lease_s * 1000)))
+            claim = self._claim(conn, claim_statement(with_answer, True), params, max_deliveries)
+            if claim.state is ClaimState.CLAIMED and claim.query is not None:
+                assert claim.hop is not None
+                self._held.hold(conn, claim.hop.id)
+                return claim
+            conn.commit()
+        except BaseException:
+            conn.close()  # rolls back
+            raise
+        conn.close()
+        return claim
+
+    def _claim(
+        self, conn: Connection, statement: Any, params: dict[str, Any], max_deliveries: int
+    ) -> Claim:
+        query_id, seq = params["claim_query"], params["claim_seq"]
+        row = conn.execute(statement, params).one_or_none()
+        if row is None:
+            return self._why_not_claimed(conn, query_id, seq)
+        hop = claimed_hop(row)
+        if hop.delivery > 1:
+            _mark_unknown(conn, requests.c.hop_id == hop.id, requests.c.delivery < hop.delivery)
+        if hop.delivery - row.waits > max_deliveries:
+            conn.execute(
+                update(hops)
+                .where(
+                    hops.c.id == hop.id,
+                    hops.c.attempts == hop.delivery,
+                    hops.c.status == HopStatus.RUNNING.value,
                 )
-                return Claim(ClaimState.EXHAUSTED, hop)
-            try:
-                query = claimed_query(row)
-            except (ValueError, RecursionError) as error:
-                # Claimed, but its step cannot run: the step fails with the reason and hands
-                # the hop back, and the delivery cap ends it as for any hop that always fails.
-                reason = f"the query's stored input cannot be read ({type(error).__name__})"
-                return Claim(ClaimState.CLAIMED, hop, unreadable=reason)
-            return Claim(ClaimState.CLAIMED, hop, query=query, answer=answer_of(row))
+                .values(
+                    status=HopStatus.FAILED.value,
+                    finished_at=func.now(),
+                    lease_expires_at=None,
+                    error=f"gave up after {max_deliveries} deliveries (the worker kept dying "
+                    "or timing out on this hop)",
+                )
+            )
+            return Claim(ClaimState.EXHAUSTED, hop)
+        try:
+            query = claimed_query(row)
+        except (ValueError, RecursionError) as error:
+            # Claimed, but its step cannot run: the step fails with the reason and hands
+            # the hop back, and the delivery cap ends it as for any hop that always fails.
+            reason = f"the query's stored input cannot be read ({type(error).__name__})"
+            return Claim(ClaimState.CLAIMED, hop, unreadable=reason)
+        return Claim(ClaimState.CLAIMED, hop, query=query, answer=answer_of(row))
 
     def _why_not_claimed(self, conn: Connection, query_id: uuid.UUID, seq: int) -> Claim:
         row = conn.execute(
@@ -682,7 +754,7 @@ class Ledger:
         still bounds a hop that fails every time. ``waited``: the delivery only waited for
         provider capacity, and is not counted by the cap (``hops.waits``)."""
         extra = {"waits": hops.c.waits + 1} if waited else {}
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             released = conn.execute(
                 update(hops)
                 .where(
@@ -707,7 +779,7 @@ class Ledger:
         if not node_prefix:
             return 0
         pattern = node_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             released = conn.execute(
                 update(hops)
                 .where(
@@ -725,7 +797,7 @@ class Ledger:
     # -- workers: reads --------------------------------------------------------------------------
 
     def query_input(self, query_id: uuid.UUID) -> QueryInput:
-        with self._autocommit.connect() as conn:
+        with self._autoconnect() as conn:
             row = conn.execute(query_input_statement(), {"read_query": query_id}).one_or_none()
         if row is None:
             raise UnknownQueryError(f"no query with id {query_id}")
@@ -733,7 +805,7 @@ class Ledger:
 
     def children(self, parent_id: uuid.UUID) -> list[ChildQuery]:
         """The pieces of a split document (parts, then combines), oldest first."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(
                 select(
                     queries.c.id,
@@ -759,7 +831,7 @@ class Ledger:
         ]
 
     def call_output(self, query_id: uuid.UUID, seq: int) -> CallOutput:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 select(
                     hops.c.seq, hops.c.tier, hops.c.model, hops.c.output, hops.c.finish_reason
@@ -769,7 +841,7 @@ class Ledger:
 
     def final_answer(self, query_id: uuid.UUID) -> str | None:
         """The answer a finished query gave (a shadow's judge compares with it)."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return cast(
                 str | None,
                 conn.execute(
@@ -780,7 +852,7 @@ class Ledger:
     def hop_age(self, query_id: uuid.UUID, seq: int) -> tuple[str | None, float] | None:
         """A hop's tier and how long ago it was created (seconds, on the database's clock):
         how long it has waited for its provider. None for a hop that does not exist."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 select(hops.c.tier, func.extract("epoch", func.now() - hops.c.created_at)).where(
                     hops.c.query_id == query_id, hops.c.seq == seq
@@ -791,12 +863,12 @@ class Ledger:
     def renew(self, hop: ClaimedHop, lease_s: float) -> bool:
         """Extend this delivery's lease (while it waits for provider capacity); False when a
         newer delivery owns the hop."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             return self._renew(conn, hop, lease_s)
 
     def batch_of(self, document_id: int) -> str | None:
         """The id of the batch a batch document belongs to (for budgets by batch)."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             found = conn.execute(
                 select(batch_documents.c.batch_id).where(batch_documents.c.id == document_id)
             ).scalar_one_or_none()
@@ -804,13 +876,13 @@ class Ledger:
 
     def hop_tier(self, query_id: uuid.UUID, seq: int) -> str | None:
         """The tier a hop calls (None for a hop that does not exist)."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return conn.execute(
                 select(hops.c.tier).where(hops.c.query_id == query_id, hops.c.seq == seq)
             ).scalar_one_or_none()
 
     def hop_id(self, query_id: uuid.UUID, seq: int) -> int:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return int(
                 conn.execute(
                     select(hops.c.id).where(hops.c.query_id == query_id, hops.c.seq == seq)
@@ -819,7 +891,7 @@ class Ledger:
 
     def last_answer_seq(self, query_id: uuid.UUID, before_seq: int) -> int | None:
         """The latest call hop before ``before_seq`` that produced an answer, if any."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return conn.execute(
                 select(func.max(hops.c.seq)).where(
                     hops.c.query_id == query_id,
@@ -847,7 +919,7 @@ class Ledger:
             .limit(at_most)
             .subquery()
         )
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return int(conn.execute(select(func.count()).select_from(earlier)).scalar_one())
 
     def backlog(self, query_id: uuid.UUID) -> list[NextHop]:
@@ -855,7 +927,7 @@ class Ledger:
         belongs to, and may have no message: after a crash between a commit and its publish,
         a duplicate delivery (or a re-run of the batch) publishes them again. A duplicate
         message is harmless: the claim lets one delivery work and turns the others away."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             root = conn.execute(
                 select(func.coalesce(queries.c.parent_id, queries.c.id)).where(
                     queries.c.id == query_id
@@ -869,7 +941,7 @@ class Ledger:
     def reconciler_lock(self) -> Iterator[bool]:
         """A session-level advisory lock held for one reconciler run: yields False when another
         run (another worker, ``routeq reconcile`` by hand) holds it, so only one runs at a time."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             got = bool(
                 conn.execute(select(func.pg_try_advisory_lock(RECONCILER_LOCK_KEY))).scalar_one()
             )
@@ -894,7 +966,7 @@ class Ledger:
             )
             .exists()
         )
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(
                 select(
                     hops.c.query_id,
@@ -935,7 +1007,7 @@ class Ledger:
         """(status, attempts) of the given hops now, to see which changed since a first read."""
         if not keys:
             return {}
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(
                 select(hops.c.query_id, hops.c.seq, hops.c.status, hops.c.attempts).where(
                     tuple_(hops.c.query_id, hops.c.seq).in_(list(keys))
@@ -958,7 +1030,7 @@ class Ledger:
             )
             .exists()
         )
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             return _mark_unknown(conn, gone)
 
     def orphans(self, grace_s: float, limit: int) -> list[uuid.UUID]:
@@ -979,7 +1051,7 @@ class Ledger:
             )
             .exists()
         )
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return list(
                 conn.execute(
                     select(queries.c.id)
@@ -1001,7 +1073,7 @@ class Ledger:
         ``none`` queries closed more than ``held_s`` ago. Hashes, token counts, costs and
         verdicts stay. At most ``limit`` queries a run, oldest first; how many it erased."""
         erased: list[uuid.UUID] = []
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             # Roots only: a piece's texts go with its document (``_erase_family``), and a
             # piece of a document still open is still needed by its combine.
             held = (
@@ -1060,7 +1132,7 @@ class Ledger:
         that it works even for a query whose metadata or text crashes the steps. ``publish``
         holds a split document's combine hop, when this was its last piece; ``closed`` says
         whether this call closed the query (False: it was final already)."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             closed, combine = self._close_query(
                 conn, query_id, QueryOutcome(QueryStatus.FAILED, reason)
             )
@@ -1069,14 +1141,14 @@ class Ledger:
     def fold_metrics(self) -> None:
         """Fold the metrics rollup's pending deltas into its totals (``metrics.fold()``), as a
         scrape does: run by the reconciler too, so the deltas stay small where nobody scrapes."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(named("metrics_fold"))
 
     def record_reconcile_run(
         self, *, republished: int, settled: int, unknown_requests: int, duration_ms: int
     ) -> None:
         """Add one run to the reconciler's running totals (a single row)."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 pg_insert(reconciler_stats)
                 .values(
@@ -1126,7 +1198,8 @@ class Ledger:
         same transaction: all or nothing. When one cannot afford it, nothing is written but the
         budget's ``refused`` count, and ``BudgetExceededError`` says which and what is left."""
         if lease_s is not None and not charges and max_query_cost is None:
-            with self._autocommit.connect() as conn:
+            # A held claim commits with this request (asynchronously, as the claim would have).
+            with self._statement_for(hop) as conn:
                 request_id = conn.execute(
                     begin_request_statement(),
                     {
@@ -1144,7 +1217,7 @@ class Ledger:
                 raise _superseded(hop)
             return int(request_id)
         try:
-            with self.engine.begin() as conn:
+            with self._begin() as conn:
                 return self._begin_request(
                     conn, hop, try_number, model, input_price, output_price, max_cost, lease_s,
                     charges, reserve, max_query_cost,
@@ -1152,7 +1225,7 @@ class Ledger:
         except BudgetExceededError as refused:
             for charge in charges:
                 if charge.budget == refused.budget:
-                    with self.engine.begin() as conn:
+                    with self._begin() as conn:
                         conn.execute(  # the row may be new: its insert was rolled back
                             _budget_period(charge, refused=1).on_conflict_do_update(
                                 index_elements=["budget", "subject", "period_start"],
@@ -1240,7 +1313,7 @@ class Ledger:
             hop, request_id, outcome, latency_ms, cost, input_tokens, output_tokens,
             tokens_estimated, http_status, error, settle_budgets,
         )  # fmt: skip
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             _record_request(conn, done)
             if lease_s is not None:
                 self._renew(conn, hop, lease_s)
@@ -1248,7 +1321,7 @@ class Ledger:
     def finish_requests(self, done: Sequence[RequestDone]) -> None:
         """Complete requests whose hop was not finished (its step failed after the call)."""
         if done:
-            with self.engine.begin() as conn:
+            with self._begin() as conn:
                 for request in done:
                     _record_request(conn, request)
 
@@ -1318,11 +1391,11 @@ class Ledger:
                 requests_done[0] if one_request else None,
                 outcome,
             )
-            with self._autocommit.connect() as conn:
+            with self._statement_for(hop) as conn:
                 row = conn.execute(statement, params).one()
             publish = [next_hop] if row.owned and next_hop is not None else []
             return Finished(bool(row.owned), publish, closed=bool(row.closed))
-        with self.engine.begin() as conn:
+        with self._transaction_for(hop) as conn:
             for done in requests_done:
                 _record_request(conn, done)
             finished = self._finish(conn, hop, status, result, next_hop, outcome, children)
@@ -1372,7 +1445,7 @@ class Ledger:
         self, hop: ClaimedHop, outcome: QueryOutcome | None, next_hop: NextHop | None
     ) -> Finished:
         """After the delivery cap failed a hop: move the query on (escalate or fail it)."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             publish, closed = self._move_on(conn, hop, next_hop, outcome)
         return Finished(True, publish, closed=closed)
 
@@ -1450,7 +1523,7 @@ class Ledger:
 
     def view(self, query_id: uuid.UUID) -> QueryView:
         """A query with its hops, for ``Client.status`` and ``handle.wait``."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             # Not the metadata: a view never shows it, and a poison value (nested too deep to
             # decode) must not stop anyone from seeing how the query ended.
             row = conn.execute(
@@ -1512,7 +1585,7 @@ class Ledger:
         )
 
     def statuses(self, query_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(
                 select(queries.c.id, queries.c.status).where(queries.c.id.in_(list(query_ids)))
             ).all()
@@ -1526,7 +1599,7 @@ class Ledger:
         precisely which answers count). Streamed through a server-side cursor, ``batch`` rows
         at a time, so a ledger of millions of queries never sits in memory; the connection is
         held until the iterator is exhausted or closed."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execution_options(stream_results=True, yield_per=batch).execute(
                 named("labelled_answers"), {"since": since, "limit": limit}
             )
@@ -1556,5 +1629,5 @@ class Ledger:
         self.engine.dispose(close=False)
 
     def ping(self) -> None:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             conn.execute(text("select 1"))

@@ -15,6 +15,7 @@ ROUTE_QUEUE = "route"
 JUDGE_QUEUE = "judge"
 MAINTENANCE_QUEUE = "maintenance"  # the reconciler; consumed by the route workers
 ROUTE_TASK = "routeq.route"
+ROUTE_MANY_TASK = "routeq.route_many"  # a bulk submission's route hops, many ids per message
 CALL_TASK = "routeq.call"
 JUDGE_TASK = "routeq.judge"
 COMBINE_TASK = "routeq.combine"  # split documents: on the route queue, it only plans and waits
@@ -49,6 +50,7 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         task_create_missing_queues=False,
         task_routes={
             ROUTE_TASK: {"queue": ROUTE_QUEUE},
+            ROUTE_MANY_TASK: {"queue": ROUTE_QUEUE},
             COMBINE_TASK: {"queue": ROUTE_QUEUE},
             JUDGE_TASK: {"queue": JUDGE_QUEUE},
             RECONCILE_TASK: {"queue": MAINTENANCE_QUEUE},

@@ -41,7 +41,7 @@ from datetime import datetime
 import redis
 
 from routeq.ledger import HopStatus, NextHop
-from routeq.queue.app import RECONCILE_TASK, queue_names
+from routeq.queue.app import RECONCILE_TASK, ROUTE_MANY_TASK, queue_names
 from routeq.worker.runtime import Runtime
 from routeq.worker.steps import settle_orphan
 
@@ -92,9 +92,10 @@ class ReconcileReport:
         )
 
 
-def message_hop(raw: bytes | str) -> tuple[HopKey, float | None] | None:
-    """The ``(query_id, seq)`` a kombu message in Redis is about, with its ETA (a countdown's
-    end, as a Unix time) if it has one; None for anything that is not a routeq hop message."""
+def message_hops(raw: bytes | str) -> tuple[list[HopKey], float | None] | None:
+    """The ``(query_id, seq)`` hops a kombu message in Redis is about (one; a bulk route
+    message's are many), with its ETA (a countdown's end, as a Unix time) if it has one;
+    None for anything that is not a routeq hop message."""
     try:
         envelope = json.loads(raw)
         if isinstance(envelope, list):  # an unacked entry: [message, exchange, routing_key]
@@ -108,7 +109,9 @@ def message_hop(raw: bytes | str) -> tuple[HopKey, float | None] | None:
         args = json.loads(body)[0]
         eta = headers.get("eta")
         when = datetime.fromisoformat(eta).timestamp() if eta else None
-        return (uuid.UUID(str(args[0])), int(args[1])), when
+        if headers["task"] == ROUTE_MANY_TASK:
+            return [(uuid.UUID(str(query_id)), 1) for query_id in args[0]], when
+        return [(uuid.UUID(str(args[0])), int(args[1]))], when
     except (ValueError, KeyError, IndexError, TypeError):
         return None
 
@@ -142,17 +145,23 @@ def hops_with_messages(
         pipe.zrange(_UNACKED_INDEX, 0, -1, withscores=True)
         pipe.time()
         *waiting, unacked, delivered, (seconds, micros) = pipe.execute()
-    found = {parsed[0] for batch in waiting for raw in batch if (parsed := message_hop(raw))}
+    found = {
+        key
+        for batch in waiting
+        for raw in batch
+        if (parsed := message_hops(raw))
+        for key in parsed[0]
+    }
     now = seconds + micros / 1e6
     delivered_at = {tag: score for tag, score in delivered}
     for tag, raw in unacked.items():
-        parsed = message_hop(raw)
+        parsed = message_hops(raw)
         if parsed is None:
             continue
-        key, eta = parsed
+        keys, eta = parsed
         since = max(delivered_at.get(tag, now), eta or 0.0)
         if now - since <= held_for_s:
-            found.add(key)
+            found.update(keys)
     return found, total
 
 
@@ -174,7 +183,7 @@ def reconcile(
         report.republished = _lost_hops(rt, grace, config.reconcile_batch, report)
         if not dry_run:
             for hop in report.republished:
-                rt.publisher.publish(hop)
+                rt.publisher.publish(hop, republished=True)
             for query_id in rt.ledger.orphans(grace, config.reconcile_batch):
                 result = settle_orphan(rt, query_id)
                 report.settled += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -37,7 +38,15 @@ if TYPE_CHECKING:
 class HopPublisher(Protocol):
     """Where the steps' next hops go: Celery queues in a worker, a local queue in-process."""
 
-    def publish(self, hop: NextHop, *, countdown: float | None = None) -> None: ...
+    def publish(
+        self, hop: NextHop, *, countdown: float | None = None, republished: bool = False
+    ) -> None:
+        """``republished``: the hop's message was lost and this is its replacement."""
+        ...
+
+    def publish_routes(self, query_ids: Sequence[uuid.UUID], *, republished: bool = False) -> None:
+        """The route hops of many queries."""
+        ...
 
 
 @dataclass
@@ -62,6 +71,9 @@ class Runtime:
     call_slot: HeldSlot | None = None
     # The hop the current step claimed, if any: released (fenced) when the step fails.
     claimed: ClaimedHop | None = None
+    # Whether the current delivery may hold its claim open until its next write: a message's
+    # first delivery only (``ledger.held``).
+    hold_claim: bool = False
     # What is left of the current delivery's time to wait for rate-limit capacity.
     inline_wait_left_s: float = 0.0
     # The current step's successful provider requests, written with its hop's finish (one

@@ -924,6 +924,7 @@ def _claim(
         max_deliveries=settings.retry.max_deliveries,
         worker=rt.node,
         with_answer=with_answer,
+        hold=rt.hold_claim,
     )
     if claim.state is ClaimState.CLAIMED:
         assert claim.hop is not None
@@ -1369,10 +1370,20 @@ def _notify_closed(rt: Runtime, closed: ClosedQuery) -> None:
         log.error("hook on_close failed: %s", scrub(failure))
 
 
+def end_delivery(rt: Runtime) -> None:
+    """After every step (the task wrappers call it): commit a claim the step left held, so
+    that a failed step's delivery is counted before its hop is handed back, and write the
+    provider requests it did not record with a finish."""
+    rt.hold_claim = False
+    try:
+        rt.ledger.commit_held_claim()
+    finally:
+        record_unrecorded(rt)
+
+
 def record_unrecorded(rt: Runtime) -> None:
     """Write the successful requests of a step that ended without finishing its hop (it
-    raised, waited, or handed the hop back): money spent is on the ledger either way. The
-    task wrappers call it after every step."""
+    raised, waited, or handed the hop back): money spent is on the ledger either way."""
     if rt.unrecorded:
         done, rt.unrecorded = rt.unrecorded, []
         rt.ledger.finish_requests(done)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from celery import Celery, Task
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
@@ -23,9 +25,11 @@ from routeq.queue.app import (
     COMBINE_TASK,
     JUDGE_TASK,
     RECONCILE_TASK,
+    ROUTE_MANY_TASK,
     ROUTE_TASK,
 )
-from routeq.queue.publisher import TIER_HEADER
+from routeq.queue.publisher import REPUBLISHED_HEADER, TIER_HEADER
+from routeq.records import HopKind, NextHop
 from routeq.secrets import install_log_filter, scrub
 from routeq.timing import MAX_ERROR_COUNTDOWN_S
 from routeq.worker import steps
@@ -37,18 +41,38 @@ log = logging.getLogger("routeq.worker")
 Step = Callable[[Runtime, uuid.UUID, int], steps.StepResult]
 
 
+@dataclass(frozen=True)
+class _Retry:
+    """A delivery to try again in ``countdown`` seconds; ``error``: why, when a step failed."""
+
+    countdown: float
+    error: str | None = None
+
+
 def _run(task: Task, step: Step, query_id: str, seq: int) -> None:
+    retry = _deliver(task, step, query_id, seq, first=_first_delivery(task))
+    if retry is None:
+        return
+    if retry.error is None:
+        raise task.retry(countdown=retry.countdown)
+    # Celery keeps the retry's exception in its events (and Flower): a scrubbed stand-in.
+    raise task.retry(exc=RuntimeError(retry.error), countdown=retry.countdown) from None
+
+
+def _deliver(task: Task, step: Step, query_id: str, seq: int, *, first: bool) -> _Retry | None:
+    """Run one hop's step and publish what it returns; a retry when it must run again."""
     rt = get_runtime()
     rt.node, rt.claimed, rt.unrecorded = task.request.hostname, None, []
+    rt.hold_claim = first
     try:
         try:
             result = step(rt, uuid.UUID(query_id), seq)
         finally:
-            _record_spend(rt, task.name, query_id, seq)
+            _end_delivery(rt, task.name, query_id, seq)
     except DeliverySupersededError as superseded:
         # A newer delivery took the hop over: it does the work; this message is done.
         log.warning("%s query=%s seq=%s: %s", task.name, query_id, seq, superseded)
-        return
+        return None
     except Exception as error:
         # Not a provider error (those are handled in the step): a bug, the database going away,
         # a soft time limit. With acks_late Celery would ack and forget the message, leaving the
@@ -66,28 +90,60 @@ def _run(task: Task, step: Step, query_id: str, seq: int) -> None:
                     seq,
                     type(release_error).__name__,
                 )
-        countdown = min(MAX_ERROR_COUNTDOWN_S, 0.5 * 2**task.request.retries)
-        # Celery keeps the retry's exception in its events (and Flower): a scrubbed stand-in.
-        raise task.retry(exc=RuntimeError(reason), countdown=countdown) from None
+        return _Retry(min(MAX_ERROR_COUNTDOWN_S, 0.5 * 2**task.request.retries), reason)
     if result.retry_in is not None:
         log.info(
             "%s query=%s seq=%s busy; retry in %.1fs", task.name, query_id, seq, result.retry_in
         )
-        raise task.retry(countdown=result.retry_in)
+        return _Retry(result.retry_in)
     if result.note:
         log.info("%s query=%s seq=%s: %s", task.name, query_id, seq, scrub(result.note))
     for hop in result.publish:
         rt.publisher.publish(hop)
+    return None
 
 
-def _record_spend(rt: Runtime, name: str, query_id: str, seq: int) -> None:
-    """Write the calls a step paid for but did not record with its hop's finish. A failure
-    here leaves them ``pending``, and the next claim marks them ``unknown`` (possibly paid)."""
+def _route_many(task: Task, query_ids: list[str]) -> None:
+    """Route the queries of a bulk submission, one message for many (``Publisher.publish_routes``).
+
+    Each query is routed as its own ``route`` message would be. One that must be tried again
+    goes on as its own route message, republished (its claim counted at once). Past half the
+    task's soft time limit the rest go on as a new message, so a chunk never runs into the
+    limit (nor stays unacknowledged long enough for Redis to deliver it twice)."""
+    rt = get_runtime()
+    first = _first_delivery(task)
+    deadline = time.monotonic() + rt.settings.time_limits.soft_s / 2
+    for index, query_id in enumerate(query_ids):
+        if index and time.monotonic() > deadline:
+            rt.publisher.publish_routes(
+                [uuid.UUID(rest) for rest in query_ids[index:]], republished=not first
+            )
+            return
+        retry = _deliver(task, steps.route, query_id, 1, first=first)
+        if retry is not None:
+            hop = NextHop(uuid.UUID(query_id), 1, HopKind.ROUTE)
+            rt.publisher.publish(hop, countdown=retry.countdown, republished=True)
+
+
+def _first_delivery(task: Task) -> bool:
+    """Whether this is the message's first delivery, which may hold its claim open
+    (``ledger.held``): not a retry, not restored by Redis after a lost worker (kombu marks
+    those ``redelivered``), not republished by the reconciler."""
+    request = task.request
+    if request.retries or (request.delivery_info or {}).get("redelivered"):
+        return False
+    return not (request.get("redelivered") or request.get(REPUBLISHED_HEADER))
+
+
+def _end_delivery(rt: Runtime, name: str, query_id: str, seq: int) -> None:
+    """Commit a held claim and write the calls the step paid for but did not record with its
+    hop's finish (``steps.end_delivery``). A failure here leaves those ``pending``, and the
+    next claim marks them ``unknown`` (possibly paid)."""
     try:
-        steps.record_unrecorded(rt)
+        steps.end_delivery(rt)
     except Exception as error:
         log.error(
-            "%s query=%s seq=%s: could not record its provider requests: %s",
+            "%s query=%s seq=%s: could not end its delivery on the ledger: %s",
             name,
             query_id,
             seq,
@@ -101,6 +157,10 @@ def register_tasks(app: Celery) -> None:
     @app.task(name=ROUTE_TASK, bind=True, max_retries=None)
     def route(self: Task, query_id: str, seq: int) -> None:
         _run(self, steps.route, query_id, seq)
+
+    @app.task(name=ROUTE_MANY_TASK, bind=True, max_retries=None)
+    def route_many(self: Task, query_ids: list[str]) -> None:
+        _route_many(self, query_ids)
 
     @app.task(name=CALL_TASK, bind=True, max_retries=None)
     def call(self: Task, query_id: str, seq: int) -> None:
