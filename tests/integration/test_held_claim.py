@@ -66,6 +66,24 @@ def test_a_held_claim_is_committed_by_the_finish_alone(ledger: Ledger) -> None:
     assert tuple(hop_row(ledger, query_id, 2)) == ("queued", 0)
 
 
+def test_a_held_hop_is_stamped_with_when_its_step_finished_not_when_it_was_claimed(
+    ledger: Ledger,
+) -> None:
+    query_id = submit_one(ledger)
+    hop = hold(ledger, query_id)
+    time.sleep(0.05)  # the step's work
+    ledger.finish_hop(hop, status=HopStatus.DONE, result=HopResult(tier="cheap"))
+    with ledger.engine.connect() as conn:
+        took = conn.execute(
+            sa.text(
+                "SELECT extract(epoch FROM finished_at - started_at) FROM hops "
+                "WHERE query_id = :q AND seq = 1"
+            ),
+            {"q": query_id},
+        ).scalar_one()
+    assert float(took) >= 0.05
+
+
 def test_a_held_call_claim_commits_with_its_first_provider_request(ledger: Ledger) -> None:
     query_id = submit_one(ledger)
     route = ledger.claim(query_id, 1, lease_s=LEASE, max_deliveries=3).hop

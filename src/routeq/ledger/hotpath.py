@@ -62,6 +62,14 @@ hops = cast(Table, Hop.__table__)
 LEGACY_LEASE_S = 3600
 
 
+def statement_now() -> Any:
+    """The time the current statement started, for every timestamp the hot path writes or
+    compares. Postgres's ``now()`` is the transaction's start: in a claim held open until the
+    finish (``ledger.held``) that would stamp the finish, and the next hop's lease, with the
+    claim's time. For a statement that is its own transaction the two are the same."""
+    return func.statement_timestamp()
+
+
 def seconds(value: Any) -> Any:
     """A Postgres interval of ``value`` seconds, for lease arithmetic on the database clock."""
     return func.make_interval(0, 0, 0, 0, 0, 0, value)
@@ -73,7 +81,7 @@ def lease_end() -> Any:
 
 
 def lease_expired() -> Any:
-    return lease_end() < func.now()
+    return lease_end() < statement_now()
 
 
 @functools.cache
@@ -102,8 +110,8 @@ def claim_statement(with_answer: bool, held: bool = False) -> Select[Any]:
         .values(
             status=HopStatus.RUNNING.value,
             attempts=hops.c.attempts + 1,
-            started_at=func.now(),
-            lease_expires_at=func.now() + seconds(bindparam("claim_lease_s", type_=Float())),
+            started_at=statement_now(),
+            lease_expires_at=statement_now() + seconds(bindparam("claim_lease_s", type_=Float())),
             claimed_by=bindparam("claim_worker", type_=String()),
         )
         .returning(
@@ -271,7 +279,7 @@ def begin_request_statement() -> Any:
             hops.c.attempts == delivery,
             hops.c.status == HopStatus.RUNNING.value,
         )
-        .values(lease_expires_at=func.now() + seconds(bindparam("req_lease_s", type_=Float())))
+        .values(lease_expires_at=statement_now() + seconds(bindparam("req_lease_s", type_=Float())))
         .returning(hops.c.id)
         .cte("renewed")
     )
@@ -387,7 +395,7 @@ def _finish_statement(shape: _FinishShape) -> Any:
     it (``CASE``: otherwise they keep their values); the query's row always gets the spend,
     and is closed only when the hop was owned and the query is not final. Whether each
     happened is read back from the new row: a close sets ``finished_at`` to this statement's
-    ``now()``, which no earlier transaction's can equal. Committed durably."""
+    ``statement_now()``, which no earlier statement's can equal. Committed durably."""
     requests = cast(Table, ProviderRequest.__table__)
     hop_id, query_id = bindparam("f_hop", type_=BigInteger()), bindparam("f_query", type_=Uuid())
     delivery = bindparam("f_delivery", type_=Integer())
@@ -438,7 +446,7 @@ def _finish_statement(shape: _FinishShape) -> Any:
     }
     values.update(
         status=fenced("status", hop_status),
-        finished_at=fenced("finished_at", func.now()),
+        finished_at=fenced("finished_at", statement_now()),
         lease_expires_at=fenced("lease_expires_at", null()),
     )
     if shape.cost:
@@ -453,7 +461,7 @@ def _finish_statement(shape: _FinishShape) -> Any:
                 and_(
                     hops.c.attempts == delivery,
                     hops.c.status == hop_status,
-                    hops.c.finished_at == func.now(),
+                    hops.c.finished_at == statement_now(),
                 ),
                 False,
             ).label("owned"),
@@ -503,7 +511,7 @@ def _finish_statement(shape: _FinishShape) -> Any:
             query_values.update(
                 status=closing("status", final_status),
                 final_reason=closing("final_reason", bindparam("f_final_reason", type_=Text())),
-                finished_at=closing("finished_at", func.now()),
+                finished_at=closing("finished_at", statement_now()),
             )
             if shape.close:
                 answer = hops.alias("answer")
@@ -518,7 +526,7 @@ def _finish_statement(shape: _FinishShape) -> Any:
                     )
         closed_flag = (
             func.coalesce(
-                and_(queries.c.status == final_status, queries.c.finished_at == func.now()),
+                and_(queries.c.status == final_status, queries.c.finished_at == statement_now()),
                 False,
             )
             if shape.close is not None

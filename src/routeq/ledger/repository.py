@@ -48,6 +48,7 @@ from routeq.ledger.hotpath import (
     lease_end,
     lease_expired,
     query_input_statement,
+    statement_now,
 )
 from routeq.ledger.hotpath import query_input as claimed_query
 from routeq.ledger.hotpath import seconds as _seconds
@@ -111,7 +112,7 @@ def _period_start(period: str) -> Any:
     """The start of a budget's current period on the database's clock (UTC)."""
     if period == "total":
         return sa.literal(ALL_TIME, sa.DateTime(timezone=True))
-    utc = func.timezone("UTC", func.now())
+    utc = func.timezone("UTC", statement_now())
     return func.timezone("UTC", func.date_trunc(period, utc))
 
 
@@ -145,7 +146,7 @@ def _reserve(conn: Connection, charge: Charge, amount: Decimal) -> Any:
         .values(
             reserved=budget_use.c.reserved + amount,
             limit_usd=charge.limit_usd,  # a changed limit applies from the next call
-            updated_at=func.now(),
+            updated_at=statement_now(),
         )
         .returning(budget_use.c.period_start, budget_use.c.spent, budget_use.c.reserved)
     ).one()
@@ -197,7 +198,7 @@ def _erase_family(conn: Connection, root_id: uuid.UUID, answer_seq: int | None) 
     conn.execute(
         update(queries)
         .where(queries.c.parent_id == root_id)
-        .values(final_answer=None, final_reason=ERASED_REASON, texts_erased_at=func.now())
+        .values(final_answer=None, final_reason=ERASED_REASON, texts_erased_at=statement_now())
     )
     kept = and_(hops.c.query_id == root_id, hops.c.seq == (answer_seq or -1))
     conn.execute(
@@ -495,7 +496,7 @@ def _reuse_finished_piece(conn: Connection, child: NewQuery) -> bool:
             final_tier=earlier.final_tier,
             final_model=earlier.final_model,
             final_reason=f"reused the summary of query {earlier.id} (same text, role and spec)",
-            finished_at=func.now(),
+            finished_at=statement_now(),
         )
     )
     return True
@@ -717,7 +718,7 @@ class Ledger:
                 )
                 .values(
                     status=HopStatus.FAILED.value,
-                    finished_at=func.now(),
+                    finished_at=statement_now(),
                     lease_expires_at=None,
                     error=f"gave up after {max_deliveries} deliveries (the worker kept dying "
                     "or timing out on this hop)",
@@ -737,7 +738,7 @@ class Ledger:
         row = conn.execute(
             select(
                 hops.c.status,
-                func.extract("epoch", lease_end() - func.now()).label("remaining"),
+                func.extract("epoch", lease_end() - statement_now()).label("remaining"),
             ).where(hops.c.query_id == query_id, hops.c.seq == seq)
         ).one_or_none()
         if row is None:
@@ -854,9 +855,9 @@ class Ledger:
         how long it has waited for its provider. None for a hop that does not exist."""
         with self._connect() as conn:
             row = conn.execute(
-                select(hops.c.tier, func.extract("epoch", func.now() - hops.c.created_at)).where(
-                    hops.c.query_id == query_id, hops.c.seq == seq
-                )
+                select(
+                    hops.c.tier, func.extract("epoch", statement_now() - hops.c.created_at)
+                ).where(hops.c.query_id == query_id, hops.c.seq == seq)
             ).one_or_none()
         return None if row is None else (row[0], float(row[1]))
 
@@ -983,7 +984,7 @@ class Ledger:
                 .where(
                     hops.c.status.in_(LIVE_HOP_STATUSES),
                     func.coalesce(hops.c.started_at, hops.c.created_at)
-                    < func.now() - _seconds(grace_s),
+                    < statement_now() - _seconds(grace_s),
                     ~and_(
                         hops.c.kind == HopKind.COMBINE.value,
                         hops.c.status == HopStatus.QUEUED.value,
@@ -1058,7 +1059,7 @@ class Ledger:
                     .where(
                         # IN, not NOT IN: the partial index on live queries serves it
                         queries.c.status.in_(LIVE_QUERY_STATUSES),
-                        queries.c.created_at < func.now() - _seconds(grace_s),
+                        queries.c.created_at < statement_now() - _seconds(grace_s),
                         ~live_hop,
                         ~live_piece,
                     )
@@ -1082,7 +1083,7 @@ class Ledger:
                     queries.c.privacy == "none",
                     queries.c.parent_id.is_(None),
                     queries.c.texts_erased_at.is_(None),
-                    queries.c.finished_at < func.now() - _seconds(held_s),
+                    queries.c.finished_at < statement_now() - _seconds(held_s),
                 )
                 .order_by(queries.c.finished_at)
                 .limit(limit)
@@ -1094,7 +1095,7 @@ class Ledger:
                     .where(
                         queries.c.parent_id.is_(None),
                         queries.c.texts_erased_at.is_(None),
-                        queries.c.created_at < func.now() - _seconds(older_than_days * 86400),
+                        queries.c.created_at < statement_now() - _seconds(older_than_days * 86400),
                         queries.c.status.in_(FINAL_QUERY_STATUSES),
                     )
                     .order_by(queries.c.created_at)
@@ -1117,7 +1118,7 @@ class Ledger:
                     # the reason may quote the judge, who may have quoted the text
                     final_reason=ERASED_REASON,
                     cache_key=None,  # nothing is left to reuse
-                    texts_erased_at=func.now(),
+                    texts_erased_at=statement_now(),
                 )
             )
             _erase_hop_texts(conn, family)
@@ -1157,7 +1158,7 @@ class Ledger:
                     republished=republished,
                     settled=settled,
                     unknown_requests=unknown_requests,
-                    last_run_at=func.now(),
+                    last_run_at=statement_now(),
                     last_duration_ms=duration_ms,
                 )
                 .on_conflict_do_update(
@@ -1167,7 +1168,7 @@ class Ledger:
                         "republished": reconciler_stats.c.republished + republished,
                         "settled": reconciler_stats.c.settled + settled,
                         "unknown_requests": reconciler_stats.c.unknown_requests + unknown_requests,
-                        "last_run_at": func.now(),
+                        "last_run_at": statement_now(),
                         "last_duration_ms": duration_ms,
                     },
                 )
@@ -1335,7 +1336,7 @@ class Ledger:
                 hops.c.attempts == hop.delivery,
                 hops.c.status == HopStatus.RUNNING.value,
             )
-            .values(lease_expires_at=func.now() + _seconds(lease_s))
+            .values(lease_expires_at=statement_now() + _seconds(lease_s))
         )
         return bool(result.rowcount)
 
@@ -1423,7 +1424,7 @@ class Ledger:
             )
             .values(
                 status=status.value,
-                finished_at=func.now(),
+                finished_at=statement_now(),
                 lease_expires_at=None,
                 **result.columns(),
             )
@@ -1478,7 +1479,7 @@ class Ledger:
         final: dict[str, Any] = {
             "status": outcome.status.value,
             "final_reason": outcome.reason,
-            "finished_at": func.now(),
+            "finished_at": statement_now(),
         }
         if outcome.answer_seq is not None:
             answer = conn.execute(
