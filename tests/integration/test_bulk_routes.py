@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import sqlalchemy as sa
 from ledger_helpers import insert_deep_metadata_query
 from stack import FAST_RETRY, running_stack, sim_config
 
@@ -74,3 +75,34 @@ def test_a_query_that_fails_its_route_does_not_hold_up_its_chunk(
     assert all(result.status == "done" for result in results), [r.reason for r in results]
     # and the poison one went on alone until the delivery cap closed it
     assert stuck.status == "failed" and "deliver" in (stuck.reason or ""), stuck
+
+
+def test_a_chunk_delivered_again_goes_on_one_query_per_message(
+    tmp_path: Path, migrated_url: str, broker_url: str, ledger: Ledger
+) -> None:
+    # Given a bulk route message that is not a first delivery (here: republished)
+    with running_stack(tmp_path, migrated_url, broker_url, sim_config()) as (stack, _):
+        ids = [
+            entry.query_id
+            for entry in ledger.submit(
+                [NewQuery(text=f"What is {i} times {i}?", input_tokens=8) for i in range(12)]
+            )
+        ]
+        app = create_app(stack.settings, broker_url)
+        Publisher(app, stack.settings).publish_routes(ids, republished=True)
+        # When a worker takes it
+        stack.start_worker("--concurrency", "2")
+        with Client(stack.settings) as client:
+            deadline = time.monotonic() + 120
+            while any(client.status(q).status not in FINAL for q in ids):
+                assert time.monotonic() < deadline, "queries of the chunk were never closed"
+                time.sleep(0.2)
+            results = [client.status(query_id) for query_id in ids]
+    # Then every query was answered, each routed by one delivery of its own message
+    assert all(result.status == "done" for result in results), [r.reason for r in results]
+    with ledger.engine.connect() as conn:
+        attempts = conn.execute(
+            sa.text("SELECT attempts FROM hops WHERE seq = 1 AND query_id = ANY(:ids)"),
+            {"ids": ids},
+        ).scalars()
+        assert sorted(attempts) == [1] * len(ids)

@@ -3,6 +3,7 @@ that claims and finishes, and nothing left behind when the delivery holding it d
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -162,7 +163,8 @@ def test_a_held_claim_that_dies_with_its_connection_leaves_the_hop_claimable(
         killed = conn.execute(
             sa.text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND state = 'idle in transaction'"
+                "WHERE datname = current_database() AND state = 'idle in transaction' "
+                "AND query LIKE 'WITH claimed AS%'"
             )
         ).scalars()
         assert list(killed) == [True]
@@ -173,3 +175,24 @@ def test_a_held_claim_that_dies_with_its_connection_leaves_the_hop_claimable(
     # and the ledger goes on working on a fresh connection
     claim = ledger.claim(query_id, 1, lease_s=LEASE, max_deliveries=3)
     assert claim.hop is not None and claim.hop.delivery == 1
+
+
+def test_a_claim_held_by_one_thread_is_left_alone_by_another(ledger: Ledger) -> None:
+    # Given a ledger shared by two threads, one of which holds a claim
+    query_id = submit_one(ledger)
+    hop = hold(ledger, query_id)
+    # When the other thread writes
+    other = threading.Thread(target=submit_one, args=(ledger,))
+    other.start()
+    other.join()
+    # Then the held claim is still the holder's to commit
+    assert tuple(hop_row(ledger, query_id)) == ("queued", 0)
+    assert ledger.finish_hop(hop, status=HopStatus.DONE, result=HopResult(tier="cheap"))
+    assert tuple(hop_row(ledger, query_id)) == ("done", 1)
+
+
+def test_closing_the_ledger_rolls_a_held_claim_back(ledger: Ledger) -> None:
+    query_id = submit_one(ledger)
+    hold(ledger, query_id)
+    ledger.close()
+    assert tuple(hop_row(ledger, query_id)) == ("queued", 0)

@@ -171,6 +171,43 @@ def test_a_bulk_submission_keeps_order_and_idempotency(ledger: Ledger) -> None:
     assert len(route_hops) == len(texts)
 
 
+def test_a_bulk_submission_stores_each_column_as_a_single_one_does(ledger: Ledger) -> None:
+    """The bulk INSERT (one array per column) and the single INSERT agree on every value,
+    JSON ``null`` included."""
+    from routeq.ledger.repository import submit_query
+
+    full = NewQuery(
+        "full",
+        3,
+        metadata={"team": "a", "n": [1, 2]},
+        user="u1",
+        messages=[{"role": "user", "content": "full"}],
+        params={"temperature": 0.2},
+        api_key_id="k1",
+        privacy="redact",
+    )
+    bare = NewQuery("bare", 1)
+    bulk = [entry.query_id for entry in ledger.submit([full, bare])]
+    with ledger.engine.begin() as conn:
+        single = [submit_query(conn, item).query_id for item in (full, bare)]
+    columns = (
+        "text, input_tokens, metadata, user_id, task, messages, params, role, status, "
+        "api_key_id, privacy, jsonb_typeof(task) AS task_type, jsonb_typeof(params) AS p_type"
+    )
+
+    def row(query_id: uuid.UUID) -> tuple[Any, ...]:
+        [found] = rows(ledger, f"SELECT {columns} FROM queries WHERE id = :q", q=query_id)
+        return tuple(found)
+
+    assert [row(q) for q in bulk] == [row(q) for q in single]
+
+
+def test_a_bulk_submission_refuses_a_value_too_long_for_its_column(ledger: Ledger) -> None:
+    with pytest.raises(sa.exc.DataError, match="too long"):
+        ledger.submit([NewQuery("a", 1), NewQuery("b", 1, user="u" * 201)])
+    assert rows(ledger, "SELECT id FROM queries") == []
+
+
 def test_hop_seq_is_unique_per_query(ledger: Ledger) -> None:
     query_id = submit_one(ledger)
     with pytest.raises(IntegrityError), ledger.engine.begin() as conn:

@@ -14,13 +14,23 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Table, TextClause, text
+from sqlalchemy import JSON, String, Table, TextClause, text
 from sqlalchemy.dialects import postgresql
 
 
 @functools.cache
 def _pg_type(table: Table, column: str) -> str:
     return str(table.c[column].type.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
+
+
+def _array_type(table: Table, column: str) -> str:
+    """The element type its array travels as: JSON as text (cast back row by row), a string
+    as unbounded text, so that the INSERT's own assignment to ``VARCHAR(n)`` refuses a value
+    too long (an explicit cast to ``VARCHAR(n)`` would cut it without a word)."""
+    column_type = table.c[column].type
+    if isinstance(column_type, JSON | String):
+        return "text"
+    return _pg_type(table, column)
 
 
 def unnest_insert(
@@ -35,10 +45,9 @@ def unnest_insert(
     row by row; ``unnest_params`` builds the parameters."""
     arrays, selected = [], []
     for index, name in enumerate(columns):
-        pg_type = _pg_type(table, name)
+        arrays.append(f"CAST(:c{index} AS {_array_type(table, name)}[])")
         is_json = isinstance(table.c[name].type, JSON)
-        arrays.append(f"CAST(:c{index} AS {'text' if is_json else pg_type}[])")
-        selected.append(f"CAST(c{index} AS {pg_type})" if is_json else f"c{index}")
+        selected.append(f"CAST(c{index} AS {_pg_type(table, name)})" if is_json else f"c{index}")
     aliases = ", ".join(f"c{index}" for index in range(len(columns)))
     sql = (
         f"INSERT INTO {table.name} ({', '.join(columns)}) "

@@ -3,10 +3,13 @@ marked running, and what the step reads: the query's input, and for a judge hop 
 judges), and putting a provider request on the ledger before it is sent.
 
 Each statement is built once per process (building a SQLAlchemy construct costs more than
-running it) and runs on its own, outside a transaction block, with ``synchronous_commit`` off
-for its implicit transaction. Losing a claim to a database crash only makes the hop claimable
-again, which the delivery cap and the fence already handle; and any later durable commit (the
-step's finish) flushes it with everything before it. docs/performance.md has the trade.
+running it). A claim and a pending request run on their own, outside a transaction block, with
+``synchronous_commit`` off for their implicit transaction, or, for a claim held open until the
+step's next write (``ledger.held``), in that transaction: committed with the finish, or
+asynchronously with the first request. Losing a claim to a database crash only makes the hop
+claimable again, which the delivery cap and the fence already handle; and any later durable
+commit (the step's finish) flushes it with everything before it. docs/performance.md has the
+trade. Timestamps are the statement's (``statement_now``).
 """
 
 from __future__ import annotations
@@ -63,10 +66,11 @@ LEGACY_LEASE_S = 3600
 
 
 def statement_now() -> Any:
-    """The time the current statement started, for every timestamp the hot path writes or
-    compares. Postgres's ``now()`` is the transaction's start: in a claim held open until the
-    finish (``ledger.held``) that would stamp the finish, and the next hop's lease, with the
-    claim's time. For a statement that is its own transaction the two are the same."""
+    """The time the current statement started, for the timestamps the ledger's code writes or
+    compares (a row's ``created_at`` default is still ``now()``). Postgres's ``now()`` is the
+    transaction's start: in a claim held open until the finish (``ledger.held``) that would
+    stamp the finish, and the lease an attempt renews, with the claim's time. For a statement
+    that is its own transaction the two are the same."""
     return func.statement_timestamp()
 
 

@@ -3,7 +3,8 @@
 ``StepLedger`` is every read and write the pipeline's steps make; ``WorkerLedger`` adds what the
 reconciler and the task wrappers use. ``routeq.ledger.repository.Ledger`` implements both on
 Postgres. Reading this file is reading the steps' whole contract with storage: each method is
-one transaction, and writes that close a hop are fenced by the claiming delivery.
+one transaction (but a claim made with ``hold``, which the step's next write commits), and
+writes that close a hop are fenced by the claiming delivery.
 """
 
 from __future__ import annotations

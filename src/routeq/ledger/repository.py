@@ -1,9 +1,10 @@
 """The ledger's one repository: every read and write of the pipeline as a typed method.
 
-Each method is one transaction. Writes that finish a hop are *fenced* by the delivery number that
-claimed it (``attempts``): if a newer delivery has claimed the hop since, the older one's result is
-discarded, so a redelivered message can never record a call twice or escalate twice. Spend is
-recorded per provider request, outside the fence, because money spent is spent.
+Each method is one transaction, except that a claim made with ``hold`` stays open until the
+step's next write (``ledger.held``). Writes that finish a hop are *fenced* by the delivery
+number that claimed it (``attempts``): if a newer delivery has claimed the hop since, the older
+one's result is discarded, so a redelivered message can never record a call twice or escalate
+twice. Spend is recorded per provider request, outside the fence, because money spent is spent.
 """
 
 from __future__ import annotations
@@ -402,8 +403,8 @@ def _bulk_route_hop_insert() -> TextClause:
 
 def submit_queries(conn: Connection, items: Sequence[NewQuery]) -> list[Submitted]:
     """Insert queries with their route hops in two statements, however many there are (one
-    array per column, ``ledger.bulk``); an idempotency-key match returns the existing query,
-    as ``submit_query`` does, in the order the items came."""
+    array per column, ``ledger.bulk``), and a third to read idempotency-key matches, which
+    return the existing query, as ``submit_query`` does, in the order the items came."""
     if not items:
         return []
     ids = [uuid.uuid4() for _ in items]
@@ -684,19 +685,20 @@ class Ledger:
                 return self._claim(conn, claim_statement(with_answer), params, max_deliveries)
         self._held.commit()
         conn = self.engine.connect()
+        held = False
         try:
             params["claim_idle_ms"] = str(max(1000, int(lease_s * 1000)))
             claim = self._claim(conn, claim_statement(with_answer, True), params, max_deliveries)
             if claim.state is ClaimState.CLAIMED and claim.query is not None:
                 assert claim.hop is not None
                 self._held.hold(conn, claim.hop.id)
-                return claim
-            conn.commit()
-        except BaseException:
-            conn.close()  # rolls back
-            raise
-        conn.close()
-        return claim
+                held = True
+            else:
+                conn.commit()  # not claimed, exhausted, or unreadable: nothing to hold
+            return claim
+        finally:
+            if not held:
+                conn.close()  # after a failure, this rolls back
 
     def _claim(
         self, conn: Connection, statement: Any, params: dict[str, Any], max_deliveries: int
@@ -1621,7 +1623,9 @@ class Ledger:
                 )
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (a claim still held is rolled back, as if its worker
+        had died)."""
+        self._held.discard()
         self.engine.dispose()
 
     def dispose(self) -> None:

@@ -64,7 +64,8 @@ class Publisher:
         producer: Any = None,
         republished: bool = False,
     ) -> None:
-        """Send ``(query_id, seq)`` to the hop's queue. Nothing else enters the broker.
+        """Send ``(query_id, seq)`` to the hop's queue. Nothing else enters the broker (but the
+        ids of many route hops at once: ``publish_routes``).
 
         A shadow's hop carries ``shadow.priority``. On Redis, kombu keeps one list per priority
         step and a worker empties the lower-numbered lists first, so with the default (9) a

@@ -1,10 +1,11 @@
 """The Celery tasks: thin wrappers that run one step and publish what it returns, after commit.
 
-Arguments are ids only: ``(query_id, seq)``. Celery's retries are unlimited here
-(``max_retries=None`` on the task itself: on ``task.retry`` the same value would mean "the
-task's default", which is 3): what bounds the work is the ledger's delivery cap, which ends a
-hop that keeps failing and moves its query on. A step that finds its hop owned by a live
-delivery asks to be retried when the owner's lease ends; that deferral is not a provider retry.
+Arguments are ids only: ``(query_id, seq)``, or for ``route_many`` a list of query ids.
+Celery's retries are unlimited here (``max_retries=None`` on the task itself: on
+``task.retry`` the same value would mean "the task's default", which is 3): what bounds the
+work is the ledger's delivery cap, which ends a hop that keeps failing and moves its query on.
+A step that finds its hop owned by a live delivery asks to be retried when the owner's lease
+ends; that deferral is not a provider retry.
 """
 
 from __future__ import annotations
@@ -109,20 +110,44 @@ def _route_many(task: Task, query_ids: list[str]) -> None:
     Each query is routed as its own ``route`` message would be. One that must be tried again
     goes on as its own route message, republished (its claim counted at once). Past half the
     task's soft time limit the rest go on as a new message, so a chunk never runs into the
-    limit (nor stays unacknowledged long enough for Redis to deliver it twice)."""
+    limit (nor stays unacknowledged long enough for Redis to deliver it twice). A chunk
+    delivered again (its worker died, or publishing failed) is split into one republished
+    message per query: a query that kills its worker then holds up no other."""
     rt = get_runtime()
-    first = _first_delivery(task)
+    ids = _hop_ids(query_ids)
+    if not _first_delivery(task):
+        for query_id in ids:
+            rt.publisher.publish(NextHop(query_id, 1, HopKind.ROUTE), republished=True)
+        return
     deadline = time.monotonic() + rt.settings.time_limits.soft_s / 2
-    for index, query_id in enumerate(query_ids):
+    for index, query_id in enumerate(ids):
         if index and time.monotonic() > deadline:
-            rt.publisher.publish_routes(
-                [uuid.UUID(rest) for rest in query_ids[index:]], republished=not first
-            )
+            rt.publisher.publish_routes(ids[index:])
             return
-        retry = _deliver(task, steps.route, query_id, 1, first=first)
-        if retry is not None:
-            hop = NextHop(uuid.UUID(query_id), 1, HopKind.ROUTE)
-            rt.publisher.publish(hop, countdown=retry.countdown, republished=True)
+        try:
+            retry = _deliver(task, steps.route, str(query_id), 1, first=True)
+            if retry is not None:
+                hop = NextHop(query_id, 1, HopKind.ROUTE)
+                rt.publisher.publish(hop, countdown=retry.countdown, republished=True)
+        except Exception as error:
+            # Publishing failed (Redis going away, a soft time limit): this query and the rest
+            # are retried as one message, which the retry splits up (a claim turns away what
+            # was already done).
+            log.error("%s: %d queries left: %s", task.name, len(ids) - index, type(error).__name__)
+            rest = [str(query) for query in ids[index:]]
+            raise task.retry(args=[rest], countdown=0.5) from None
+
+
+def _hop_ids(query_ids: list[str]) -> list[uuid.UUID]:
+    """The ids of a bulk route message; one that is not an id (routeq never sends one) is
+    logged and dropped rather than retried for ever."""
+    ids = []
+    for query_id in query_ids:
+        try:
+            ids.append(uuid.UUID(str(query_id)))
+        except ValueError:
+            log.error("routeq.route_many: dropped %r, which is not a query id", query_id[:40])
+    return ids
 
 
 def _first_delivery(task: Task) -> bool:
