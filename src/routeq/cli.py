@@ -178,10 +178,26 @@ def worker(
         concurrency = settings.tier(tiers[0]).max_concurrency if tiers and len(chosen) == 1 else 2
     # Computed once, so a restarted child keeps the node name the health checks ping.
     node = name or f"routeq-{'+'.join(q.replace('tier.', '') for q in selected)}-{os.getpid()}@%h"
-    argv = [
+    argv = worker_argv(settings, selected, concurrency, pool, loglevel, node)
+    sys.stdout.flush()
+    if not supervise:
+        os.execvpe(sys.executable, argv, env)  # the worker replaces this process
+    from routeq.worker.supervisor import supervise as run_supervised
+
+    raise SystemExit(run_supervised(argv, env))
+
+
+def worker_argv(
+    settings: Settings, queues: list[str], concurrency: int, pool: str, loglevel: str, node: str
+) -> list[str]:
+    """The Celery worker's command line. Task events (``-E``) only when ``worker.task_events``
+    asks for them: they cost about four Redis publishes per hop, and Flower switches them on in
+    the workers it watches when it connects."""
+    events = ["-E"] if settings.worker.task_events else []
+    return [
         *_celery_command("worker"),
         "-Q",
-        ",".join(selected),
+        ",".join(queues),
         "-c",
         str(concurrency),
         "--pool",
@@ -190,16 +206,10 @@ def worker(
         loglevel,
         "-n",
         node,
-        "-E",
+        *events,
         "--without-gossip",
         "--without-mingle",
     ]
-    sys.stdout.flush()
-    if not supervise:
-        os.execvpe(sys.executable, argv, env)  # the worker replaces this process
-    from routeq.worker.supervisor import supervise as run_supervised
-
-    raise SystemExit(run_supervised(argv, env))
 
 
 @app.command()

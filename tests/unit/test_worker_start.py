@@ -40,3 +40,14 @@ def test_a_worker_that_refused_its_configuration_is_not_restarted(
     returncode: int, restart: bool
 ) -> None:
     assert should_restart(returncode, stop_requested=False) is restart
+
+
+@pytest.mark.parametrize("events", [False, True])
+def test_a_worker_sends_task_events_only_when_configured(settings: Settings, events: bool) -> None:
+    from routeq.cli import worker_argv
+    from routeq.config import WorkerConfig
+
+    configured = settings.model_copy(update={"worker": WorkerConfig(task_events=events)})
+    argv = worker_argv(configured, ["route"], 2, "prefork", "info", "n@h")
+    assert ("-E" in argv) is events
+    assert argv[argv.index("-Q") + 1] == "route" and argv[argv.index("-n") + 1] == "n@h"
