@@ -621,11 +621,11 @@ class Ledger:
         self._held.commit()
         return self.engine.begin()
 
-    def _connect(self) -> AbstractContextManager[Connection]:
+    def _connect(self) -> Connection:
         self._held.commit()
         return self.engine.connect()
 
-    def _autoconnect(self) -> AbstractContextManager[Connection]:
+    def _autoconnect(self) -> Connection:
         self._held.commit()
         return self._autocommit.connect()
 
@@ -683,8 +683,7 @@ class Ledger:
         if not hold:
             with self._autoconnect() as conn:
                 return self._claim(conn, claim_statement(with_answer), params, max_deliveries)
-        self._held.commit()
-        conn = self.engine.connect()
+        conn = self._connect()
         held = False
         try:
             params["claim_idle_ms"] = str(max(1000, int(lease_s * 1000)))
