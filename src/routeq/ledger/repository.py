@@ -38,6 +38,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from routeq.budgets import Charge
 from routeq.errors import BudgetExceededError, DeliverySupersededError, UnknownQueryError
+from routeq.ledger import hotexec
 from routeq.ledger.bulk import unnest_insert, unnest_params
 from routeq.ledger.held import HeldClaim
 from routeq.ledger.hotpath import (
@@ -703,9 +704,10 @@ class Ledger:
         self, conn: Connection, statement: Any, params: dict[str, Any], max_deliveries: int
     ) -> Claim:
         query_id, seq = params["claim_query"], params["claim_seq"]
-        row = conn.execute(statement, params).one_or_none()
-        if row is None:
+        rows = hotexec.execute(conn, statement, params)
+        if not rows:
             return self._why_not_claimed(conn, query_id, seq)
+        (row,) = rows
         hop = claimed_hop(row)
         if hop.delivery > 1:
             _mark_unknown(conn, requests.c.hop_id == hop.id, requests.c.delivery < hop.delivery)
@@ -1202,7 +1204,8 @@ class Ledger:
         if lease_s is not None and not charges and max_query_cost is None:
             # A held claim commits with this request (asynchronously, as the claim would have).
             with self._statement_for(hop) as conn:
-                request_id = conn.execute(
+                rows = hotexec.execute(
+                    conn,
                     begin_request_statement(),
                     {
                         "req_hop": hop.id,
@@ -1214,10 +1217,10 @@ class Ledger:
                         "req_output_price": output_price,
                         "req_max_cost": max_cost,
                     },
-                ).scalar_one_or_none()
-            if request_id is None:
+                )
+            if not rows:
                 raise _superseded(hop)
-            return int(request_id)
+            return int(rows[0].id)
         try:
             with self._begin() as conn:
                 return self._begin_request(
@@ -1394,7 +1397,7 @@ class Ledger:
                 outcome,
             )
             with self._statement_for(hop) as conn:
-                row = conn.execute(statement, params).one()
+                (row,) = hotexec.execute(conn, statement, params)
             publish = [next_hop] if row.owned and next_hop is not None else []
             return Finished(bool(row.owned), publish, closed=bool(row.closed))
         with self._transaction_for(hop) as conn:
