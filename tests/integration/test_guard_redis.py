@@ -106,3 +106,38 @@ def test_the_exporter_reads_each_endpoints_breaker_and_block(client: redis.Redis
     health = endpoint_health(client, [down, slow, fine], prefix="test:guard:h:")
     assert [(h.breaker_open, h.failures) for h in health] == [(True, 2), (False, 1), (False, 0)]
     assert 29 < health[1].blocked_s <= 30 and health[0].blocked_s == health[2].blocked_s == 0
+
+
+def test_the_look_before_a_claim_is_answered_by_a_call_just_admitted(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an endpoint without rate limits that just admitted a call of this process
+    monkeypatch.setattr("routeq.worker.guard.PEEK_MEMO_S", 0.3)
+    mine = RedisGuard(client, ProtectionConfig(), prefix="test:guard:memo:")
+    other = RedisGuard(client, ProtectionConfig(), prefix="test:guard:memo:")
+    plain, limited = endpoint("plain"), endpoint("limited", requests_per_minute=600)
+    for e in (plain, limited):
+        client.delete(mine.key(e))
+    assert mine.admit(plain, 1).granted and mine.admit(limited, 1).granted
+    # When another worker is told to wait
+    other.report(plain, "limited", 5.0)
+    other.report(limited, "limited", 5.0)
+    # Then the look is answered from that admission, without asking Redis, for a moment
+    assert mine.admit(plain, 1, take=False).granted
+    assert other.admit(plain, 1, take=False).why == "retry-after"
+    # but never for an endpoint with rate limits
+    assert mine.admit(limited, 1, take=False).why == "retry-after"
+    # nor once the moment has passed
+    time.sleep(0.35)
+    assert mine.admit(plain, 1, take=False).why == "retry-after"
+
+
+def test_a_failed_call_ends_the_looks_answered_without_redis(client: redis.Redis) -> None:
+    mine = RedisGuard(client, ProtectionConfig(), prefix="test:guard:memo2:")
+    other = RedisGuard(client, ProtectionConfig(), prefix="test:guard:memo2:")
+    plain = endpoint("plain")
+    client.delete(mine.key(plain))
+    assert mine.admit(plain, 1).granted
+    other.report(plain, "limited", 5.0)
+    mine.report(plain, "failed")
+    assert mine.admit(plain, 1, take=False).why == "retry-after"

@@ -47,6 +47,9 @@ from routeq.config import ModelEndpoint, ProtectionConfig
 DEFAULT_PREFIX = "routeq:guard:"
 # A 429 without Retry-After still blocks the endpoint this long (milliseconds).
 DEFAULT_RETRY_AFTER_MS = 1000
+# How long a call this process had admitted answers the look before a claim for an endpoint
+# without rate limits (``RedisGuard.admit``), in seconds.
+PEEK_MEMO_S = 1.0
 # An endpoint's state is dropped after an hour without calls.
 _IDLE_EXPIRY_MS = 3_600_000
 
@@ -279,12 +282,27 @@ class RedisGuard:
         self._prefix = prefix
         self._admit = client.register_script(_ADMIT_LUA)
         self._report = client.register_script(_REPORT_LUA)
+        # Endpoints without rate limits, and when this process last had a call admitted to
+        # each (monotonic), for the look before a claim (``admit(take=False)``).
+        self._admitted: dict[str, float] = {}
 
     def key(self, endpoint: ModelEndpoint) -> str:
         return self._prefix + endpoint_key(endpoint)
 
     def admit(self, endpoint: ModelEndpoint, tokens: int, *, take: bool = True) -> Admission:
+        """``take=False`` only looks (before a claim, so that waiting uses no delivery). For an
+        endpoint with no rate limits that admitted a call of this process within the last
+        ``PEEK_MEMO_S`` and has not failed one since, the look is answered here without a
+        round trip: only a ``Retry-After`` or a breaker another worker met in that moment
+        could say otherwise, and the admission after the claim still asks Redis (a hop
+        handed back to wait is not counted against its deliveries)."""
         limits = Limits.of(endpoint, self._protection)
+        key = self.key(endpoint)
+        unlimited = limits.requests_per_minute is None and limits.tokens_per_minute is None
+        if not take and unlimited:
+            since = self._admitted.get(key)
+            if since is not None and time.monotonic() - since < PEEK_MEMO_S:
+                return Admission(True)
         args = [
             limits.requests_per_minute or 0,
             limits.tokens_per_minute or 0,
@@ -293,15 +311,19 @@ class RedisGuard:
             limits.probe_lease_ms,
         ]
         try:
-            granted, wait_ms, why = cast(list[object], self._admit([self.key(endpoint)], args))
+            granted, wait_ms, why = cast(list[object], self._admit([key], args))
         except _UNAVAILABLE:
             return Admission(False, 1.0, "unreachable")
+        if take and granted and unlimited:
+            self._admitted[key] = time.monotonic()
         text = why.decode() if isinstance(why, bytes) else str(why)
         return Admission(bool(granted), float(cast(bytes, wait_ms)) / 1000, cast(Why, text))
 
     def report(
         self, endpoint: ModelEndpoint, outcome: Outcome, retry_after_s: float | None = None
     ) -> None:
+        if outcome != "ok":
+            self._admitted.pop(self.key(endpoint), None)
         limits = Limits.of(endpoint, self._protection)
         args = [
             outcome,
