@@ -412,8 +412,7 @@ class Client:
             registration = self.batches.register(
                 info.id, prepared[start : start + _BATCH_GROUP], make_query
             )
-            for hop in registration.publish:
-                self._publisher.publish(hop)
+            self._publisher.publish_all(registration.publish)
             for entry in registration.documents:
                 actions[entry.action] = actions.get(entry.action, 0) + 1
         return BatchHandle(self, info, actions, interrupted, spent_at_start)
