@@ -142,7 +142,15 @@ class InProcessPipeline:
 
     def _deliver(self, hop: NextHop, report: RunReport) -> None:
         rt = self.runtime
-        rt.claimed, rt.unrecorded = None, []
+        rt.claimed, rt.unrecorded, rt.after_publish = None, [], []
+        try:
+            self._run_step(hop, report)
+        finally:
+            steps.after_publish(rt)
+
+    def _run_step(self, hop: NextHop, report: RunReport) -> None:
+        """The hop's step, then what it asks for: its hops queued, or the hop again."""
+        rt = self.runtime
         # As a worker does: a message's first delivery may hold its claim (``ledger.held``);
         # a hop delivered again (a retry) is claimed on its own.
         key = (hop.query_id, hop.seq)

@@ -286,3 +286,36 @@ def test_a_top_tier_that_fails_closed_records_its_answer_as_accepted_unjudged(
         )
     engine.dispose()
     assert counted == [["frontier", "accepted_unjudged"]]
+
+
+def test_a_calls_slot_and_report_wait_until_the_judge_hop_is_published(ledger: Ledger) -> None:
+    # Given a pipeline whose queue, tier slots and guard write down what happens, in order
+    events: list[str] = []
+    with pipeline(ledger) as (runner, _):
+        rt = runner.runtime
+        publish, release, report = runner.queue.publish, rt.slots.release, rt.guard.report
+
+        def publishing(hop: Any, **options: Any) -> None:
+            events.append(f"publish {hop.kind.value}")
+            publish(hop, **options)
+
+        def releasing(tier: str, holder: str) -> bool:
+            events.append("release slot")
+            return release(tier, holder)
+
+        def reporting(endpoint: Any, outcome: Any, retry_after_s: float | None = None) -> None:
+            events.append(f"report {outcome}")
+            report(endpoint, outcome, retry_after_s)
+
+        runner.queue.publish = publishing  # type: ignore[method-assign]
+        rt.slots.release = releasing  # type: ignore[method-assign]
+        rt.guard.report = reporting  # type: ignore[method-assign]
+        # When a query is answered
+        view = run_one(runner, "hello")
+    # Then each call's slot went back, and the guard heard of its answer, only once the call's
+    # judge hop was on its queue: the judge did not wait for them
+    assert view.status is QueryStatus.DONE
+    releases = [at for at, event in enumerate(events) if event == "release slot"]
+    assert releases and len(releases) == events.count("publish judge")
+    for at in releases:
+        assert events[at - 2 : at] == ["publish judge", "report ok"], events

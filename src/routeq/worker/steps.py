@@ -9,6 +9,7 @@ combine step joins their summaries once all of them are finished).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -387,8 +388,13 @@ def call(rt: Runtime, query_id: uuid.UUID, seq: int, tier_name: str | None = Non
         return _call(rt, query_id, seq, hop_age)
     finally:
         rt.call_slot = None
-        with suppress(SlotsUnavailableError):  # the lease frees it anyway
-            rt.slots.release(tier.name, holder)
+        # Given back once the judge hop is published: the judge need not wait for it.
+        rt.after_publish.append(functools.partial(_release_slot, rt, tier.name, holder))
+
+
+def _release_slot(rt: Runtime, tier: str, holder: str) -> None:
+    with suppress(SlotsUnavailableError):  # the lease frees it anyway
+        rt.slots.release(tier, holder)
 
 
 def _call(rt: Runtime, query_id: uuid.UUID, seq: int, age_s: Callable[[], float]) -> StepResult:
@@ -1153,8 +1159,8 @@ def _tell_guard(rt: Runtime, endpoint: ModelEndpoint, error: ProviderError | Non
     Retry-After on any transient error) blocks the endpoint for every worker; other transient
     failures count toward opening its breaker. A permanent error is the request's fault, not
     the endpoint's, and says nothing about its health."""
-    if error is None:
-        rt.guard.report(endpoint, "ok")
+    if error is None:  # told once the next hop is published: nothing waits for it
+        rt.after_publish.append(functools.partial(rt.guard.report, endpoint, "ok"))
     elif error.status_code == 429 or (error.retryable and error.retry_after is not None):
         rt.guard.report(endpoint, "limited", error.retry_after)
     elif error.retryable:
@@ -1379,6 +1385,19 @@ def end_delivery(rt: Runtime) -> None:
         rt.ledger.commit_held_claim()
     finally:
         record_unrecorded(rt)
+
+
+def after_publish(rt: Runtime) -> None:
+    """After the task published the step's hops (or after the step failed): the Redis work
+    the next hop did not need to wait for. Each item is tried on its own; a failure is logged
+    (a slot not given back frees itself when its lease ends; the guard's next report corrects
+    its state)."""
+    work, rt.after_publish = rt.after_publish, []
+    for item in work:
+        try:
+            item()
+        except Exception as error:
+            log.warning("after the step: %s", short_error(error))
 
 
 def record_unrecorded(rt: Runtime) -> None:

@@ -64,7 +64,15 @@ def _deliver(task: Task, step: Step, query_id: str, seq: int, *, first: bool) ->
     """Run one hop's step and publish what it returns; a retry when it must run again."""
     rt = get_runtime()
     rt.node, rt.claimed, rt.unrecorded = task.request.hostname, None, []
-    rt.hold_claim = first
+    rt.hold_claim, rt.after_publish = first, []
+    try:
+        return _run_step(task, step, query_id, seq, rt)
+    finally:
+        steps.after_publish(rt)
+
+
+def _run_step(task: Task, step: Step, query_id: str, seq: int, rt: Runtime) -> _Retry | None:
+    """The step, then what it asks for: its hops published, or a retry."""
     try:
         try:
             result = step(rt, uuid.UUID(query_id), seq)
