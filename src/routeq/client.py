@@ -412,7 +412,8 @@ class Client:
             registration = self.batches.register(
                 info.id, prepared[start : start + _BATCH_GROUP], make_query
             )
-            self._publisher.publish_all(registration.publish)
+            for hop in registration.publish:
+                self._publisher.publish(hop)
             for entry in registration.documents:
                 actions[entry.action] = actions.get(entry.action, 0) + 1
         return BatchHandle(self, info, actions, interrupted, spent_at_start)

@@ -104,30 +104,3 @@ def test_a_republished_hop_is_marked_so_its_claim_is_counted_at_once() -> None:
     )
     assert app.sent[0]["headers"] == {"routeq_republished": True}
     assert app.sent[1]["headers"] == {"routeq_tier": tier.name, "routeq_republished": True}
-
-
-def test_a_batchs_first_routes_go_together_and_its_other_hops_alone() -> None:
-    # Given what a batch registration asks to publish: new documents' route hops, a resumed
-    # document's queued call, and a background route
-    settings = Settings()
-    app = _RecordingApp()
-    tier = settings.tiers[0]
-    routes = [uuid.uuid4() for _ in range(3)]
-    resumed, shadow = uuid.uuid4(), uuid.uuid4()
-    hops = [
-        NextHop(routes[0], 1, HopKind.ROUTE),
-        NextHop(resumed, 2, HopKind.CALL, tier.name, tier.model),
-        NextHop(routes[1], 1, HopKind.ROUTE),
-        NextHop(shadow, 1, HopKind.ROUTE, background=True),
-        NextHop(routes[2], 1, HopKind.ROUTE),
-    ]
-    # When they are published
-    Publisher(app, settings).publish_all(hops)  # type: ignore[arg-type]
-    # Then the first routes share one message, and the rest go one per message
-    sent = [(m["name"], m["args"]) for m in app.sent]
-    assert sent == [
-        ("routeq.route_many", [[str(q) for q in routes]]),
-        ("routeq.call", [str(resumed), 2]),
-        ("routeq.route", [str(shadow), 1]),
-    ]
-    assert app.sent[2]["priority"] == settings.shadow.priority

@@ -56,20 +56,6 @@ class Publisher:
                     headers=headers,
                 )
 
-    def publish_all(self, hops: Sequence[NextHop]) -> None:
-        """Publish many hops (a batch's): first route hops together (``publish_routes``), any
-        other hop (and a background one, which keeps its priority) in a message of its own."""
-
-        def first_route(hop: NextHop) -> bool:
-            return hop.kind is HopKind.ROUTE and hop.seq == 1 and not hop.background
-
-        routes = [hop.query_id for hop in hops if first_route(hop)]
-        if routes:
-            self.publish_routes(routes)
-        for hop in hops:
-            if not first_route(hop):
-                self.publish(hop)
-
     def publish(
         self,
         hop: NextHop,
