@@ -284,7 +284,8 @@ def overhead(bench: Bench, queries: int) -> dict[str, Any]:
         bench.workers("bare", "prefork", 2),
         Client(bench.settings) as client,
     ):
-        for _ in range(3):  # warm both: first deliveries load code and open pools
+        # Warm both: first deliveries load code and open pools, in every pool process and step.
+        for _ in range(10):
             _routeq_one(client, db)
             _bare_one(bench, db)
         for n in range(queries):

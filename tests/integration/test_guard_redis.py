@@ -141,3 +141,16 @@ def test_a_failed_call_ends_the_looks_answered_without_redis(client: redis.Redis
     other.report(plain, "limited", 5.0)
     mine.report(plain, "failed")
     assert mine.admit(plain, 1, take=False).why == "retry-after"
+
+
+def test_an_admission_refused_after_the_claim_ends_the_looks_answered_without_redis(
+    client: redis.Redis,
+) -> None:
+    mine = RedisGuard(client, ProtectionConfig(), prefix="test:guard:memo3:")
+    other = RedisGuard(client, ProtectionConfig(), prefix="test:guard:memo3:")
+    plain = endpoint("plain")
+    client.delete(mine.key(plain))
+    assert mine.admit(plain, 1).granted
+    other.report(plain, "limited", 5.0)
+    assert mine.admit(plain, 1).why == "retry-after"  # the admission after a claim
+    assert mine.admit(plain, 1, take=False).why == "retry-after"

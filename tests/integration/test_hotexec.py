@@ -196,3 +196,24 @@ def test_a_caller_parameter_in_an_in_list_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="IN list"):
         hotexec.compile_for(statement, psycopg.dialect())  # type: ignore[no-untyped-call]
+
+
+def test_a_watched_connection_runs_the_statement_through_sqlalchemy(ledger: Ledger) -> None:
+    # Given an engine whose statements are logged after they run
+    [entry] = ledger.submit([NewQuery(text="What is 2 + 2?", input_tokens=7)])
+    seen: list[str] = []
+
+    def after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    params = {"claim_query": entry.query_id, "claim_seq": 1, "claim_lease_s": 60.0}
+    sa.event.listen(ledger.engine, "after_cursor_execute", after)
+    try:
+        with ledger.engine.connect() as conn:
+            rows = hotexec.execute(conn, claim_statement(False), params | {"claim_worker": "w"})
+            conn.commit()
+    finally:
+        sa.event.remove(ledger.engine, "after_cursor_execute", after)
+    # Then the listener saw the claim that ran
+    assert len(rows) == 1 and rows[0].seq == 1
+    assert [s for s in seen if s.startswith("WITH claimed")]

@@ -288,7 +288,7 @@ def test_a_top_tier_that_fails_closed_records_its_answer_as_accepted_unjudged(
     assert counted == [["frontier", "accepted_unjudged"]]
 
 
-def test_a_calls_slot_and_report_wait_until_the_judge_hop_is_published(ledger: Ledger) -> None:
+def test_a_calls_slot_goes_back_after_the_judge_hop_is_published(ledger: Ledger) -> None:
     # Given a pipeline whose queue, tier slots and guard write down what happens, in order
     events: list[str] = []
     with pipeline(ledger) as (runner, _):
@@ -312,10 +312,10 @@ def test_a_calls_slot_and_report_wait_until_the_judge_hop_is_published(ledger: L
         rt.guard.report = reporting  # type: ignore[method-assign]
         # When a query is answered
         view = run_one(runner, "hello")
-    # Then each call's slot went back, and the guard heard of its answer, only once the call's
-    # judge hop was on its queue: the judge did not wait for them
+    # Then the guard heard of each answer at once, and each call's slot went back only once its
+    # judge hop was on its queue: the judge did not wait for it
     assert view.status is QueryStatus.DONE
     releases = [at for at, event in enumerate(events) if event == "release slot"]
     assert releases and len(releases) == events.count("publish judge")
     for at in releases:
-        assert events[at - 2 : at] == ["publish judge", "report ok"], events
+        assert events[at - 2 : at] == ["report ok", "publish judge"], events

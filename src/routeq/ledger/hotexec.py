@@ -13,9 +13,9 @@ executions as before.
 What stays SQLAlchemy's: the connection and its pool (liveness checks, reset on return), the
 transaction (``execute`` begins SQLAlchemy's, so ``commit`` and ``rollback`` mean what they
 say), and errors (a driver error is wrapped and a lost connection invalidated exactly as for
-any other statement). A connection with ``before_cursor_execute`` listeners (the benchmark's
-statement counter) gets the ordinary path, so what they see is what runs: the same statements
-and round trips, only without the shortcut.
+any other statement). A connection that anything watches (statement listeners such as the
+benchmark's counter, or SQL echo), or that is not psycopg's, gets the ordinary path, so what
+a listener sees is what runs: the same statements and round trips, only without the shortcut.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.util import is_exit_exception
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
@@ -49,16 +50,17 @@ class _Plans:
     the process, so they are keyed by identity (and kept alive with their plan)."""
 
     def __init__(self) -> None:
-        self._plans: dict[int, tuple[ClauseElement, _Plan]] = {}
+        self._plans: dict[tuple[int, type[Dialect]], tuple[ClauseElement, _Plan]] = {}
         self._lock = threading.Lock()
 
     def get(self, statement: ClauseElement, dialect: Dialect) -> _Plan:
-        found = self._plans.get(id(statement))
+        key = (id(statement), type(dialect))
+        found = self._plans.get(key)
         if found is not None and found[0] is statement:
             return found[1]
         plan = compile_for(statement, dialect)
         with self._lock:
-            self._plans[id(statement)] = (statement, plan)
+            self._plans[key] = (statement, plan)
         return plan
 
 
@@ -69,6 +71,9 @@ def compile_for(statement: ClauseElement, dialect: Dialect) -> _Plan:
     required = [key for key, bind in compiled.binds.items() if bind.required]
     if any(compiled.binds[key].expanding for key in required):
         raise ValueError("a caller's parameter in an IN list: not for the driver path")
+    if compiled.insert_prefetch or compiled.update_prefetch:
+        # Values SQLAlchemy computes in Python at each execution (a column's default=).
+        raise ValueError("a column default computed in Python: not for the driver path")
     # IN lists rendered, one placeholder per value: the hot path's lists are all constants.
     expanded = compiled.construct_expanded_state(dict.fromkeys(required))
     constants = dict(expanded.parameters)
@@ -93,10 +98,26 @@ def compile_for(statement: ClauseElement, dialect: Dialect) -> _Plan:
 _PLANS = _Plans()
 
 
+def _watched(conn: Connection) -> bool:
+    """Whether something would miss what runs at the driver: statement listeners, SQL echo,
+    or a driver other than psycopg."""
+    events = conn.dispatch
+    return bool(
+        events.before_cursor_execute
+        or events.after_cursor_execute
+        or events.before_execute
+        or events.after_execute
+        or conn.engine.echo
+        or conn.dialect.driver != "psycopg"
+    )
+
+
 def execute(conn: Connection, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
-    """Run ``statement`` (one of the hot path's, built once) with ``params`` on ``conn``, in
-    its transaction, and return its rows (fields by column name, as SQLAlchemy's rows)."""
-    if conn.dispatch.before_cursor_execute:
+    """Run ``statement`` (one of the hot path's, built once and kept: plans are cached by the
+    statement's identity) with ``params`` on ``conn``, in its transaction, and return its
+    rows. Fields are read by column name, as on SQLAlchemy's rows (the hot path's column
+    names are plain identifiers; these rows have no ``_mapping``)."""
+    if _watched(conn):
         return list(conn.execute(statement, params))
     plan = _PLANS.get(statement, conn.dialect)
     values = plan.constants | params
@@ -109,8 +130,12 @@ def execute(conn: Connection, statement: Any, params: dict[str, Any]) -> Sequenc
     try:
         cursor.execute(plan.sql, values)
         return cursor.fetchall()  # the hot path's statements all return rows
-    except conn.dialect.loaded_dbapi.Error as error:
-        # Wrapped, rolled back or invalidated as SQLAlchemy does for any statement it runs.
-        conn._handle_dbapi_exception(error, plan.sql, values, cursor, None)
+    except BaseException as error:
+        # A driver error is wrapped (and a lost connection invalidated), and an interrupt
+        # (KeyboardInterrupt, SystemExit) invalidates the connection it left mid-statement,
+        # as SQLAlchemy does for any statement it runs; anything else goes up as it is.
+        if isinstance(error, conn.dialect.loaded_dbapi.Error) or is_exit_exception(error):
+            conn._handle_dbapi_exception(error, plan.sql, values, cursor, None)
+        raise
     finally:
         cursor.close()

@@ -377,6 +377,8 @@ def _query_row(query_id: uuid.UUID, item: NewQuery) -> dict[str, Any]:
 
 
 def _route_hop_row(query_id: uuid.UUID) -> dict[str, Any]:
+    """A query's first hop: always its route, at seq 1 (so its first call, at seq 2, is never
+    an escalation; the metrics rollup's hop trigger relies on it, migration 0018)."""
     return {
         "query_id": query_id,
         "seq": 1,
@@ -394,7 +396,7 @@ def _bulk_query_insert(columns: tuple[str, ...]) -> TextClause:
 
 @functools.cache
 def _bulk_route_hop_insert() -> TextClause:
-    """Route hops for the queries of one array (``c0``): seq 1, queued."""
+    """Route hops for the queries of one array (``c0``): seq 1, queued (``_route_hop_row``)."""
     return text(
         "INSERT INTO hops (query_id, seq, kind, status) "
         f"SELECT c0, 1, '{HopKind.ROUTE.value}', '{HopStatus.QUEUED.value}' "

@@ -19,8 +19,9 @@ process on every machine holds back together:
   breaker, a failure opens it again.
 
 All of it runs in one Lua script per operation, on Redis's clock, so concurrent workers cannot
-both take the last unit of capacity and worker clocks do not matter. Keys hold a hash of the
-endpoint's identity (never a URL, which may carry credentials) and expire when idle.
+both take the last unit of capacity and worker clocks do not matter (a look before a claim may
+be answered from the guard's last admission instead: ``RedisGuard.admit``). Keys hold a hash
+of the endpoint's identity (never a URL, which may carry credentials) and expire when idle.
 
 ``ProcessGuard`` keeps the same states in memory for the in-process pipeline; both implement
 the rules of ``EndpointState``, whose methods are the specification the Lua script follows.
@@ -47,8 +48,8 @@ from routeq.config import ModelEndpoint, ProtectionConfig
 DEFAULT_PREFIX = "routeq:guard:"
 # A 429 without Retry-After still blocks the endpoint this long (milliseconds).
 DEFAULT_RETRY_AFTER_MS = 1000
-# How long a call this process had admitted answers the look before a claim for an endpoint
-# without rate limits (``RedisGuard.admit``), in seconds.
+# For an endpoint without rate limits: for how long after a guard last had a call admitted
+# the look before a claim is answered without asking Redis (``RedisGuard.admit``), seconds.
 PEEK_MEMO_S = 1.0
 # An endpoint's state is dropped after an hour without calls.
 _IDLE_EXPIRY_MS = 3_600_000
@@ -282,8 +283,9 @@ class RedisGuard:
         self._prefix = prefix
         self._admit = client.register_script(_ADMIT_LUA)
         self._report = client.register_script(_REPORT_LUA)
-        # Endpoints without rate limits, and when this process last had a call admitted to
-        # each (monotonic), for the look before a claim (``admit(take=False)``).
+        # Endpoints without rate limits, and when this guard last had a call admitted to each
+        # (monotonic), for the look before a claim (``admit(take=False)``). A guard is one
+        # runtime's: a worker process's, or a thread's under ``--pool threads``.
         self._admitted: dict[str, float] = {}
 
     def key(self, endpoint: ModelEndpoint) -> str:
@@ -291,11 +293,12 @@ class RedisGuard:
 
     def admit(self, endpoint: ModelEndpoint, tokens: int, *, take: bool = True) -> Admission:
         """``take=False`` only looks (before a claim, so that waiting uses no delivery). For an
-        endpoint with no rate limits that admitted a call of this process within the last
-        ``PEEK_MEMO_S`` and has not failed one since, the look is answered here without a
-        round trip: only a ``Retry-After`` or a breaker another worker met in that moment
-        could say otherwise, and the admission after the claim still asks Redis (a hop
-        handed back to wait is not counted against its deliveries)."""
+        endpoint with no rate limits whose last admission through this guard was granted
+        within ``PEEK_MEMO_S``, with no failure reported since, the look is answered here
+        without a round trip: only a ``Retry-After`` or a breaker another worker met in that
+        moment could say otherwise. The admission after the claim still asks Redis; if it
+        must wait, the step waits inline (``protection.max_inline_wait_s``) or hands the hop
+        back uncounted, as for any wait found after a claim, and the next look asks Redis."""
         limits = Limits.of(endpoint, self._protection)
         key = self.key(endpoint)
         unlimited = limits.requests_per_minute is None and limits.tokens_per_minute is None
@@ -314,8 +317,11 @@ class RedisGuard:
             granted, wait_ms, why = cast(list[object], self._admit([key], args))
         except _UNAVAILABLE:
             return Admission(False, 1.0, "unreachable")
-        if take and granted and unlimited:
-            self._admitted[key] = time.monotonic()
+        if take and unlimited:
+            if granted:
+                self._admitted[key] = time.monotonic()
+            else:
+                self._admitted.pop(key, None)
         text = why.decode() if isinstance(why, bytes) else str(why)
         return Admission(bool(granted), float(cast(bytes, wait_ms)) / 1000, cast(Why, text))
 

@@ -79,9 +79,8 @@ class Runtime:
     # The current step's successful provider requests, written with its hop's finish (one
     # transaction), or by ``steps.record_unrecorded`` when the step ends another way.
     unrecorded: list[RequestDone] = field(default_factory=list)
-    # Redis work the next hop need not wait for (a call's tier slot given back, an answered
-    # attempt told to the guard): done once the step's hops are published
-    # (``steps.after_publish``), however the delivery ended.
+    # Redis work the next hop need not wait for (a call's tier slot given back): done once
+    # the step's hops are published (``steps.after_publish``), however the delivery ended.
     after_publish: list[Callable[[], None]] = field(default_factory=list)
     escalation: EscalationPolicy = field(default_factory=NextTier)
     hooks: tuple[Hook, ...] = ()

@@ -1159,8 +1159,8 @@ def _tell_guard(rt: Runtime, endpoint: ModelEndpoint, error: ProviderError | Non
     Retry-After on any transient error) blocks the endpoint for every worker; other transient
     failures count toward opening its breaker. A permanent error is the request's fault, not
     the endpoint's, and says nothing about its health."""
-    if error is None:  # told once the next hop is published: nothing waits for it
-        rt.after_publish.append(functools.partial(rt.guard.report, endpoint, "ok"))
+    if error is None:
+        rt.guard.report(endpoint, "ok")
     elif error.status_code == 429 or (error.retryable and error.retry_after is not None):
         rt.guard.report(endpoint, "limited", error.retry_after)
     elif error.retryable:
