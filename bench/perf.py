@@ -87,6 +87,7 @@ class Bench:
     config_path: Path = Path()
     settings: Settings | None = None
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    started: int = 0  # worker groups started so far: each gets a log of its own
 
     def setup(self) -> None:
         admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
@@ -169,7 +170,8 @@ class Bench:
     @contextmanager
     def workers(self, system: str, pool: str, concurrency: int) -> Iterator[None]:
         """Worker processes of ``system`` (routeq or bare), waited on until ready."""
-        log = self.workdir / f"{system}-{pool}-{concurrency}-{len(self.processes)}.log"
+        self.started += 1
+        log = self.workdir / f"{self.started:02d}-{system}-{pool}-{concurrency}.log"
         common = ["--pool", pool, "-c", str(concurrency), "--loglevel", "info"]
         if system == "routeq":
             args = [sys.executable, "-m", "routeq", "worker", "--no-supervise", *common]
