@@ -132,13 +132,19 @@ def test_the_look_before_a_claim_is_answered_by_a_call_just_admitted(
     assert mine.admit(plain, 1, take=False).why == "retry-after"
 
 
-def test_a_failed_call_ends_the_looks_answered_without_redis(client: redis.Redis) -> None:
-    mine = RedisGuard(client, ProtectionConfig(), prefix="test:guard:memo2:")
-    other = RedisGuard(client, ProtectionConfig(), prefix="test:guard:memo2:")
+def admitted_then_blocked(client: redis.Redis, prefix: str) -> tuple[RedisGuard, ModelEndpoint]:
+    """A guard that just had a call admitted to an endpoint without rate limits, which another
+    worker has since been told to leave alone for 5 s."""
+    mine = RedisGuard(client, ProtectionConfig(), prefix=prefix)
     plain = endpoint("plain")
     client.delete(mine.key(plain))
     assert mine.admit(plain, 1).granted
-    other.report(plain, "limited", 5.0)
+    RedisGuard(client, ProtectionConfig(), prefix=prefix).report(plain, "limited", 5.0)
+    return mine, plain
+
+
+def test_a_failed_call_ends_the_looks_answered_without_redis(client: redis.Redis) -> None:
+    mine, plain = admitted_then_blocked(client, "test:guard:memo2:")
     mine.report(plain, "failed")
     assert mine.admit(plain, 1, take=False).why == "retry-after"
 
@@ -146,11 +152,6 @@ def test_a_failed_call_ends_the_looks_answered_without_redis(client: redis.Redis
 def test_an_admission_refused_after_the_claim_ends_the_looks_answered_without_redis(
     client: redis.Redis,
 ) -> None:
-    mine = RedisGuard(client, ProtectionConfig(), prefix="test:guard:memo3:")
-    other = RedisGuard(client, ProtectionConfig(), prefix="test:guard:memo3:")
-    plain = endpoint("plain")
-    client.delete(mine.key(plain))
-    assert mine.admit(plain, 1).granted
-    other.report(plain, "limited", 5.0)
+    mine, plain = admitted_then_blocked(client, "test:guard:memo3:")
     assert mine.admit(plain, 1).why == "retry-after"  # the admission after a claim
     assert mine.admit(plain, 1, take=False).why == "retry-after"

@@ -513,7 +513,7 @@ def _waiting_combine(conn: Connection, parent_id: uuid.UUID) -> NextHop | None:
     one to commit sees every other piece finished and publishes the combine hop (an earlier
     one may too: the combine step tolerates duplicates). The lock is an advisory one on the
     document's id, held to the commit, not a row lock: with ``SELECT ... FOR UPDATE`` on the
-    document's row, two pieces' transactions each waited for the other there (in two of three
+    document's row, two pieces' transactions each waited for the other there (in two of five
     runs of the demo); Postgres ended one as a deadlock, and its step ran, and paid its judge
     call, again. An advisory lock conflicts with nothing else a transaction holds.
     """

@@ -328,8 +328,9 @@ class RedisGuard:
     def report(
         self, endpoint: ModelEndpoint, outcome: Outcome, retry_after_s: float | None = None
     ) -> None:
+        key = self.key(endpoint)
         if outcome != "ok":
-            self._admitted.pop(self.key(endpoint), None)
+            self._admitted.pop(key, None)
         limits = Limits.of(endpoint, self._protection)
         args = [
             outcome,
@@ -338,7 +339,7 @@ class RedisGuard:
             limits.breaker_open_ms,
         ]
         with suppress(*_UNAVAILABLE):
-            self._report([self.key(endpoint)], args)
+            self._report([key], args)
 
 
 @dataclass(frozen=True, slots=True)

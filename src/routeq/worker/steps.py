@@ -1389,9 +1389,8 @@ def end_delivery(rt: Runtime) -> None:
 
 def after_publish(rt: Runtime) -> None:
     """After the task published the step's hops (or after the step failed): the Redis work
-    the next hop did not need to wait for. Each item is tried on its own; a failure is logged
-    (a slot not given back frees itself when its lease ends; the guard's next report corrects
-    its state)."""
+    the next hop did not need to wait for (a call's tier slot). Each item is tried on its own;
+    a failure is logged (a slot not given back frees itself when its lease ends)."""
     work, rt.after_publish = rt.after_publish, []
     for item in work:
         try:
