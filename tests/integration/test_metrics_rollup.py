@@ -87,22 +87,27 @@ def scrape(engine: sa.Engine) -> None:
 
 
 def rows_examined(conn: Connection, sql: str) -> int:
-    """Rows every node of the plan produced or filtered away, from EXPLAIN ANALYZE."""
+    """Rows the plan's scans read (returned or filtered away), from EXPLAIN ANALYZE. Only the
+    scans: the nodes above them (an aggregate, a sort, an append) pass the same rows on, in a
+    shape the planner picks by its estimates."""
     [[plan]] = conn.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")).all()
     plan = plan if isinstance(plan, list) else json.loads(plan)
 
     def walk(node: dict[str, Any]) -> int:
         loops = node.get("Actual Loops", 1)
+        scanned = node["Node Type"].endswith("Scan") and "Relation Name" in node
         own = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * loops
-        return own + sum(walk(child) for child in node.get("Plans", []))
+        return (own if scanned else 0) + sum(walk(child) for child in node.get("Plans", []))
 
     return walk(plan[0]["Plan"])
 
 
 def scrape_work(engine: sa.Engine) -> tuple[int, int]:
-    """What one scrape costs: deltas it folds, rows its reads examine."""
+    """What one scrape costs: deltas it folds, rows its reads examine (after the fold, as a
+    scrape reads)."""
     with engine.begin() as conn:
         pending = conn.execute(sa.text("SELECT count(*) FROM metrics.deltas")).scalar_one()
+        conn.execute(sa.text(source("metrics_fold")))
         examined = sum(rows_examined(conn, source(name)) for name in SCRAPE_READS)
     return int(pending), examined
 
@@ -203,3 +208,98 @@ def test_the_sql_histogram_bounds_are_the_exporters(engine: sa.Engine) -> None:
                 assert at == f"{bound:g}"
                 following = bounds[index + 1] if index + 1 < len(bounds) else None
                 assert above == ("+Inf" if following is None else f"{following:g}")
+
+
+def deltas_written(conn: Connection) -> int:
+    return int(conn.execute(sa.text("SELECT count(*) FROM metrics.deltas")).scalar_one())
+
+
+def test_live_states_are_counted_at_the_scrape_and_moving_through_them_writes_no_delta(
+    engine: sa.Engine,
+) -> None:
+    def gauges() -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+        snapshot = read_snapshot(engine, fakeredis.FakeRedis(), [])
+        return (
+            {status: n for status, n in snapshot.queries if n},
+            {outcome: n for outcome, n in snapshot.requests if n},
+            {state: n for state, n in snapshot.batch_documents if n},
+        )
+
+    # Given five queued queries, two of them a batch's documents, and a third document rejected
+    with engine.begin() as conn:
+        ids = [
+            conn.execute(
+                sa.text(
+                    "INSERT INTO queries (id, text, input_tokens, status) "
+                    "VALUES (gen_random_uuid(), 'live', 10, 'queued') RETURNING id"
+                )
+            ).scalar_one()
+            for _ in range(5)
+        ]
+        conn.execute(
+            sa.text(
+                "INSERT INTO batches (id, name, spec) VALUES (gen_random_uuid(), 'live', '{}');"
+            )
+        )
+        for doc, query_id, rejected in (("a", ids[0], None), ("b", ids[1], None), ("c", None, "x")):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO batch_documents (batch_id, doc_id, source, format, query_id, "
+                    "rejected) SELECT id, :doc, 'src', 'text', :query, :rejected FROM batches"
+                ),
+                {"doc": doc, "query": query_id, "rejected": rejected},
+            )
+        hop = conn.execute(
+            sa.text(
+                "INSERT INTO hops (query_id, seq, kind, tier, status) "
+                "VALUES (:q, 2, 'call', 'cheap', 'running') RETURNING id"
+            ),
+            {"q": ids[0]},
+        ).scalar_one()
+    assert gauges() == ({"queued": 5}, {}, {"queued": 2, "rejected": 1})
+
+    # When two start running and the first sends a request (pending until it answers)
+    with engine.begin() as conn:
+        written = deltas_written(conn)
+        conn.execute(
+            sa.text("UPDATE queries SET status = 'running' WHERE id IN (:a, :b)"),
+            {"a": ids[0], "b": ids[1]},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO provider_requests (hop_id, delivery, try_number, model, outcome, "
+                "input_price_per_mtok, output_price_per_mtok) "
+                "VALUES (:hop, 1, 1, 'sim-small', 'pending', 1, 1)"
+            ),
+            {"hop": hop},
+        )
+    with engine.connect() as conn:
+        # Then the rollup was not written to: those are live states
+        assert deltas_written(conn) == written
+    # And the scrape counts them where they are
+    assert gauges() == ({"queued": 3, "running": 2}, {"pending": 1}, {"running": 2, "rejected": 1})
+
+    # When the request answers and its query is done
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE provider_requests SET outcome = 'ok', input_tokens = 10, "
+                "output_tokens = 20, cost = 0.00003, latency_ms = 40"
+            )
+        )
+        conn.execute(
+            sa.text("UPDATE queries SET status = 'done', finished_at = now() WHERE id = :a"),
+            {"a": ids[0]},
+        )
+    # Then each gauge moved by one, the finished states by way of the rollup
+    assert gauges() == (
+        {"queued": 3, "running": 1, "done": 1},
+        {"ok": 1},
+        {"running": 1, "done": 1, "rejected": 1},
+    )
+    with engine.connect() as conn:
+        kept = conn.execute(
+            sa.text("SELECT name, labels FROM metrics.totals WHERE value <> 0 ORDER BY 1, 2")
+        ).all()
+    assert ("queries", ["done"]) in [tuple(row) for row in kept]
+    assert not [row for row in kept if row.labels in (["queued"], ["running"], ["pending"])]
