@@ -279,6 +279,7 @@ def overhead(bench: Bench, queries: int) -> dict[str, Any]:
     bench.configure(SLOW)
     assert bench.settings is not None
     samples: dict[str, list[float]] = {"routeq": [], "bare": [], "httpx": []}
+    ids: dict[str, list[uuid.UUID]] = {"routeq": [], "bare": []}
     db = psycopg.connect(bench.plain_url, autocommit=True)
     http = httpx.Client()
     with (
@@ -291,22 +292,72 @@ def overhead(bench: Bench, queries: int) -> dict[str, Any]:
             _routeq_one(client, db)
             _bare_one(bench, db)
         for n in range(queries):
-            samples["routeq"].append(_routeq_one(client, db) - bench.model_ms)
-            samples["bare"].append(_bare_one(bench, db) - bench.model_ms)
+            for kind, (ms, query_id) in (
+                ("routeq", _routeq_one(client, db)),
+                ("bare", _bare_one(bench, db)),
+            ):
+                samples[kind].append(ms - bench.model_ms)
+                ids[kind].append(query_id)
             samples["httpx"].append(_httpx_one(bench, http, n) - bench.model_ms)
+    breakdown = {
+        kind: _breakdown(db, kind, kind_ids, bench.model_ms) for kind, kind_ids in ids.items()
+    }
     db.close()
     http.close()
-    return {kind: _percentiles(values) | {"samples": values} for kind, values in samples.items()}
+    result: dict[str, Any] = {
+        kind: _percentiles(values) | {"samples": values} for kind, values in samples.items()
+    }
+    return result | {"breakdown_ms": breakdown}
 
 
-def _routeq_one(client: Client, db: psycopg.Connection[Any]) -> float:
+def _routeq_one(client: Client, db: psycopg.Connection[Any]) -> tuple[float, uuid.UUID]:
     query_id = client.submit("What is the capital of France?").query_id
-    return _poll_latency(db, "queries", query_id)
+    return _poll_latency(db, "queries", query_id), query_id
 
 
-def _bare_one(bench: Bench, db: psycopg.Connection[Any]) -> float:
+def _bare_one(bench: Bench, db: psycopg.Connection[Any]) -> tuple[float, uuid.UUID]:
     (query_id,) = bare_celery.submit(bench.plain_url, ["What is the capital of France?"])
-    return _poll_latency(db, "bare_queries", query_id)
+    return _poll_latency(db, "bare_queries", query_id), query_id
+
+
+# Where one query's time went, from the timestamps each system writes (medians, ms). routeq's
+# are the ledger's statement times: a hop's start is its claim, its end its finish, so the gap
+# from one hop's end to the next one's start holds the finish's execution and commit, the
+# publish, the broker, the next worker's pickup and the claim's BEGIN. The bare chain stamps
+# each task's one UPDATE, so each of its gaps holds a whole task. The model's latency is taken
+# off the gap that holds the call.
+_BREAKDOWN = {
+    "routeq": """
+        SELECT 1000 * extract(epoch FROM r.started_at - q.created_at) AS submit_to_route,
+               1000 * extract(epoch FROM r.finished_at - r.started_at) AS route_step,
+               1000 * extract(epoch FROM c.started_at - r.finished_at) AS route_to_call,
+               1000 * extract(epoch FROM c.finished_at - c.started_at) - %(model_ms)s
+                   AS call_step_beyond_model,
+               1000 * extract(epoch FROM j.started_at - c.finished_at) AS call_to_judge,
+               1000 * extract(epoch FROM q.finished_at - j.started_at) AS judge_step
+        FROM queries q
+        JOIN hops r ON r.query_id = q.id AND r.seq = 1
+        JOIN hops c ON c.query_id = q.id AND c.seq = 2
+        JOIN hops j ON j.query_id = q.id AND j.seq = 3
+        WHERE q.id = ANY(%(ids)s)
+    """,
+    "bare": """
+        SELECT 1000 * extract(epoch FROM routed_at - created_at) AS submit_to_route,
+               1000 * extract(epoch FROM called_at - routed_at) - %(model_ms)s
+                   AS route_to_call_beyond_model,
+               1000 * extract(epoch FROM finished_at - called_at) AS call_to_judge
+        FROM bare_queries WHERE id = ANY(%(ids)s)
+    """,
+}
+
+
+def _breakdown(
+    db: psycopg.Connection[Any], kind: str, ids: list[uuid.UUID], model_ms: float
+) -> dict[str, float]:
+    cursor = db.execute(_BREAKDOWN[kind], {"ids": ids, "model_ms": model_ms})
+    names = [column.name for column in cursor.description or []]
+    rows = cursor.fetchall()
+    return {name: statistics.median(float(row[i]) for row in rows) for i, name in enumerate(names)}
 
 
 def _poll_latency(db: psycopg.Connection[Any], table: str, query_id: uuid.UUID) -> float:
@@ -803,6 +854,9 @@ def _print_overhead(result: dict[str, Any], model_ms: float) -> None:
     for p in ("p50", "p99"):
         ratio = result["routeq"][p] / result["bare"][p]
         print(f"\nrouteq / bare at {p}: {ratio:.2f}x")
+    for kind, parts in result["breakdown_ms"].items():
+        print(f"\n{kind}, where a query's time went (medians, ms): ", end="")
+        print(", ".join(f"{name} {ms:.2f}" for name, ms in parts.items()))
 
 
 def _print_throughput(result: dict[str, Any], queries: int) -> None:
