@@ -40,7 +40,8 @@ depends_on: str | Sequence[str] | None = None
 
 # -- the constraints -----------------------------------------------------------------------------
 
-# (table, constraint, column): the values it allows (as 0001, 0004, 0010 and 0013 left them).
+# (table, constraint, column): the values it allows (as 0001, 0002, 0004, 0006 and 0013 left
+# them).
 _CHECKS = {
     ("queries", "query_status", "status"): ("queued", "running", "done", "failed"),
     ("queries", "query_role", "role"): ("answer", "document", "part", "combine", "shadow", "rerun"),
@@ -68,11 +69,14 @@ def _listed(column: str, values: Sequence[str]) -> str:
 
 
 def _replace_checks(condition: Callable[[str, Sequence[str]], str]) -> None:
+    """Each table's constraints in one ``ALTER TABLE``: one scan of its rows checks them all."""
+    clauses: dict[str, list[str]] = {}
     for (table, name, column), values in _CHECKS.items():
-        check = condition(column, values)
-        op.execute(
-            f"ALTER TABLE {table} DROP CONSTRAINT {name}, ADD CONSTRAINT {name} CHECK ({check})"
+        clauses.setdefault(table, []).append(
+            f"DROP CONSTRAINT {name}, ADD CONSTRAINT {name} CHECK ({condition(column, values)})"
         )
+    for table, changes in clauses.items():
+        op.execute(f"ALTER TABLE {table} {', '.join(changes)}")
 
 
 # -- the rollup ----------------------------------------------------------------------------------
@@ -247,7 +251,14 @@ def _drop_triggers(triggers: list[tuple[str, str, str, str | None]]) -> None:
         op.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
 
 
+# A writer that is already running the old trigger functions must not append an unfiltered
+# live delta after the data step below (or a filtered one after the downgrade's): the ledger's
+# tables are not written while the triggers change.
+_LOCK = "LOCK TABLE queries, hops, provider_requests, batch_documents IN SHARE ROW EXCLUSIVE MODE"
+
+
 def upgrade() -> None:
+    op.execute(_LOCK)
     _replace_checks(_any)
     op.execute(_COUNTED_AT_SCRAPE)
     op.execute(_LIVE_GAUGES)
@@ -268,6 +279,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute(_LOCK)
     _drop_triggers(_TRIGGERS)
     for trigger in _TRIGGERS_OF_0018:
         op.execute(_trigger(*trigger))

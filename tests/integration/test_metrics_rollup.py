@@ -303,3 +303,58 @@ def test_live_states_are_counted_at_the_scrape_and_moving_through_them_writes_no
         ).all()
     assert ("queries", ["done"]) in [tuple(row) for row in kept]
     assert not [row for row in kept if row.labels in (["queued"], ["running"], ["pending"])]
+
+
+def test_a_change_of_amounts_alone_still_reaches_the_rollup(engine: sa.Engine) -> None:
+    # (the rollup's triggers fire only for changes their delta functions count: these are the
+    # ones that move no status)
+    def total(name: str, labels: list[str]) -> Decimal:
+        with engine.begin() as conn:
+            conn.execute(sa.text("SELECT metrics.fold()"))
+            value = conn.execute(
+                sa.text(
+                    "SELECT coalesce(sum(value), 0) FROM metrics.totals "
+                    "WHERE name = :name AND labels = CAST(:labels AS text[])"
+                ),
+                {"name": name, "labels": labels},
+            ).scalar_one()
+        return Decimal(value)
+
+    # Given a done query whose call kept an answer (so it has a top-tier counterfactual)
+    with engine.begin() as conn:
+        query_id = conn.execute(
+            sa.text(
+                "INSERT INTO queries (id, text, input_tokens, status, total_cost, finished_at) "
+                "VALUES (gen_random_uuid(), 'amounts', 10, 'running', 0.001, now()) RETURNING id"
+            )
+        ).scalar_one()
+        hop = conn.execute(
+            sa.text(
+                "INSERT INTO hops (query_id, seq, kind, tier, status, input_tokens, "
+                "output_tokens) VALUES (:q, 2, 'call', 'cheap', 'done', 10, 20) RETURNING id"
+            ),
+            {"q": query_id},
+        ).scalar_one()
+        conn.execute(sa.text("UPDATE queries SET status = 'done' WHERE id = :q"), {"q": query_id})
+    assert total("comparable_cost", []) == Decimal("0.001")
+
+    # When a late request of that call adds to the done query's cost, and a request is
+    # recorded pending with tokens counted already
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE queries SET total_cost = total_cost + 0.002 WHERE id = :q"),
+            {"q": query_id},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO provider_requests (hop_id, delivery, try_number, model, outcome, "
+                "input_tokens, input_price_per_mtok, output_price_per_mtok, cost) "
+                "VALUES (:hop, 1, 1, 'sim-small', 'pending', 7, 1, 1, 0.0005)"
+            ),
+            {"hop": hop},
+        )
+
+    # Then the rollup has both amounts
+    assert total("comparable_cost", []) == Decimal("0.003")
+    assert total("tokens", ["call", "cheap", "input"]) == 7
+    assert total("cost_usd", ["call", "cheap", "sim-small"]) == Decimal("0.0005")
