@@ -6,7 +6,10 @@ tables on each scrape, which would cost more as the ledger grows: triggers (migr
 append what every row write changes to ``metrics.deltas``, and a scrape folds those into
 ``metrics.totals`` (``metrics_fold.sql``) and reads that table, whose size depends on the ladder
 (tiers, kinds, statuses), not on the number of queries. So a scrape's cost is the writes since
-the last scrape plus a constant. Counters stay monotonic when old ledger rows are deleted.
+the last scrape plus a constant. Counters stay monotonic when old ledger rows are deleted. Live
+states (queued, running, pending) are counted by the same read from the partial indexes on live
+rows (``metrics.live_gauges``, migration 0019): they change at every step, and counting them at
+each commit cost every query two trigger firings for numbers only a scrape reads.
 
 ``read_snapshot`` does the I/O; ``metric_families`` turns a snapshot into metrics and is pure,
 so it unit-tests without services. Every series the ladder can produce is present from the
