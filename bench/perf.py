@@ -90,12 +90,7 @@ class Bench:
     started: int = 0  # worker groups started so far: each gets a log of its own
 
     def setup(self) -> None:
-        admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{DATABASE}"'))
-        admin.dispose()
-        self.database_url = self.admin_url.rsplit("/", 1)[0] + "/" + DATABASE
+        self.database_url = scratch_database(self.admin_url, DATABASE)
         upgrade(self.database_url)
         bare_celery.create_table(self.plain_url)
         redis.Redis.from_url(self.redis_url).flushdb()
@@ -197,6 +192,16 @@ class Bench:
     def teardown(self) -> None:
         for process in list(self.processes):
             _stop(process)
+
+
+def scratch_database(admin_url: str, name: str) -> str:
+    """Create database ``name`` empty (dropping what was there) and return its URL."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -55,13 +55,7 @@ def _cpu_s(pid: int) -> float:
 
 
 def _arm(bench: perf.Bench, index: int, revision: str) -> Arm:
-    name = f"routeq_bench_rev_{index}"
-    admin = sa.create_engine(bench.admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = bench.admin_url.rsplit("/", 1)[0] + "/" + name
+    url = perf.scratch_database(bench.admin_url, f"routeq_bench_rev_{index}")
     upgrade(url, revision)
     assert bench.settings is not None
     engine = make_engine(url, pool_size=1, pre_ping=False)  # as workers build it

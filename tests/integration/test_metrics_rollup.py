@@ -102,14 +102,18 @@ def rows_examined(conn: Connection, sql: str) -> int:
     return walk(plan[0]["Plan"])
 
 
+def deltas_written(conn: Connection) -> int:
+    return int(conn.execute(sa.text("SELECT count(*) FROM metrics.deltas")).scalar_one())
+
+
 def scrape_work(engine: sa.Engine) -> tuple[int, int]:
     """What one scrape costs: deltas it folds, rows its reads examine (after the fold, as a
     scrape reads)."""
     with engine.begin() as conn:
-        pending = conn.execute(sa.text("SELECT count(*) FROM metrics.deltas")).scalar_one()
+        pending = deltas_written(conn)
         conn.execute(sa.text(source("metrics_fold")))
         examined = sum(rows_examined(conn, source(name)) for name in SCRAPE_READS)
-    return int(pending), examined
+    return pending, examined
 
 
 def totals(conn: Connection) -> dict[tuple[str, tuple[str, ...]], Decimal]:
@@ -210,10 +214,6 @@ def test_the_sql_histogram_bounds_are_the_exporters(engine: sa.Engine) -> None:
                 assert above == ("+Inf" if following is None else f"{following:g}")
 
 
-def deltas_written(conn: Connection) -> int:
-    return int(conn.execute(sa.text("SELECT count(*) FROM metrics.deltas")).scalar_one())
-
-
 def test_live_states_are_counted_at_the_scrape_and_moving_through_them_writes_no_delta(
     engine: sa.Engine,
 ) -> None:
@@ -308,17 +308,9 @@ def test_live_states_are_counted_at_the_scrape_and_moving_through_them_writes_no
 def test_a_change_of_amounts_alone_still_reaches_the_rollup(engine: sa.Engine) -> None:
     # (the rollup's triggers fire only for changes their delta functions count: these are the
     # ones that move no status)
-    def total(name: str, labels: list[str]) -> Decimal:
-        with engine.begin() as conn:
-            conn.execute(sa.text("SELECT metrics.fold()"))
-            value = conn.execute(
-                sa.text(
-                    "SELECT coalesce(sum(value), 0) FROM metrics.totals "
-                    "WHERE name = :name AND labels = CAST(:labels AS text[])"
-                ),
-                {"name": name, "labels": labels},
-            ).scalar_one()
-        return Decimal(value)
+    def total(name: str, labels: tuple[str, ...] = ()) -> Decimal:
+        with engine.connect() as conn:
+            return totals(conn).get((name, labels), Decimal(0))
 
     # Given a done query whose call kept an answer (so it has a top-tier counterfactual)
     with engine.begin() as conn:
@@ -336,7 +328,7 @@ def test_a_change_of_amounts_alone_still_reaches_the_rollup(engine: sa.Engine) -
             {"q": query_id},
         ).scalar_one()
         conn.execute(sa.text("UPDATE queries SET status = 'done' WHERE id = :q"), {"q": query_id})
-    assert total("comparable_cost", []) == Decimal("0.001")
+    assert total("comparable_cost") == Decimal("0.001")
 
     # When a late request of that call adds to the done query's cost, and a request is
     # recorded pending with tokens counted already
@@ -355,6 +347,6 @@ def test_a_change_of_amounts_alone_still_reaches_the_rollup(engine: sa.Engine) -
         )
 
     # Then the rollup has both amounts
-    assert total("comparable_cost", []) == Decimal("0.003")
-    assert total("tokens", ["call", "cheap", "input"]) == 7
-    assert total("cost_usd", ["call", "cheap", "sim-small"]) == Decimal("0.0005")
+    assert total("comparable_cost") == Decimal("0.003")
+    assert total("tokens", ("call", "cheap", "input")) == 7
+    assert total("cost_usd", ("call", "cheap", "sim-small")) == Decimal("0.0005")
