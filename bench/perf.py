@@ -59,6 +59,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bare_celery
+import report as report_bench
 
 from routeq.client import Client
 from routeq.config import JudgeConfig, Settings, TierConfig, write_config
@@ -90,7 +91,7 @@ class Bench:
     started: int = 0  # worker groups started so far: each gets a log of its own
 
     def setup(self) -> None:
-        self.database_url = scratch_database(self.admin_url, DATABASE)
+        self.database_url = report_bench.scratch_database(self.admin_url, DATABASE)
         upgrade(self.database_url)
         bare_celery.create_table(self.plain_url)
         redis.Redis.from_url(self.redis_url).flushdb()
@@ -192,16 +193,6 @@ class Bench:
     def teardown(self) -> None:
         for process in list(self.processes):
             _stop(process)
-
-
-def scratch_database(admin_url: str, name: str) -> str:
-    """Create database ``name`` empty (dropping what was there) and return its URL."""
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -731,12 +722,10 @@ def ledger(bench: Bench, sizes: list[int], repeats: int) -> dict[str, Any]:
     """The metrics scrape and ``routeq report`` (by tier: over the whole ledger and its last
     day) on ledgers grown to each size in hops, with ``bench/report.py``'s synthetic rows;
     the rollup is rebuilt from the rows after each load, as if workers had written them."""
-    import report as report_bench
-
     from routeq.metrics import read_snapshot
     from routeq.traffic_report import Period, read_report
 
-    url = report_bench.scratch_url(bench.admin_url)
+    url = report_bench.scratch_database(bench.admin_url)
     results: dict[str, Any] = {}
     try:
         upgrade(url)

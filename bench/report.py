@@ -113,13 +113,15 @@ SELECT md5('bench-' || i)::uuid, true, 'cheap' FROM generate_series(1, CAST(:que
 """
 
 
-def scratch_url(admin_url: str) -> str:
+def scratch_database(admin_url: str, name: str = DATABASE) -> str:
+    """Create database ``name`` empty (dropping what was there) and return its URL (the other
+    benches' scratch databases are made here too)."""
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{DATABASE}"'))
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return admin_url.rsplit("/", 1)[0] + "/" + DATABASE
+    return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
 def drop(admin_url: str) -> None:
@@ -210,7 +212,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("bench/report"))
     args = parser.parse_args()
-    url = scratch_url(args.admin_url)
+    url = scratch_database(args.admin_url)
     try:
         upgrade(url)
         engine = make_engine(url)

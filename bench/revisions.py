@@ -30,6 +30,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import perf
+import report
 
 from routeq import pipeline
 from routeq.ledger import Ledger, make_engine
@@ -55,7 +56,7 @@ def _cpu_s(pid: int) -> float:
 
 
 def _arm(bench: perf.Bench, index: int, revision: str) -> Arm:
-    url = perf.scratch_database(bench.admin_url, f"routeq_bench_rev_{index}")
+    url = report.scratch_database(bench.admin_url, f"routeq_bench_rev_{index}")
     upgrade(url, revision)
     assert bench.settings is not None
     engine = make_engine(url, pool_size=1, pre_ping=False)  # as workers build it
